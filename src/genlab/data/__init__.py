@@ -1,0 +1,1 @@
+"""Datasets: fetch to one on-disk format, then a LightningDataModule over it."""

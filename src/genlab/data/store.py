@@ -1,0 +1,86 @@
+"""The one on-disk dataset format every stage after fetch reads.
+
+``<dir>/train.npz`` and ``<dir>/test.npz`` each hold ``images`` (uint8, N x C x H x W) and
+``labels`` (int64, N; -1 where unlabelled); ``<dir>/meta.json`` says where the data came from.
+Everything downstream is dataset-agnostic because of this.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genlab.io import atomic_dir, write_json
+
+SPLITS = ("train", "test")
+
+
+class DatasetError(RuntimeError):
+    """A dataset is missing, corrupt or fails verification; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Split:
+    images: np.ndarray  # uint8, N x C x H x W
+    labels: np.ndarray  # int64, N
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise DatasetError(
+                f"images must be uint8 N x C x H x W, got {self.images.dtype} {self.images.shape}"
+            )
+        if self.labels.shape != (self.images.shape[0],):
+            raise DatasetError(
+                f"labels shape {self.labels.shape} does not match {self.images.shape[0]} images"
+            )
+
+
+def write_dataset(directory: str | os.PathLike, splits: dict[str, Split], meta: dict[str, Any]) -> None:
+    """Write all splits and the metadata at once: either the whole dataset appears or none."""
+    missing = set(SPLITS) - set(splits)
+    if missing:
+        raise DatasetError(f"dataset is missing splits: {sorted(missing)}")
+    first = splits["train"].images
+    meta = {
+        **meta,
+        "channels": int(first.shape[1]),
+        "image_size": int(first.shape[2]),
+        "counts": {name: int(split.images.shape[0]) for name, split in splits.items()},
+        "num_classes": int(max(int(s.labels.max(initial=-1)) for s in splits.values()) + 1),
+    }
+    with atomic_dir(directory) as tmp:
+        for name, split in splits.items():
+            np.savez(tmp / f"{name}.npz", images=split.images, labels=split.labels.astype(np.int64))
+        write_json(tmp / "meta.json", meta)
+
+
+def read_split(directory: str | os.PathLike, split: str) -> Split:
+    path = Path(directory) / f"{split}.npz"
+    if not path.is_file():
+        raise DatasetError(
+            f"{path} does not exist. Run the fetch stage first: `dvc repro fetch` "
+            f"or `python pipelines/fetch.py data=<name>`."
+        )
+    try:
+        with np.load(path) as archive:
+            return Split(images=archive["images"], labels=archive["labels"])
+    except DatasetError:
+        raise
+    except Exception as error:  # zipfile.BadZipFile, KeyError, ValueError, EOFError...
+        raise DatasetError(
+            f"{path} is corrupt or not a genlab dataset file ({type(error).__name__}: {error}). "
+            f"Delete it and re-run the fetch stage."
+        ) from error
+
+
+def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
+    import json
+
+    path = Path(directory) / "meta.json"
+    if not path.is_file():
+        raise DatasetError(f"{path} does not exist. Run the fetch stage first.")
+    return json.loads(path.read_text())
