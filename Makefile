@@ -1,0 +1,35 @@
+# genlab: `make repro` runs the whole pipeline, `make test` the test suite; both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+TORCH_VERSION := 2.13.0
+# torch goes in first and pinned: a package that asks for torch before that makes pip resolve
+# a CUDA build with several GB of nvidia wheels. For a CPU-only machine elsewhere, point
+# PIP_TORCH_ARGS at the PyTorch CPU wheel index (`--index-url <index>`).
+PIP_TORCH_ARGS ?=
+RUN := env PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1
+
+.PHONY: setup repro test test-fast bench lint clean-venv
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_TORCH_ARGS) torch==$(TORCH_VERSION)
+	$(BIN)/pip install -c constraints.txt -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+repro: setup
+	$(RUN) dvc repro
+
+test: setup
+	$(RUN) python -m pytest
+
+test-fast: setup
+	$(RUN) python -m pytest -m "not e2e and not slow"
+
+lint: setup
+	$(BIN)/ruff check src pipelines tests
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,162 @@
+"""Typed shapes of the config sections that are not ``_target_`` nodes.
+
+Fields carry types only (``MISSING``): every value lives once, in conf/. ``__post_init__`` checks
+ranges; it runs when ``OmegaConf.to_object`` builds these classes during validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+
+class RangeError(ValueError):
+    pass
+
+
+def _require(condition: bool, key: str, rule: str, value: Any) -> None:
+    if not condition:
+        raise RangeError(f"`{key}` must be {rule}, got {value!r}")
+
+
+@dataclass
+class PathsConfig:
+    data_dir: str = MISSING
+    download_dir: str = MISSING
+    run_dir: str = MISSING
+    metrics_dir: str = MISSING
+    export_dir: str = MISSING
+    classifier: str = MISSING
+    cache_dir: str = MISSING
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    image_size: int = MISSING
+    channels: int = MISSING
+    batch_size: int = MISSING
+    num_workers: int = MISSING
+    dir: str = MISSING
+    source: Any = MISSING
+
+    def __post_init__(self) -> None:
+        _require(self.image_size >= 8, "data.image_size", ">= 8", self.image_size)
+        _require(self.channels in (1, 3), "data.channels", "1 (gray) or 3 (RGB)", self.channels)
+        _require(self.batch_size > 0, "data.batch_size", "> 0", self.batch_size)
+        _require(self.num_workers >= 0, "data.num_workers", ">= 0", self.num_workers)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = MISSING
+    sample_every_n_steps: int = MISSING
+    checkpoint_every_n_steps: int = MISSING
+    num_sample_images: int = MISSING
+    resume: bool = MISSING
+
+    def __post_init__(self) -> None:
+        _require(self.steps > 0, "train.steps", "> 0", self.steps)
+        for key in ("sample_every_n_steps", "checkpoint_every_n_steps", "num_sample_images"):
+            value = getattr(self, key)
+            _require(value > 0, f"train.{key}", "> 0", value)
+
+
+@dataclass
+class EvaluateConfig:
+    num_samples: int = MISSING
+    sample_seed: int = MISSING
+    batch_size: int = MISSING
+    kid_subset_size: int = MISSING
+    kid_subsets: int = MISSING
+
+    def __post_init__(self) -> None:
+        _require(self.num_samples >= 2, "evaluate.num_samples", ">= 2", self.num_samples)
+        for key in ("batch_size", "kid_subset_size", "kid_subsets"):
+            value = getattr(self, key)
+            _require(value > 0, f"evaluate.{key}", "> 0", value)
+
+
+@dataclass
+class ExportConfig:
+    parity_seed: int = MISSING
+    parity_atol: float = MISSING
+    grid_images: int = MISSING
+    onnx_opset: int = MISSING
+
+    def __post_init__(self) -> None:
+        _require(self.parity_atol > 0, "export.parity_atol", "> 0", self.parity_atol)
+        _require(self.grid_images > 0, "export.grid_images", "> 0", self.grid_images)
+        _require(7 <= self.onnx_opset <= 23, "export.onnx_opset", "in [7, 23]", self.onnx_opset)
+
+
+@dataclass
+class ClassifierTrainingConfig:
+    feature_dim: int = MISSING
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    lr: float = MISSING
+
+    def __post_init__(self) -> None:
+        for key in ("feature_dim", "epochs", "batch_size"):
+            value = getattr(self, key)
+            _require(value > 0, f"metrics.classifier.{key}", "> 0", value)
+        _require(self.lr > 0, "metrics.classifier.lr", "> 0", self.lr)
+
+
+EXTRACTORS = ("classifier", "inception")
+
+
+@dataclass
+class MetricsConfig:
+    extractor: str = MISSING
+    weights_path: Optional[str] = MISSING
+    classifier: Optional[ClassifierTrainingConfig] = MISSING
+
+    def __post_init__(self) -> None:
+        _require(self.extractor in EXTRACTORS, "metrics.extractor", f"one of {EXTRACTORS}",
+                 self.extractor)
+        if self.extractor == "classifier":
+            _require(self.classifier is not None and self.weights_path is not None,
+                     "metrics.classifier and metrics.weights_path",
+                     "set when metrics.extractor=classifier", None)
+
+
+LOGGER_BACKENDS = ("wandb", "csv")
+WANDB_MODES = ("auto", "online", "offline", "disabled")
+
+
+@dataclass
+class LoggerConfig:
+    backend: str = MISSING
+    project: Optional[str] = None
+    entity: Optional[str] = None
+    mode: str = "auto"
+    group: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+    init_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        _require(self.backend in LOGGER_BACKENDS, "logger.backend", f"one of {LOGGER_BACKENDS}",
+                 self.backend)
+        _require(self.mode in WANDB_MODES, "logger.mode", f"one of {WANDB_MODES}", self.mode)
+        _require(self.init_timeout > 0, "logger.init_timeout", "> 0", self.init_timeout)
+
+
+@dataclass
+class RootConfig:
+    seed: int = MISSING
+    paths: PathsConfig = MISSING
+    data: DataConfig = MISSING
+    model: Any = MISSING  # _target_ nodes: checked against constructor signatures
+    trainer: Any = MISSING
+    logger: LoggerConfig = MISSING
+    metrics: MetricsConfig = MISSING
+    train: TrainConfig = MISSING
+    evaluate: EvaluateConfig = MISSING
+    export: ExportConfig = MISSING
+
+    def __post_init__(self) -> None:
+        _require(self.seed >= 0, "seed", ">= 0", self.seed)

@@ -1,0 +1,119 @@
+"""Fail before any work starts, with a message that names the key and the fix."""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from typing import Any
+
+from hydra.utils import get_object
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from genlab.config.schema import RangeError, RootConfig
+
+_HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
+
+
+class ConfigError(ValueError):
+    """The composed config is invalid; the message names the key."""
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Check every section: schema types/keys/ranges, then each ``_target_`` node's arguments."""
+    cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(RootConfig), cfg)
+        OmegaConf.to_object(merged)
+    except RangeError as error:
+        raise ConfigError(f"Invalid config: {error}") from None
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "?"
+        reason = str(error).split("\n")[0]
+        raise ConfigError(f"Invalid config at `{key}`: {reason}") from None
+    for section in ("model", "trainer", "data"):
+        _check_targets(cfg[section], section)
+
+
+def _check_targets(node: Any, path: str) -> None:
+    if isinstance(node, DictConfig):
+        if "_target_" in node:
+            _check_call(node, path)
+        for key in node:
+            if key not in _HYDRA_KEYS:
+                _check_targets(node._get_node(key), f"{path}.{key}")
+    elif isinstance(node, ListConfig):
+        for index, item in enumerate(node):
+            _check_targets(item, f"{path}[{index}]")
+
+
+def _check_call(node: DictConfig, path: str) -> None:
+    target_name = node["_target_"]
+    try:
+        target = get_object(target_name)
+    except Exception as error:
+        raise ConfigError(f"`{path}._target_`: cannot import {target_name!r} ({error})") from None
+    signature = inspect.signature(target)
+    parameters = signature.parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    hints = _type_hints(target)
+    for key in node:
+        if key in _HYDRA_KEYS:
+            continue
+        if key not in parameters and not accepts_any:
+            valid = sorted(k for k, p in parameters.items() if p.kind.name != "VAR_POSITIONAL")
+            raise ConfigError(
+                f"Unknown key `{path}.{key}`: {target_name} takes {', '.join(valid)}"
+            )
+        if key in hints and not OmegaConf.is_missing(node, key):
+            value = node._get_node(key)
+            if not OmegaConf.is_interpolation(node, key) and not isinstance(
+                value, (DictConfig, ListConfig)
+            ):
+                _check_type(value._value(), hints[key], f"{path}.{key}")
+
+
+def _type_hints(target: Any) -> dict[str, Any]:
+    function = target.__init__ if inspect.isclass(target) else target
+    try:
+        return typing.get_type_hints(function)
+    except Exception:
+        return {}
+
+
+_SIMPLE = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}
+
+
+def _check_type(value: Any, annotation: Any, key: str) -> None:
+    """Check only simple scalar annotations; anything richer is left to the constructor."""
+    options = _simple_options(annotation)
+    if options is None:
+        return
+    if value is None:
+        if type(None) in options:
+            return
+        raise ConfigError(f"`{key}` may not be null; expected {_describe(options)}")
+    for option in options:
+        allowed = _SIMPLE.get(option, ())
+        if isinstance(value, allowed) and not (option is not bool and isinstance(value, bool)):
+            return
+    raise ConfigError(
+        f"`{key}` has the wrong type: expected {_describe(options)}, "
+        f"got {type(value).__name__} {value!r}"
+    )
+
+
+def _simple_options(annotation: Any) -> tuple[type, ...] | None:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+    else:
+        options = (annotation,)
+    if all(o in _SIMPLE or o is type(None) for o in options):
+        return options
+    return None
+
+
+def _describe(options: tuple[type, ...]) -> str:
+    return " or ".join("null" if o is type(None) else o.__name__ for o in options)

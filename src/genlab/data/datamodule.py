@@ -1,0 +1,76 @@
+"""LightningDataModule over the store format: images scaled to [-1, 1], seeded shuffling."""
+
+from __future__ import annotations
+
+import os
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from genlab.data.store import DatasetError, read_meta, read_split
+
+
+def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1], the range every generator here outputs (tanh)."""
+    return images_uint8.float().div(127.5).sub(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255]; the inverse of ``to_unit_range``."""
+    return images.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+
+
+class ImageDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        image_size: int | None = None,
+        channels: int | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if batch_size <= 0:
+            raise ValueError(f"data.batch_size must be > 0, got {batch_size}")
+        if num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
+        self.directory = directory
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.expected_size = image_size
+        self.expected_channels = channels
+        self.seed = seed
+        self.train_set: TensorDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        meta = read_meta(self.directory)
+        for key, expected in (("image_size", self.expected_size), ("channels", self.expected_channels)):
+            if expected is not None and meta[key] != expected:
+                raise DatasetError(
+                    f"{self.directory} holds {key}={meta[key]} but the config asks for {expected}; "
+                    f"re-run the fetch stage with this config or set data.{key}={meta[key]}"
+                )
+        split = read_split(self.directory, "train")
+        if len(split.labels) < self.batch_size:
+            raise DatasetError(
+                f"data.batch_size={self.batch_size} is larger than the {len(split.labels)} "
+                f"training images in {self.directory}; lower data.batch_size"
+            )
+        images = to_unit_range(torch.from_numpy(split.images))
+        self.train_set = TensorDataset(images, torch.from_numpy(split.labels))
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None, "call setup() first"
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),
+        )

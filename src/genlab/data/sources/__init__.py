@@ -1,0 +1,1 @@
+"""Where datasets come from; each source returns splits in the store format."""

@@ -1,0 +1,1 @@
+"""LightningModules: the training logic around the pure networks in genlab.networks."""

@@ -1,0 +1,1 @@
+"""Pure nn.Modules: generators, discriminators, classifiers. No training logic here."""

@@ -1,0 +1,2 @@
+class StageInputError(RuntimeError):
+    """A stage's input (a checkpoint, a generator file) is missing or unusable; says the fix."""

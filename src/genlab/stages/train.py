@@ -1,0 +1,116 @@
+"""train@<model>: Lightning fit with resumable checkpoints, sample grids and W&B logging."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
+from pytorch_lightning.loggers import CSVLogger
+
+from genlab.data.datamodule import ImageDataModule
+from genlab.data.store import read_meta
+from genlab.io import write_json
+from genlab.models.generator_file import save_generator
+from genlab.stages.entry import resolved_config
+from genlab.tracking.identity import code_version, config_hash
+from genlab.tracking.wandb_setup import make_wandb_logger
+from genlab.training.callbacks import SampleGridCallback
+from genlab.training.checkpoints import LAST, prepare_checkpoint_dir
+
+log = logging.getLogger(__name__)
+
+GENERATOR_FILE = "generator.pt"
+SUMMARY_FILE = "train_summary.json"
+
+
+def training_fingerprint(config: dict[str, Any], data_meta: dict[str, Any]) -> str:
+    """What must match for a checkpoint to be resumed: everything that shapes the weights."""
+    relevant = {key: config[key] for key in ("seed", "data", "model", "trainer")}
+    relevant["steps"] = config["train"]["steps"]
+    relevant["data_meta"] = data_meta
+    return config_hash(relevant)
+
+
+def run_train(cfg: DictConfig) -> dict[str, Any]:
+    config = resolved_config(cfg)
+    run_dir = Path(cfg.paths.run_dir)
+    checkpoint_dir = run_dir / "checkpoints"
+    pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule = ImageDataModule(
+        cfg.data.dir, batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
+        image_size=cfg.data.image_size, channels=cfg.data.channels, seed=cfg.seed,
+    )
+    data_meta = read_meta(cfg.data.dir)
+    module = instantiate(cfg.model)
+    steps_per_iteration = module.optimizer_steps_per_iteration
+
+    fingerprint = training_fingerprint(config, data_meta)
+    resume, run_id = prepare_checkpoint_dir(checkpoint_dir, fingerprint, cfg.train.resume)
+    provenance = {
+        "model": cfg.model.name, "run_id": run_id, "config_hash": fingerprint,
+        "code_version": code_version(),
+    }
+
+    loggers: list[Any] = [CSVLogger(str(run_dir), name="csv", version="")]
+    if cfg.logger.backend == "wandb":
+        wandb_logger = make_wandb_logger(
+            cfg.logger, run_dir, run_id=run_id, run_name=f"{cfg.model.name}-{run_id}",
+            config=config,
+        )
+        if wandb_logger is not None:
+            loggers.append(wandb_logger)
+
+    callbacks = [
+        ModelCheckpoint(
+            dirpath=checkpoint_dir, save_last=True, save_top_k=0,
+            every_n_train_steps=cfg.train.checkpoint_every_n_steps * steps_per_iteration,
+        ),
+        SampleGridCallback(
+            every_n_steps=cfg.train.sample_every_n_steps,
+            num_images=cfg.train.num_sample_images,
+            out_dir=run_dir / "samples", seed=cfg.seed, provenance=provenance,
+        ),
+        RichProgressBar(),
+    ]
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer,
+        max_steps=cfg.train.steps * steps_per_iteration,
+        callbacks=callbacks,
+        logger=loggers,
+        default_root_dir=str(run_dir),
+    )
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=LAST if resume else None)
+    elapsed = time.perf_counter() - started
+    steps_done = module.training_steps
+    images_seen_here = trainer.world_size * cfg.data.batch_size * (steps_done - module.start_step)
+    summary = {
+        "run_id": run_id,
+        "model": cfg.model.name,
+        "steps": steps_done,
+        "resumed": resume,
+        "resumed_from_step": module.start_step,
+        "wall_time_s": round(elapsed, 2),
+        "images_per_s": round(images_seen_here / elapsed, 1) if elapsed > 0 else None,
+        "world_size": trainer.world_size,
+        "batch_size_per_device": cfg.data.batch_size,
+        "batch_size_global": cfg.data.batch_size * trainer.world_size,
+        "final": {k: float(v) for k, v in trainer.callback_metrics.items()},
+    }
+    if trainer.is_global_zero:
+        record = {**provenance, "config": config, "data_meta": data_meta, "train": summary}
+        save_generator(
+            run_dir / GENERATOR_FILE, module.sampling_generator(),
+            OmegaConf.to_container(cfg.model.generator, resolve=True), record,
+        )
+        write_json(run_dir / SUMMARY_FILE, summary)
+    for logger in loggers:
+        logger.finalize("success")
+    return summary

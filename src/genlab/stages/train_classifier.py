@@ -1,0 +1,36 @@
+"""train_classifier: the domain CNN whose features drive the offline FID / IS / KID."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from genlab.data.store import read_split
+from genlab.io import write_json
+
+
+def run_train_classifier(cfg: DictConfig) -> dict[str, Any]:
+    from genlab.evaluation.classifier_training import save_classifier, train_classifier
+
+    settings = cfg.metrics.classifier
+    if cfg.metrics.extractor != "classifier" or settings is None:
+        raise SystemExit("train_classifier: metrics.extractor is not 'classifier'; nothing to do")
+    train, test = read_split(cfg.data.dir, "train"), read_split(cfg.data.dir, "test")
+    if int(train.labels.min()) < 0:
+        from genlab.stages.errors import StageInputError
+
+        raise StageInputError(
+            f"{cfg.data.dir} has unlabelled images; the classifier extractor needs labels. "
+            f"Use metrics=inception instead."
+        )
+    model, report = train_classifier(
+        train, test, feature_dim=settings.feature_dim, epochs=settings.epochs,
+        batch_size=settings.batch_size, lr=settings.lr, seed=cfg.seed,
+    )
+    path = Path(cfg.paths.classifier)
+    save_classifier(model, path, report)
+    write_json(path.with_suffix(".json"), report)
+    print(f"train_classifier: test accuracy {report['test_accuracy']:.4f} -> {path}")
+    return report

@@ -1,0 +1,1 @@
+"""Experiment tracking: W&B that never fails a run, plus run identity."""

@@ -1,0 +1,154 @@
+"""W&B through Lightning's WandbLogger, degrading to offline instead of failing the run.
+
+``wandb.init`` raises when it cannot reach the server instead of falling back by itself, so the
+mode is decided here: explicit ``WANDB_MODE`` wins; ``logger.mode=auto`` goes online only with
+credentials and a server that answers, otherwise offline, and says once how to sync later.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+import socket
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.wandb.ai"
+
+
+def _base_url() -> str:
+    return os.environ.get("WANDB_BASE_URL", DEFAULT_BASE_URL)
+
+
+def has_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(_base_url()).hostname or ""
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def server_reachable(timeout: float) -> bool:
+    parsed = urlparse(_base_url())
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_mode(mode: str, init_timeout: float) -> tuple[str, str]:
+    """Return (mode, reason): the W&B mode this run will use and why."""
+    env_mode = os.environ.get("WANDB_MODE")
+    if env_mode:
+        return env_mode, "WANDB_MODE is set"
+    if mode != "auto":
+        return mode, f"logger.mode={mode}"
+    if not has_credentials():
+        return "offline", "no W&B credentials (WANDB_API_KEY or `wandb login`)"
+    if not server_reachable(min(init_timeout, 5.0)):
+        return "offline", f"W&B server {_base_url()} is unreachable"
+    return "online", "credentials found and server reachable"
+
+
+def prepare_environment(run_dir: str | os.PathLike) -> Path:
+    """Keep W&B files in ``<run_dir>/wandb`` instead of ~/.cache and ~/.config.
+
+    Returns the folder to pass as W&B's ``dir``; the SDK adds the ``wandb/`` level itself.
+    """
+    run_dir = Path(run_dir).resolve()
+    wandb_dir = run_dir / "wandb"
+    wandb_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("WANDB_CACHE_DIR", str(wandb_dir / ".cache"))
+    os.environ.setdefault("WANDB_CONFIG_DIR", str(wandb_dir / ".config"))
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return run_dir
+
+
+def make_wandb_logger(
+    logger_cfg: Any,
+    run_dir: str | os.PathLike,
+    run_id: str,
+    run_name: str,
+    config: dict[str, Any],
+    job_type: str = "train",
+):
+    """A started WandbLogger, or None when W&B is disabled. Online failures fall back offline."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    mode, reason = resolve_mode(logger_cfg.mode, logger_cfg.init_timeout)
+    if mode == "disabled":
+        return None
+    save_dir = prepare_environment(run_dir)
+
+    def start(chosen_mode: str) -> WandbLogger:
+        import wandb
+
+        wandb_logger = WandbLogger(
+            project=logger_cfg.project,
+            entity=logger_cfg.entity,
+            group=logger_cfg.group,
+            tags=list(logger_cfg.tags),
+            name=run_name,
+            id=run_id,
+            resume="allow",
+            save_dir=str(save_dir),
+            job_type=job_type,
+            mode=chosen_mode,
+            settings=wandb.Settings(init_timeout=float(logger_cfg.init_timeout)),
+        )
+        wandb_logger.experiment.config.update(config, allow_val_change=True)
+        return wandb_logger
+
+    try:
+        wandb_logger = start(mode)
+    except Exception as error:  # the run must never fail because logging did
+        if mode == "offline":
+            log.warning("W&B could not start even offline (%s); continuing without it.", error)
+            return None
+        log.warning("W&B online start failed (%s); logging offline instead.", error)
+        mode, reason = "offline", f"online start failed: {error}"
+        wandb_logger = start("offline")
+    if mode == "offline":
+        run_path = Path(wandb_logger.experiment.dir).parent
+        print(f"W&B: logging offline ({reason}); upload later with `wandb sync {run_path}`")
+    return wandb_logger
+
+
+def log_to_existing_run(
+    logger_cfg: Any,
+    run_dir: str | os.PathLike,
+    run_id: str,
+    values: dict[str, Any],
+    job_type: str,
+) -> None:
+    """Add evaluation results to the training's W&B run (same id); never raises."""
+    mode, _ = resolve_mode(logger_cfg.mode, logger_cfg.init_timeout)
+    if mode == "disabled" or logger_cfg.backend != "wandb":
+        return
+    save_dir = prepare_environment(run_dir)
+    try:
+        import wandb
+
+        run = wandb.init(
+            project=logger_cfg.project,
+            entity=logger_cfg.entity,
+            id=run_id,
+            resume="allow",
+            dir=str(save_dir),
+            job_type=job_type,
+            mode=mode,
+            settings=wandb.Settings(init_timeout=float(logger_cfg.init_timeout)),
+        )
+        run.log(values)
+        run.summary.update(values)
+        run.finish()
+    except Exception as error:
+        log.warning("Could not log %s results to W&B run %s: %s", job_type, run_id, error)

@@ -1,0 +1,1 @@
+"""Pieces around Lightning's fit loop: callbacks and checkpoint bookkeeping."""

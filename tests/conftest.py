@@ -1,0 +1,42 @@
+"""Test-wide settings: never reach W&B or DVC's servers, keep runs small."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import genlab  # noqa: F401  (installs the torchvision CPU shim before any test imports it)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = PROJECT_ROOT / "conf"
+
+os.environ["WANDB_MODE"] = "offline"
+os.environ["WANDB_SILENT"] = "true"
+os.environ["DVC_NO_ANALYTICS"] = "1"
+os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+
+
+@pytest.fixture
+def compose_config():
+    """Compose conf/ with overrides, as a stage script would (without running Hydra's app)."""
+    from hydra import compose, initialize_config_dir
+
+    def compose_with(*overrides: str):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose("config", overrides=list(overrides))
+
+    return compose_with
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory) -> Path:
+    """The default dataset, fetched once per session in the store format."""
+    from genlab.data.sources.digits import DigitsSource
+    from genlab.data.store import write_dataset
+
+    directory = tmp_path_factory.mktemp("data") / "digits"
+    source = DigitsSource(image_size=32, test_fraction=0.2, seed=0)
+    write_dataset(directory, source.load(), source.meta())
+    return directory

@@ -1,0 +1,77 @@
+"""Bad configuration fails before any work, naming the key and the valid choices."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from hydra.errors import ConfigCompositionException, HydraException
+
+from genlab.config import ConfigError, validate_config
+
+from ..conftest import PROJECT_ROOT
+
+
+def test_default_config_is_valid(compose_config):
+    validate_config(compose_config())
+
+
+@pytest.mark.parametrize("group,option", [("data", "mnist"), ("data", "fashion_mnist"),
+                                          ("data", "cifar10"), ("metrics", "inception"),
+                                          ("logger", "csv"), ("trainer", "ddp"),
+                                          ("trainer", "gpu")])
+def test_every_group_option_validates(compose_config, group, option):
+    validate_config(compose_config(f"{group}={option}"))
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("data.batch_size=0", "`data.batch_size` must be > 0"),
+        ("data.batch_size=abc", "data.batch_size"),
+        ("data.image_size=-32", "`data.image_size` must be >= 8"),
+        ("evaluate.num_samples=-1", "evaluate.num_samples"),
+        ("train.steps=0", "`train.steps` must be > 0"),
+        ("model.generator.latent_dim=abc", "`model.generator.latent_dim` has the wrong type"),
+        ("model.generator.latent_dim=2.5", "expected int, got float"),
+        ("+model.generator.latentdim=8", "Unknown key `model.generator.latentdim`"),
+        ("+data.batchsize=8", "data.batchsize"),
+        ("logger.mode=sometimes", "`logger.mode` must be one of"),
+        ("data.channels=2", "1 (gray) or 3 (RGB)"),
+    ],
+)
+def test_bad_values_are_rejected_with_the_key(compose_config, override, expected):
+    with pytest.raises(ConfigError) as caught:
+        validate_config(compose_config(override))
+    assert expected in str(caught.value)
+
+
+def test_unknown_key_lists_valid_arguments(compose_config):
+    with pytest.raises(ConfigError) as caught:
+        validate_config(compose_config("+model.discriminator.widht=3"))
+    assert "base_channels" in str(caught.value) and "image_size" in str(caught.value)
+
+
+def test_misspelt_group_option_names_the_choices(compose_config):
+    with pytest.raises(ConfigCompositionException) as caught:
+        compose_config("model=dcgna")
+    assert "dcgan" in str(caught.value)
+
+
+def test_override_of_missing_key_is_refused(compose_config):
+    with pytest.raises(HydraException) as caught:
+        compose_config("train.stepz=3")
+    assert "stepz" in str(caught.value)
+
+
+def test_stage_script_exits_nonzero_before_any_work(tmp_path):
+    """The real entry point: bad input -> exit 2, message on stderr, nothing written."""
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "pipelines" / "train.py"), "data.batch_size=0",
+         f"paths.run_dir={tmp_path / 'run'}", f"hydra.run.dir={tmp_path / 'hydra'}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "`data.batch_size` must be > 0" in result.stderr
+    assert not (tmp_path / "run").exists()
