@@ -1,0 +1,106 @@
+"""ONNX export that is only published once onnxruntime reproduces the eager generator."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import onnx
+import onnxruntime
+import torch
+from torch import nn
+
+from genlab.export.errors import ExportError
+from genlab.export.torchscript import (
+    _batch_sizes,
+    _check_parity,
+    _eval_on_cpu,
+    _latents,
+    _max_abs_diff,
+    _quiet_torch,
+)
+from genlab.io import atomic_path
+
+INPUT_NAME = "z"
+OUTPUT_NAME = "images"
+
+
+def export_onnx(
+    generator: nn.Module,
+    latent_dim: int,
+    path: str | os.PathLike,
+    *,
+    opset: int = 17,
+    parity_seed: int = 0,
+    parity_batch: int = 8,
+    atol: float = 1e-4,
+    metadata: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Export ``generator`` (input ``z``, output ``images``, dynamic batch) to ONNX at ``path``.
+
+    ``metadata`` is stored as ONNX ``metadata_props`` so the file says where it came from.
+    Returns ``{"path", "max_abs_diff", "opset", "batch_sizes_checked"}``. Raises
+    :class:`ExportError` (leaving ``path`` untouched) on export, checker or parity failure.
+    """
+    target = Path(path)
+    sizes = _batch_sizes(parity_batch)
+    latents = _latents(latent_dim, sizes, parity_seed)
+    with _eval_on_cpu(generator) as model, atomic_path(target) as tmp:
+        _export_graph(model, latents[0], tmp, opset)
+        _stamp_and_check(tmp, metadata or {})
+        diff = _max_abs_diff(model, _ort_runner(tmp), latents)
+        _check_parity("ONNX", diff, atol, target)
+    return {
+        "path": str(target),
+        "max_abs_diff": diff,
+        "opset": opset,
+        "batch_sizes_checked": list(sizes),
+    }
+
+
+def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file, e.g. to check which run produced it."""
+    model = onnx.load(str(path), load_external_data=False)
+    return {prop.key: prop.value for prop in model.metadata_props}
+
+
+def _export_graph(model: nn.Module, example: torch.Tensor, tmp: Path, opset: int) -> None:
+    try:
+        with _quiet_torch(), torch.no_grad():
+            torch.onnx.export(
+                model,
+                (example,),
+                str(tmp),
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            )
+    except Exception as exc:  # torch raises many types here; callers only need ExportError
+        raise ExportError(f"torch.onnx.export failed: {exc}") from exc
+
+
+def _stamp_and_check(tmp: Path, metadata: Mapping[str, str]) -> None:
+    """Add provenance to the graph file, then validate it before anything runs it."""
+    model = onnx.load(str(tmp))
+    if metadata:
+        onnx.helper.set_model_props(model, {str(k): str(v) for k, v in metadata.items()})
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"exported ONNX model is invalid: {exc}") from exc
+    onnx.save(model, str(tmp))
+
+
+def _ort_runner(tmp: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A callable running the saved file in onnxruntime on CPU, like the eager generator."""
+    session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+
+    def run(z: torch.Tensor) -> torch.Tensor:
+        (images,) = session.run([OUTPUT_NAME], {INPUT_NAME: z.numpy()})
+        return torch.from_numpy(images)
+
+    return run

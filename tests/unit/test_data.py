@@ -1,0 +1,69 @@
+"""The one on-disk format, the digits source and the datamodule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from genlab.data.datamodule import ImageDataModule, to_uint8, to_unit_range
+from genlab.data.sources.digits import DigitsSource
+from genlab.data.store import DatasetError, Split, read_meta, read_split, write_dataset
+
+
+def test_digits_format_and_fixed_split(digits_dir):
+    train, test = read_split(digits_dir, "train"), read_split(digits_dir, "test")
+    assert train.images.dtype == np.uint8 and train.images.shape[1:] == (1, 32, 32)
+    assert len(train.labels) + len(test.labels) == 1797
+    assert set(np.unique(test.labels)) == set(range(10))
+    assert train.images.max() == 255 and train.images.min() == 0
+    again = DigitsSource(image_size=32, test_fraction=0.2, seed=0).load()
+    assert np.array_equal(again["test"].images, test.images)
+    other_seed = DigitsSource(image_size=32, test_fraction=0.2, seed=1).load()
+    assert not np.array_equal(other_seed["test"].labels, test.labels)
+    meta = read_meta(digits_dir)
+    assert meta["counts"] == {"train": len(train.labels), "test": len(test.labels)}
+    assert meta["channels"] == 1 and meta["image_size"] == 32 and "licence" in meta
+
+
+def test_unit_range_round_trip():
+    import torch
+
+    images = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
+    scaled = to_unit_range(images)
+    assert scaled.min() >= -1 and scaled.max() <= 1
+    assert torch.equal(to_uint8(scaled), images)
+
+
+def test_write_is_all_or_nothing(tmp_path):
+    good = Split(np.zeros((2, 1, 8, 8), np.uint8), np.zeros(2, np.int64))
+    with pytest.raises(DatasetError, match="missing splits"):
+        write_dataset(tmp_path / "d", {"train": good}, {})
+    assert not (tmp_path / "d").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_arrays_are_refused():
+    with pytest.raises(DatasetError, match="uint8"):
+        Split(np.zeros((2, 1, 8, 8), np.float32), np.zeros(2, np.int64))
+    with pytest.raises(DatasetError, match="labels shape"):
+        Split(np.zeros((2, 1, 8, 8), np.uint8), np.zeros(3, np.int64))
+
+
+def test_missing_and_corrupt_files_are_reported(tmp_path, digits_dir):
+    with pytest.raises(DatasetError, match="Run the fetch stage"):
+        read_split(tmp_path, "train")
+    corrupt = tmp_path / "train.npz"
+    corrupt.write_bytes((digits_dir / "train.npz").read_bytes()[:1000])
+    with pytest.raises(DatasetError, match="corrupt"):
+        read_split(tmp_path, "train")
+
+
+def test_datamodule_checks_config_against_data(digits_dir):
+    with pytest.raises(DatasetError, match="image_size=32 but the config asks for 64"):
+        ImageDataModule(digits_dir, batch_size=8, image_size=64).setup()
+    with pytest.raises(DatasetError, match="larger than the"):
+        ImageDataModule(digits_dir, batch_size=100_000).setup()
+    module = ImageDataModule(digits_dir, batch_size=16, image_size=32, channels=1)
+    module.setup()
+    images, labels = next(iter(module.train_dataloader()))
+    assert images.shape == (16, 1, 32, 32) and labels.shape == (16,)

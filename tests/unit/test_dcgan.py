@@ -1,0 +1,86 @@
+"""DCGAN networks and training logic: shapes, a few real optimization steps, the EMA."""
+
+from __future__ import annotations
+
+import copy
+import functools
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from genlab.data.datamodule import ImageDataModule
+from genlab.models.gan import GANModule, NonFiniteLossError
+from genlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("image_size", [32, 64])
+def test_shapes_and_range(channels, image_size):
+    generator = DCGANGenerator(latent_dim=16, base_channels=8, channels=channels,
+                               image_size=image_size)
+    discriminator = DCGANDiscriminator(base_channels=8, channels=channels, image_size=image_size)
+    images = generator(torch.randn(5, 16))
+    assert images.shape == (5, channels, image_size, image_size)
+    assert images.min() >= -1 and images.max() <= 1
+    assert discriminator(images).shape == (5,)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(latent_dim=0), "latent_dim must be a positive integer"),
+    (dict(image_size=48), "power of two"),
+    (dict(channels=-1), "channels must be a positive integer"),
+])
+def test_bad_sizes_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DCGANGenerator(**kwargs)
+
+
+def make_module(lr: float = 2e-4) -> GANModule:
+    return GANModule(
+        DCGANGenerator(latent_dim=16, base_channels=8), DCGANDiscriminator(base_channels=8),
+        optim=functools.partial(torch.optim.Adam, lr=lr, betas=(0.5, 0.999)), ema_decay=0.9,
+    )
+
+
+def fit(module: GANModule, data_dir, steps: int) -> pl.Trainer:
+    trainer = pl.Trainer(
+        accelerator="cpu", max_steps=steps * module.optimizer_steps_per_iteration, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=ImageDataModule(data_dir, batch_size=32))
+    return trainer
+
+
+def test_training_steps_change_weights_and_ema_follows(digits_dir):
+    pl.seed_everything(0)
+    module = make_module()
+    before_g = copy.deepcopy(module.generator.state_dict())
+    before_ema = copy.deepcopy(module.ema_generator.module.state_dict())
+    fit(module, digits_dir, steps=5)
+    assert module.training_steps == 5
+    for key, value in module.generator.state_dict().items():
+        if value.is_floating_point() and "weight" in key:
+            assert not torch.equal(value, before_g[key]), key
+    ema_now = module.ema_generator.module.state_dict()
+    generator_now = module.generator.state_dict()
+    for key in ema_now:
+        if "weight" in key:
+            assert not torch.equal(ema_now[key], before_ema[key]), f"EMA did not move: {key}"
+            # EMA lags the live weights: it lies between where it started and where G is now.
+            assert not torch.equal(ema_now[key], generator_now[key]), key
+    losses = {k: float(v) for k, v in module.trainer.callback_metrics.items()}
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    assert {"train/loss_d", "train/loss_g", "train/d_real_accuracy"} <= set(losses)
+
+
+def test_non_finite_loss_stops_training_with_the_step(digits_dir):
+    module = make_module(lr=1e30)  # explodes within a few steps
+    with pytest.raises(NonFiniteLossError, match=r"became (nan|inf) at training step \d+"):
+        fit(module, digits_dir, steps=200)
+
+
+def test_generate_uses_ema_in_eval_mode():
+    module = make_module()
+    z = torch.randn(4, 16)
+    assert torch.allclose(module.generate(z), module.ema_generator.module.eval()(z))
