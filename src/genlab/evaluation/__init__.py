@@ -1,1 +1,1 @@
-"""Sample-quality evaluation: FID / IS / KID via torch-fidelity, with an offline domain classifier."""
+"""Sample-quality evaluation: FID / IS / KID via torch-fidelity, offline-capable."""

@@ -67,7 +67,7 @@ def _train_epoch(model, optimizer, train: Split, batch_size: int, generator) -> 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += float(loss) * len(index)
+        total += loss.item() * len(index)
         count += len(index)
     return total / count
 
@@ -109,7 +109,9 @@ def train_classifier(
         )
         generator = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        losses = [_train_epoch(model, optimizer, train, batch_size, generator) for _ in range(epochs)]
+        losses = [
+            _train_epoch(model, optimizer, train, batch_size, generator) for _ in range(epochs)
+        ]
     model.eval()
     report = {
         "test_accuracy": accuracy(model, test),
@@ -157,7 +159,8 @@ def _read_payload(path: Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, pickle errors, not a torch file...
-        raise _fail(path, f"is corrupt or not a classifier file ({type(error).__name__}: {error})")
+        problem = f"is corrupt or not a classifier file ({type(error).__name__}: {error})"
+        raise _fail(path, problem) from error
     if not isinstance(payload, dict) or not {"state_dict", "config"} <= payload.keys():
         raise _fail(path, "is not a genlab classifier file (no state_dict/config)")
     return payload
@@ -172,5 +175,6 @@ def load_classifier(path: str | os.PathLike) -> DomainClassifier:
         model = DomainClassifier(**config)
         model.load_state_dict(payload["state_dict"])
     except Exception as error:  # missing keys, bad values, shape mismatches
-        raise _fail(path, f"does not match the classifier ({type(error).__name__}: {error})")
+        problem = f"does not match the classifier ({type(error).__name__}: {error})"
+        raise _fail(path, problem) from error
     return model.eval()

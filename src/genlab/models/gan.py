@@ -47,8 +47,8 @@ class GANModule(pl.LightningModule):
 
     @property
     def training_steps(self) -> int:
-        """Generator updates so far; Lightning's global_step counts both optimizers' steps."""
-        return self.trainer.fit_loop.epoch_loop._batches_that_stepped
+        """Completed training iterations (one D and one G update each)."""
+        return self.trainer.global_step // self.optimizer_steps_per_iteration
 
     def configure_optimizers(self):
         return [
@@ -63,7 +63,7 @@ class GANModule(pl.LightningModule):
         for name, value in losses.items():
             if not torch.isfinite(value):
                 raise NonFiniteLossError(
-                    f"{name} became {value.item()} at training step {self.training_steps}; "
+                    f"{name} became {value.item()} at training step {self.training_steps + 1}; "
                     f"training stopped before the weights were updated. Lower the learning rate "
                     f"(model.optim.lr) or check the data."
                 )

@@ -71,7 +71,8 @@ class DomainClassifier(nn.Module):
     def _check_input(self, x: torch.Tensor) -> None:
         expected = (self.in_channels, self.image_size, self.image_size)
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(f"expected input (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+            shape = ", ".join(map(str, expected))
+            raise ValueError(f"expected input (B, {shape}), got {tuple(x.shape)}")
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features (B, feature_dim): the space FID and KID are measured in."""

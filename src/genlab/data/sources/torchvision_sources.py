@@ -54,7 +54,15 @@ CIFAR10_INFO = {
 # Errors the stdlib raises on a truncated or garbled gzip / tar stream.
 _ARCHIVE_ERRORS = (EOFError, OSError, zlib.error, tarfile.TarError, ValueError)
 # Errors torchvision's parsers raise on malformed IDX / pickle content.
-_PARSE_ERRORS = (AssertionError, TypeError, ValueError, RuntimeError, IndexError, KeyError, EOFError)
+_PARSE_ERRORS = (
+    AssertionError,
+    TypeError,
+    ValueError,
+    RuntimeError,
+    IndexError,
+    KeyError,
+    EOFError,
+)
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -95,7 +103,9 @@ def _check_bool(name: str, value: Any) -> bool:
     return value
 
 
-def _resolve_checksums(checksums: Mapping[str, str] | None, upstream: dict[str, str]) -> dict:
+def _resolve_checksums(
+    checksums: Mapping[str, str] | None, upstream: dict[str, str]
+) -> dict[str, str]:
     """Return {file: md5}: the upstream md5s, or the config's, which must name exactly those files.
 
     An incomplete dict is refused rather than filled in from upstream: a typo in a file name
@@ -328,8 +338,11 @@ class IdxSource:
             "licence": self.info["licence"],
             "classes": self._classes,
             "resize_filter": self._resize_description(),
-            "checksums": {"algorithm": "md5", "from": self.checksums_source,
-                          "files": dict(self._verified)},
+            "checksums": {
+                "algorithm": "md5",
+                "from": self.checksums_source,
+                "files": dict(self._verified),
+            },
             "torchvision_version": _torchvision_version(),
         }
 
@@ -452,7 +465,9 @@ class Cifar10Source:
             raise self._integrity_error(error) from error  # RuntimeError: md5 mismatch
         self._classes = list(data.classes)
         images = np.ascontiguousarray(data.data.transpose(0, 3, 1, 2))  # NHWC -> NCHW
-        labels = _checked_labels(np.asarray(data.targets), len(data.classes), self.batches_folder)
+        labels = _checked_labels(
+            np.asarray(data.targets), len(data.classes), str(self.batches_folder)
+        )
         if self.image_size != CIFAR_SIZE:
             images = _to_size(images, self.image_size)
         return Split(images=images, labels=labels)
@@ -471,8 +486,10 @@ class Cifar10Source:
         """Provenance for meta.json; describes what ``load`` verified (runs it if not yet run)."""
         if self._verified is None:
             self.load()
-        resize = "none (native 32x32)" if self.image_size == CIFAR_SIZE else (
-            f"{RESIZE_FILTER}: 32x32 -> {self.image_size}x{self.image_size}"
+        resize = (
+            "none (native 32x32)"
+            if self.image_size == CIFAR_SIZE
+            else (f"{RESIZE_FILTER}: 32x32 -> {self.image_size}x{self.image_size}")
         )
         return {
             "name": "cifar10",
@@ -482,7 +499,10 @@ class Cifar10Source:
             "licence": CIFAR10_INFO["licence"],
             "classes": self._classes,
             "resize_filter": resize,
-            "checksums": {"algorithm": "md5", "from": self.checksums_source,
-                          "files": dict(self._verified)},
+            "checksums": {
+                "algorithm": "md5",
+                "from": self.checksums_source,
+                "files": dict(self._verified),
+            },
             "torchvision_version": _torchvision_version(),
         }

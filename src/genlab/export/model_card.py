@@ -1,0 +1,198 @@
+"""Markdown model cards: what a generator is for, what it is not for, and how good it is.
+
+A card travels with every exported model so that readers see the limits of the numbers
+(tiny images, small data, domain-classifier features) next to the numbers themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from genlab.io import write_text
+
+NOT_RECORDED = "not recorded"
+IPTC_TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+
+# (key, label, which direction is better); KID first: it is the headline metric.
+METRIC_ROWS = (
+    ("kid_mean", "KID (mean)", "lower"),
+    ("kid_std", "KID (std)", "-"),
+    ("fid", "FID", "lower"),
+    ("isc_mean", "Inception-style score (mean)", "higher"),
+)
+
+INTENDED_USE = """\
+- Research on generative models: comparing architectures, objectives and training recipes.
+- Teaching: showing how image generators are trained, evaluated and exported.
+- Benchmarking on the training dataset, against the real-vs-real floor reported below."""
+
+OUT_OF_SCOPE = """\
+- Passing generated images off as real photographs, scans or measurements.
+- Identification, recognition or re-identification of people.
+- Any decision about people (hiring, credit, policing, medical, access to services).
+- Use outside the training domain; the model has only seen the dataset described below."""
+
+LIMITATIONS = """\
+- Tiny resolution: outputs are thumbnails at the training image size, not usable imagery.
+- Small training data: the model covers only the variation present in a small dataset.
+- Metrics use features of a domain classifier trained for this dataset, not Inception-v3;
+  the FID/KID values here are **not comparable** to Inception FID reported in papers.
+- FID is biased upwards at small sample counts; **KID is the headline metric**, and every
+  value should be read against the real-vs-real floor measured with the same extractor."""
+
+RISKS = """\
+- Copying of training images (memorization): samples may reproduce training examples;
+  check nearest neighbours in the training set before sharing samples.
+- Misleading use: generated images may be presented as real; see Provenance.
+- Privacy of training data: anything in the training images (faces, handwriting, text) can
+  leak into samples; do not train on data whose subjects did not consent to this use."""
+
+PROVENANCE = f"""\
+Every image exported by genlab is written with provenance metadata: the IPTC
+`DigitalSourceType` `{IPTC_TRAINED}` (as a PNG text chunk and in an XMP packet),
+`genlab:machine_generated = true`, and the model name, run id, config hash and code version.
+Exported ONNX models carry the same fields as `metadata_props`. Do not strip this metadata."""
+
+
+def render_model_card(info: Mapping[str, Any]) -> str:
+    """Render a Markdown model card; missing optional entries read "not recorded".
+
+    ``info`` keys (all optional):
+
+    - ``model_name``, ``family``, ``run_id``, ``created`` (ISO time), ``code_version``
+      (git sha or "unknown"): identity of the trained model.
+    - ``config``: nested dict (or DictConfig) of the training config, shown as YAML.
+    - ``data``: ``name``, ``counts`` ({split: count}), ``image_size``, ``channels``,
+      ``licence`` (or ``license``), ``source``.
+    - ``metrics``: ``extractor``, ``num_samples``, ``splits``, ``fid``, ``isc_mean``,
+      ``kid_mean``, ``kid_std`` and ``floor`` (same metric keys, real-vs-real values).
+    - ``export``: ``onnx`` / ``torchscript`` dicts with ``path`` and ``max_abs_diff``
+      (the dicts returned by ``export_onnx`` / ``export_torchscript``).
+    """
+    name = _fmt(info.get("model_name"))
+    sections = [
+        f"# Model card: {name}",
+        "> Images produced by this model are machine-generated (IPTC trainedAlgorithmicMedia).",
+        _section("Model details", _details(info)),
+        _section("Intended use", INTENDED_USE),
+        _section("Out-of-scope uses", OUT_OF_SCOPE),
+        _section("Training data", _data(info.get("data") or {})),
+        _section("Evaluation", _metrics(info.get("metrics") or {})),
+        _section("Exports", _exports(info.get("export") or {})),
+        _section("Limitations", LIMITATIONS),
+        _section("Risks", RISKS),
+        _section("Provenance", PROVENANCE),
+        _section("Training configuration", _config(info.get("config"))),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def write_model_card(path: str | os.PathLike, info: Mapping[str, Any]) -> Path:
+    """Render and write the card atomically, so a killed stage leaves no partial card."""
+    target = Path(path)
+    write_text(target, render_model_card(info))
+    return target
+
+
+def _section(title: str, body: str) -> str:
+    return f"## {title}\n\n{body}"
+
+
+def _fmt(value: Any) -> str:
+    """Human-readable cell text; ``None`` and empty values read "not recorded"."""
+    if value is None or (isinstance(value, (str, Mapping, list, tuple)) and len(value) == 0):
+        return NOT_RECORDED
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return f"{float(value):.5g}"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value)
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _bullets(rows: Sequence[tuple[str, Any]]) -> str:
+    return "\n".join(f"- **{label}:** {_fmt(value)}" for label, value in rows)
+
+
+def _details(info: Mapping[str, Any]) -> str:
+    return _bullets(
+        [
+            ("Model", info.get("model_name")),
+            ("Family", info.get("family")),
+            ("Run id", info.get("run_id")),
+            ("Created", info.get("created")),
+            ("Code version", info.get("code_version")),
+        ]
+    )
+
+
+def _data(data: Mapping[str, Any]) -> str:
+    licence = data.get("licence", data.get("license"))
+    return _bullets(
+        [
+            ("Dataset", data.get("name")),
+            ("Images per split", data.get("counts")),
+            ("Image size", data.get("image_size")),
+            ("Channels", data.get("channels")),
+            ("Licence", licence),
+            ("Source", data.get("source")),
+        ]
+    )
+
+
+def _metrics(metrics: Mapping[str, Any]) -> str:
+    floor = metrics.get("floor") or {}
+    header = _bullets(
+        [
+            ("Feature extractor", metrics.get("extractor")),
+            ("Generated samples", metrics.get("num_samples")),
+            ("Real splits used", metrics.get("splits")),
+        ]
+    )
+    table = [
+        "| Metric | Better | Model | Real-vs-real floor |",
+        "|---|---|---|---|",
+        *(
+            f"| {label} | {better} | {_fmt(metrics.get(key))} | {_fmt(floor.get(key))} |"
+            for key, label, better in METRIC_ROWS
+        ),
+    ]
+    note = (
+        "The floor compares two disjoint sets of real images with the same extractor: "
+        "no generator can be expected to score better than it."
+    )
+    return "\n\n".join([header, "\n".join(table), note])
+
+
+def _exports(export: Mapping[str, Any]) -> str:
+    rows = ["| Format | Path | Max abs diff vs eager |", "|---|---|---|"]
+    for fmt, label in (("onnx", "ONNX"), ("torchscript", "TorchScript")):
+        entry = export.get(fmt) or {}
+        rows.append(f"| {label} | {_fmt(entry.get('path'))} | {_fmt(entry.get('max_abs_diff'))} |")
+    return "\n".join(rows)
+
+
+def _config(config: Any) -> str:
+    if not config:
+        return NOT_RECORDED
+    return f"```yaml\n{_to_yaml(config).rstrip()}\n```"
+
+
+def _to_yaml(config: Any) -> str:
+    """OmegaConf YAML as Hydra prints it; JSON for configs OmegaConf cannot hold."""
+    try:
+        return OmegaConf.to_yaml(OmegaConf.create(config))
+    except Exception:  # omegaconf rejects some value types; the card must still render
+        return json.dumps(config, indent=2, sort_keys=True, default=str)

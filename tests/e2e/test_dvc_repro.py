@@ -1,0 +1,129 @@
+"""The whole pipeline as a user runs it: `dvc repro` in a fresh git repo, on a tiny budget."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ..conftest import PROJECT_ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+PROJECT_FILES = ["conf", "pipelines", "src", "dvc.yaml", "params.yaml", ".dvc", ".dvcignore",
+                 ".gitignore", "pyproject.toml"]
+TINY_BUDGET = {
+    "conf/config.yaml": {
+        "train": {"steps": 40, "sample_every_n_steps": 20, "checkpoint_every_n_steps": 20},
+        "evaluate": {"num_samples": 200, "kid_subset_size": 100, "kid_subsets": 20},
+        "export": {"grid_images": 16},
+    },
+    "conf/metrics/classifier.yaml": {"classifier": {"epochs": 1}},
+}
+
+
+def deep_update(target: dict, changes: dict) -> None:
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            deep_update(target[key], value)
+        else:
+            target[key] = value
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "WANDB_MODE": "offline", "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{args} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("repo")
+    for name in PROJECT_FILES:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "tmp"))
+        else:
+            shutil.copy2(source, root / name)
+    for relative, changes in TINY_BUDGET.items():
+        path = root / relative
+        config = yaml.safe_load(path.read_text())
+        deep_update(config, changes)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+    run(["git", "init", "-q"], root)
+    run(["git", "-c", "user.email=ci@genlab", "-c", "user.name=ci", "add", "-A"], root)
+    run(["git", "-c", "user.email=ci@genlab", "-c", "user.name=ci", "commit", "-qm", "init"], root)
+    run(["dvc", "repro"], root)
+    return root
+
+
+def test_metrics_are_finite_and_recorded(repo):
+    metrics = json.loads((repo / "metrics/dcgan.json").read_text())
+    for key in ("fid", "isc_mean", "kid_mean"):
+        assert math.isfinite(metrics[key]) and math.isfinite(metrics["floor"][key]), key
+    assert metrics["extractor"] == "classifier"
+    assert metrics["counts"]["samples"] == 200 and metrics["counts"]["reference"] == 360
+    assert metrics["splits"]["floor"] == "train vs test"
+    # Real data is far closer to real data than a 40-step GAN is.
+    assert metrics["floor"]["fid"] < metrics["fid"]
+    shown = run(["dvc", "metrics", "show", "--json"], repo).stdout
+    assert "kid_mean" in shown
+
+
+def test_exports_load_and_match(repo):
+    import onnxruntime
+    import torch
+
+    from genlab.models.generator_file import load_generator
+
+    export = repo / "exports/dcgan"
+    summary = json.loads((export / "export.json").read_text())
+    assert summary["onnx"]["max_abs_diff"] < 1e-4 and summary["torchscript"]["max_abs_diff"] < 1e-4
+    generator, record = load_generator(repo / "runs/dcgan/generator.pt")
+    z = torch.randn(3, generator.latent_dim, generator=torch.Generator().manual_seed(7))
+    expected = generator(z).detach().numpy()
+    scripted = torch.jit.load(str(export / "generator.torchscript.pt"))
+    np.testing.assert_allclose(scripted(z).detach().numpy(), expected, atol=1e-4)
+    session = onnxruntime.InferenceSession(str(export / "generator.onnx"))
+    np.testing.assert_allclose(session.run(None, {"z": z.numpy()})[0], expected, atol=1e-4)
+    card = (export / "MODEL_CARD.md").read_text()
+    assert record["run_id"] in card and "Intended use" in card
+    assert (export / "samples.png").is_file()
+    assert sorted(p.name for p in (repo / "runs/dcgan/samples").iterdir()) == [
+        "step_000020.png", "step_000040.png"]
+    assert (repo / "runs/dcgan/checkpoints/last.ckpt").is_file()
+
+
+def test_training_logged_offline_to_wandb(repo):
+    runs = list((repo / "runs/dcgan/wandb/wandb").glob("offline-run-*/run-*.wandb"))
+    assert runs, "no offline W&B run recorded"
+    record = json.loads((repo / "runs/dcgan/train_summary.json").read_text())
+    assert any(record["run_id"] in str(path) for path in runs)
+
+
+def test_second_repro_runs_nothing(repo):
+    result = run(["dvc", "repro"], repo)
+    assert "Running stage" not in result.stdout, result.stdout
+    assert "up to date" in result.stdout
+
+
+def test_model_parameter_change_reruns_only_that_model(repo):
+    path = repo / "conf/model/dcgan.yaml"
+    original = path.read_text()
+    try:
+        path.write_text(original.replace("lr: 2.0e-4", "lr: 1.0e-4"))
+        status = run(["dvc", "status", "--json"], repo).stdout
+        changed = set(json.loads(status))
+        assert changed == {"train@dcgan"}, changed  # downstream stages follow from train@dcgan
+    finally:
+        path.write_text(original)

@@ -1,0 +1,306 @@
+"""Export package: parity of TorchScript/ONNX files, provenance metadata, model cards."""
+
+from __future__ import annotations
+
+import genlab  # noqa: F401  (first, before anything imports torchvision: CPU shim)
+
+# isort: split
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from genlab.export.errors import ExportError
+from genlab.export.model_card import NOT_RECORDED, render_model_card, write_model_card
+from genlab.export.onnx import export_onnx, read_onnx_metadata
+from genlab.export.provenance import (
+    DIGITAL_SOURCE_TYPE,
+    read_provenance,
+    save_grid,
+    save_png,
+)
+from genlab.export.torchscript import export_torchscript
+
+LATENT = 16
+IPTC_URL = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+
+
+class TinyGenerator(nn.Module):
+    """Linear -> (B,32,8,8) -> 2x ConvTranspose -> tanh: (B, channels, 32, 32) in [-1, 1]."""
+
+    def __init__(self, channels: int = 1) -> None:
+        super().__init__()
+        self.fc = nn.Linear(LATENT, 32 * 8 * 8)
+        self.net = nn.Sequential(
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.ConvTranspose2d(16, channels, 4, stride=2, padding=1),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(self.fc(z).view(-1, 32, 8, 8))
+
+
+class BatchSizeBranch(TinyGenerator):
+    """Python control flow on the batch size: the trace freezes the branch taken."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        out = super().forward(z)
+        return out if z.shape[0] > 4 else -out
+
+
+class NoisyGenerator(TinyGenerator):
+    """Samples noise inside forward(): no exported file can reproduce eager output."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return super().forward(z + torch.randn_like(z))
+
+
+def _make(cls: type[TinyGenerator] = TinyGenerator, channels: int = 1) -> TinyGenerator:
+    torch.manual_seed(0)
+    gen = cls(channels)
+    with torch.no_grad():  # non-trivial running stats, so eval-mode BatchNorm matters
+        for module in gen.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    return gen.train()  # export must switch to eval itself
+
+
+@pytest.fixture(autouse=True)
+def _quiet_tracer():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        yield
+
+
+# --- TorchScript -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_torchscript_parity_and_dynamic_batch(tmp_path: Path, channels: int) -> None:
+    gen = _make(channels=channels)
+    path = tmp_path / "gen.pt"
+    result = export_torchscript(gen, LATENT, path, parity_batch=8)
+
+    assert set(result) == {"path", "max_abs_diff", "batch_sizes_checked"}
+    assert result["path"] == str(path) and path.is_file()
+    assert result["max_abs_diff"] < 1e-4
+    assert len(result["batch_sizes_checked"]) >= 2 and 8 in result["batch_sizes_checked"]
+    assert gen.training, "the caller's training mode is restored"
+
+    loaded = torch.jit.load(str(path))
+    z = torch.randn(5, LATENT)
+    with torch.no_grad():
+        assert loaded(z).shape == (5, channels, 32, 32)
+        torch.testing.assert_close(loaded(z), gen.eval()(z), atol=1e-4, rtol=0)
+    assert list(tmp_path.iterdir()) == [path], "no temporary files left behind"
+
+
+@pytest.mark.parametrize("cls", [BatchSizeBranch, NoisyGenerator])
+def test_torchscript_mismatch_raises_and_writes_nothing(tmp_path: Path, cls) -> None:
+    path = tmp_path / "bad.pt"
+    with pytest.raises(ExportError, match="max_abs_diff"):
+        export_torchscript(_make(cls), LATENT, path)
+    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_torchscript_failed_export_keeps_previous_file(tmp_path: Path) -> None:
+    path = tmp_path / "gen.pt"
+    export_torchscript(_make(), LATENT, path)
+    before = path.read_bytes()
+    with pytest.raises(ExportError):
+        export_torchscript(_make(NoisyGenerator), LATENT, path)
+    assert path.read_bytes() == before
+
+
+# --- ONNX ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_onnx_parity_dynamic_batch_and_metadata(tmp_path: Path, channels: int) -> None:
+    import onnxruntime
+
+    meta = {"model": "dcgan", "run_id": "abc123", "machine_generated_output": "true"}
+    path = tmp_path / "gen.onnx"
+    result = export_onnx(_make(channels=channels), LATENT, path, opset=17, metadata=meta)
+
+    assert set(result) == {"path", "max_abs_diff", "opset", "batch_sizes_checked"}
+    assert result["opset"] == 17 and result["max_abs_diff"] < 1e-4
+    assert len(set(result["batch_sizes_checked"])) >= 2
+    assert read_onnx_metadata(path) == meta
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["z"]
+    assert [o.name for o in session.get_outputs()] == ["images"]
+    assert session.get_modelmeta().custom_metadata_map == meta
+    for batch in (1, 7):
+        z = np.random.default_rng(batch).standard_normal((batch, LATENT), dtype=np.float32)
+        (images,) = session.run(["images"], {"z": z})
+        assert images.shape == (batch, channels, 32, 32)
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_onnx_mismatch_raises_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "bad.onnx"
+    with pytest.raises(ExportError, match="ONNX"):
+        export_onnx(_make(BatchSizeBranch), LATENT, path)
+    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- provenance ------------------------------------------------------------------------------
+
+PROVENANCE = {
+    "model": "dcgan",
+    "run_id": "run-42",
+    "config_hash": "deadbeef",
+    "code_version": "0123abc",
+    "created": "2024-05-01T12:00:00+00:00",
+}
+
+
+def test_png_provenance_round_trip(tmp_path: Path) -> None:
+    path = save_png(torch.rand(3, 8, 8) * 2 - 1, tmp_path / "x.png", PROVENANCE)
+
+    assert DIGITAL_SOURCE_TYPE == IPTC_URL
+    found = read_provenance(path)
+    assert found == {"DigitalSourceType": IPTC_URL, "machine_generated": "true", **PROVENANCE}
+
+    with Image.open(path) as img:  # readable by plain PIL, no genlab needed
+        text = dict(img.text)
+    assert text["DigitalSourceType"] == IPTC_URL
+    assert text["genlab:machine_generated"] == "true"
+    assert text["genlab:run_id"] == "run-42"
+    xmp = text["XML:com.adobe.xmp"]
+    assert f"<Iptc4xmpExt:DigitalSourceType>{IPTC_URL}</Iptc4xmpExt:DigitalSourceType>" in xmp
+    assert "<genlab:run_id>run-42</genlab:run_id>" in xmp
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_read_provenance_of_unlabelled_png_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "plain.png"
+    Image.new("L", (4, 4)).save(path)
+    assert read_provenance(path) == {}
+
+
+def test_png_modes_and_value_mapping(tmp_path: Path) -> None:
+    gray = torch.tensor([[[-1.0, 0.0], [1.0, 2.0]]])  # (1, 2, 2); 2.0 is clipped
+    with Image.open(save_png(gray, tmp_path / "g.png", PROVENANCE)) as img:
+        assert img.mode == "L" and img.size == (2, 2)
+        assert np.asarray(img).tolist() == [[0, 128], [255, 255]]
+
+    rgb = np.full((3, 4, 6), 200, dtype=np.uint8)  # uint8 is written unchanged
+    with Image.open(save_png(rgb, tmp_path / "c.png", PROVENANCE)) as img:
+        assert img.mode == "RGB" and img.size == (6, 4)
+        assert (np.asarray(img) == 200).all()
+
+    with pytest.raises(ValueError):
+        save_png(torch.zeros(2, 4, 4), tmp_path / "bad.png", PROVENANCE)
+
+
+@pytest.mark.parametrize(("channels", "mode"), [(1, "L"), (3, "RGB")])
+def test_grid_size_mode_and_provenance(tmp_path: Path, channels: int, mode: str) -> None:
+    images = torch.rand(10, channels, 32, 32) * 2 - 1
+    path = save_grid(images, tmp_path / "grid.png", PROVENANCE, nrow=4)
+    with Image.open(path) as img:
+        assert img.mode == mode
+        assert img.size == (4 * 34 + 2, 3 * 34 + 2)  # 4 columns x 3 rows, padding 2
+    assert read_provenance(path)["DigitalSourceType"] == IPTC_URL
+
+    with Image.open(save_grid(images[:9], tmp_path / "sq.png", PROVENANCE)) as img:
+        assert img.size == (3 * 34 + 2, 3 * 34 + 2)  # default nrow ~ sqrt(N)
+
+
+# --- model card ------------------------------------------------------------------------------
+
+SECTIONS = (
+    "## Intended use",
+    "## Out-of-scope uses",
+    "## Limitations",
+    "## Risks",
+    "## Provenance",
+)
+
+
+def _card_info() -> dict:
+    return {
+        "model_name": "dcgan-mnist",
+        "family": "gan",
+        "run_id": "run-42",
+        "created": "2024-05-01T12:00:00+00:00",
+        "code_version": "0123abc",
+        "config": {"model": {"family": "gan", "lr": 0.0002}, "trainer": {"max_epochs": 5}},
+        "data": {
+            "name": "mnist",
+            "counts": {"train": 50000, "val": 10000},
+            "image_size": 32,
+            "channels": 1,
+            "licence": "CC BY-SA 3.0",
+            "source": "yann.lecun.com",
+        },
+        "metrics": {
+            "extractor": "domain-classifier-v1",
+            "num_samples": 5000,
+            "splits": ["val", "test"],
+            "fid": 12.3456,
+            "isc_mean": 8.76,
+            "kid_mean": 0.0123,
+            "kid_std": 0.0011,
+            "floor": {"fid": 1.234, "isc_mean": 9.5, "kid_mean": 0.0002, "kid_std": 0.0001},
+        },
+        "export": {
+            "onnx": {"path": "models/gen.onnx", "max_abs_diff": 3.2e-07, "opset": 17},
+            "torchscript": {"path": "models/gen.pt", "max_abs_diff": 0.0},
+        },
+    }
+
+
+def test_model_card_full(tmp_path: Path) -> None:
+    card = render_model_card(_card_info())
+    for section in SECTIONS:
+        assert section in card
+    assert card.startswith("# Model card: dcgan-mnist")
+    assert "| KID (mean) | lower | 0.0123 | 0.0002 |" in card
+    assert "| FID | lower | 12.346 | 1.234 |" in card
+    assert "| Inception-style score (mean) | higher | 8.76 | 9.5 |" in card
+    assert "KID is the headline metric" in card
+    assert "not comparable" in card
+    assert IPTC_URL in card
+    assert "```yaml\nmodel:\n  family: gan\n  lr: 0.0002\ntrainer:\n  max_epochs: 5\n```" in card
+    assert "train: 50000, val: 10000" in card
+    assert "| ONNX | models/gen.onnx | 3.2e-07 |" in card
+    assert "run-42" in card and "0123abc" in card and "CC BY-SA 3.0" in card
+    assert NOT_RECORDED not in card
+
+    path = write_model_card(tmp_path / "card" / "MODEL_CARD.md", _card_info())
+    assert path.read_text() == card
+
+
+def test_model_card_missing_items_render_not_recorded() -> None:
+    info = _card_info()
+    for key in ("code_version", "config", "export"):
+        del info[key]
+    del info["data"]["licence"]
+    del info["metrics"]["floor"]
+    card = render_model_card(info)
+    for section in SECTIONS:
+        assert section in card
+    assert f"- **Code version:** {NOT_RECORDED}" in card
+    assert f"- **Licence:** {NOT_RECORDED}" in card
+    assert f"| KID (mean) | lower | 0.0123 | {NOT_RECORDED} |" in card
+    assert f"| ONNX | {NOT_RECORDED} | {NOT_RECORDED} |" in card
+    assert f"## Training configuration\n\n{NOT_RECORDED}" in card
+
+    empty = render_model_card({})
+    assert empty.startswith(f"# Model card: {NOT_RECORDED}")
+    assert all(section in empty for section in SECTIONS)
