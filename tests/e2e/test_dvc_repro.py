@@ -18,8 +18,17 @@ from ..conftest import PROJECT_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-PROJECT_FILES = ["conf", "pipelines", "src", "dvc.yaml", "params.yaml", ".dvc", ".dvcignore",
-                 ".gitignore", "pyproject.toml"]
+PROJECT_FILES = [
+    "conf",
+    "pipelines",
+    "src",
+    "dvc.yaml",
+    "params.yaml",
+    ".dvc",
+    ".dvcignore",
+    ".gitignore",
+    "pyproject.toml",
+]
 TINY_BUDGET = {
     "conf/config.yaml": {
         "train": {"steps": 40, "sample_every_n_steps": 20, "checkpoint_every_n_steps": 20},
@@ -39,10 +48,16 @@ def deep_update(target: dict, changes: dict) -> None:
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "WANDB_MODE": "offline", "DVC_NO_ANALYTICS": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "WANDB_MODE": "offline",
+        "DVC_NO_ANALYTICS": "1",
+    }
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, f"{args} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, (
+        f"{args} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
     return result
 
 
@@ -52,7 +67,9 @@ def repo(tmp_path_factory) -> Path:
     for name in PROJECT_FILES:
         source = PROJECT_ROOT / name
         if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "tmp"))
+            shutil.copytree(
+                source, root / name, ignore=shutil.ignore_patterns("__pycache__", "tmp")
+            )
         else:
             shutil.copy2(source, root / name)
     for relative, changes in TINY_BUDGET.items():
@@ -100,7 +117,9 @@ def test_exports_load_and_match(repo):
     assert record["run_id"] in card and "Intended use" in card
     assert (export / "samples.png").is_file()
     assert sorted(p.name for p in (repo / "runs/dcgan/samples").iterdir()) == [
-        "step_000020.png", "step_000040.png"]
+        "step_000020.png",
+        "step_000040.png",
+    ]
     assert (repo / "runs/dcgan/checkpoints/last.ckpt").is_file()
 
 

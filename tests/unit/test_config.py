@@ -17,10 +17,18 @@ def test_default_config_is_valid(compose_config):
     validate_config(compose_config())
 
 
-@pytest.mark.parametrize("group,option", [("data", "mnist"), ("data", "fashion_mnist"),
-                                          ("data", "cifar10"), ("metrics", "inception"),
-                                          ("logger", "csv"), ("trainer", "ddp"),
-                                          ("trainer", "gpu")])
+@pytest.mark.parametrize(
+    "group,option",
+    [
+        ("data", "mnist"),
+        ("data", "fashion_mnist"),
+        ("data", "cifar10"),
+        ("metrics", "inception"),
+        ("logger", "csv"),
+        ("trainer", "ddp"),
+        ("trainer", "gpu"),
+    ],
+)
 def test_every_group_option_validates(compose_config, group, option):
     validate_config(compose_config(f"{group}={option}"))
 
@@ -68,9 +76,17 @@ def test_override_of_missing_key_is_refused(compose_config):
 def test_stage_script_exits_nonzero_before_any_work(tmp_path):
     """The real entry point: bad input -> exit 2, message on stderr, nothing written."""
     result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "pipelines" / "train.py"), "data.batch_size=0",
-         f"paths.run_dir={tmp_path / 'run'}", f"hydra.run.dir={tmp_path / 'hydra'}"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "pipelines" / "train.py"),
+            "data.batch_size=0",
+            f"paths.run_dir={tmp_path / 'run'}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert result.returncode == 2, result.stderr
     assert "`data.batch_size` must be > 0" in result.stderr

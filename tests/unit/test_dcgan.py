@@ -17,8 +17,9 @@ from genlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("image_size", [32, 64])
 def test_shapes_and_range(channels, image_size):
-    generator = DCGANGenerator(latent_dim=16, base_channels=8, channels=channels,
-                               image_size=image_size)
+    generator = DCGANGenerator(
+        latent_dim=16, base_channels=8, channels=channels, image_size=image_size
+    )
     discriminator = DCGANDiscriminator(base_channels=8, channels=channels, image_size=image_size)
     images = generator(torch.randn(5, 16))
     assert images.shape == (5, channels, image_size, image_size)
@@ -26,11 +27,14 @@ def test_shapes_and_range(channels, image_size):
     assert discriminator(images).shape == (5,)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(latent_dim=0), "latent_dim must be a positive integer"),
-    (dict(image_size=48), "power of two"),
-    (dict(channels=-1), "channels must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(latent_dim=0), "latent_dim must be a positive integer"),
+        (dict(image_size=48), "power of two"),
+        (dict(channels=-1), "channels must be a positive integer"),
+    ],
+)
 def test_bad_sizes_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DCGANGenerator(**kwargs)
@@ -38,15 +42,21 @@ def test_bad_sizes_are_refused(kwargs, message):
 
 def make_module(lr: float = 2e-4) -> GANModule:
     return GANModule(
-        DCGANGenerator(latent_dim=16, base_channels=8), DCGANDiscriminator(base_channels=8),
-        optim=functools.partial(torch.optim.Adam, lr=lr, betas=(0.5, 0.999)), ema_decay=0.9,
+        DCGANGenerator(latent_dim=16, base_channels=8),
+        DCGANDiscriminator(base_channels=8),
+        optim=functools.partial(torch.optim.Adam, lr=lr, betas=(0.5, 0.999)),
+        ema_decay=0.9,
     )
 
 
 def fit(module: GANModule, data_dir, steps: int) -> pl.Trainer:
     trainer = pl.Trainer(
-        accelerator="cpu", max_steps=steps * module.optimizer_steps_per_iteration, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu",
+        max_steps=steps * module.optimizer_steps_per_iteration,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     trainer.fit(module, datamodule=ImageDataModule(data_dir, batch_size=32))
     return trainer

@@ -75,8 +75,12 @@ def test_classifier_learns_digits_and_round_trips(classifier, digits):
         assert torch.equal(loaded(x), model.eval()(x))
         assert loaded.features(x).shape == (4, 128)
     payload = torch.load(path, weights_only=True)
-    assert payload["config"] == {"in_channels": 1, "num_classes": 10, "feature_dim": 128,
-                                 "image_size": 32}
+    assert payload["config"] == {
+        "in_channels": 1,
+        "num_classes": 10,
+        "feature_dim": 128,
+        "image_size": 32,
+    }
     assert payload["report"]["test_accuracy"] == report["test_accuracy"]
 
 
@@ -120,16 +124,20 @@ def test_load_classifier_errors_name_the_path_and_the_stage(classifier, tmp_path
 # --- metrics with the classifier extractor --------------------------------------------------
 
 
-def test_fid_kid_separate_real_from_noise_and_vanish_on_identical_sets(classifier, digits,
-                                                                       no_network):
+def test_fid_kid_separate_real_from_noise_and_vanish_on_identical_sets(
+    classifier, digits, no_network
+):
     path = classifier[0]
     train, test = digits
-    real = compute_fidelity(train.images[:500], test.images, extractor="classifier",
-                            weights_path=str(path))
-    noise = compute_fidelity(_noise(360), test.images, extractor="classifier",
-                             weights_path=str(path))
-    same = compute_fidelity(test.images, test.images, extractor="classifier",
-                            weights_path=str(path))
+    real = compute_fidelity(
+        train.images[:500], test.images, extractor="classifier", weights_path=str(path)
+    )
+    noise = compute_fidelity(
+        _noise(360), test.images, extractor="classifier", weights_path=str(path)
+    )
+    same = compute_fidelity(
+        test.images, test.images, extractor="classifier", weights_path=str(path)
+    )
     assert noise["fid"] > 20 * real["fid"] > 0
     assert noise["kid_mean"] > 20 * abs(real["kid_mean"])
     assert abs(same["fid"]) < 1e-3
@@ -143,8 +151,9 @@ def test_inception_score_of_digits_beats_a_single_repeated_image(classifier, dig
     path = str(classifier[0])
     test = digits[1].images
     real = compute_fidelity(test, test, extractor="classifier", weights_path=path)
-    one = compute_fidelity(np.repeat(test[:1], 100, axis=0), test, extractor="classifier",
-                           weights_path=path)
+    one = compute_fidelity(
+        np.repeat(test[:1], 100, axis=0), test, extractor="classifier", weights_path=path
+    )
     assert real["isc_mean"] > 5
     assert one["isc_mean"] == pytest.approx(1.0, abs=1e-6)
 
@@ -160,8 +169,9 @@ def test_rgb_and_other_sizes_are_mapped_to_the_classifier_input(classifier, digi
     assert math.isfinite(result["fid"]) and result["fid"] > 0
 
 
-def test_reference_statistics_are_cached_and_keyed_on_the_weights(classifier, digits, tmp_path,
-                                                                  capfd):
+def test_reference_statistics_are_cached_and_keyed_on_the_weights(
+    classifier, digits, tmp_path, capfd
+):
     path, report, model = classifier
     train, test = digits
     cache = tmp_path / "cache"
@@ -173,8 +183,9 @@ def test_reference_statistics_are_cached_and_keyed_on_the_weights(classifier, di
     assert any("stat-fid" in name for name in files)
 
     capfd.readouterr()
-    second = compute_fidelity(train.images[:300], test.images, weights_path=str(path),
-                              verbose=True, **kwargs)
+    second = compute_fidelity(
+        train.images[:300], test.images, weights_path=str(path), verbose=True, **kwargs
+    )
     assert "Loading cached" in capfd.readouterr().err
     assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == files
     assert second["fid"] == first["fid"] and second["kid_mean"] == first["kid_mean"]
@@ -184,8 +195,9 @@ def test_reference_statistics_are_cached_and_keyed_on_the_weights(classifier, di
         other.head.bias.add_(0.5)
     other_path = tmp_path / "other.pt"
     save_classifier(other, other_path, report)
-    third = compute_fidelity(train.images[:300], test.images, weights_path=str(other_path),
-                             **kwargs)
+    third = compute_fidelity(
+        train.images[:300], test.images, weights_path=str(other_path), **kwargs
+    )
     assert third["reference_cache_key"] != first["reference_cache_key"]
     assert set(files) < {p.name for p in cache.iterdir()}
     assert third["weights_sha256"] != first["weights_sha256"]
@@ -194,8 +206,13 @@ def test_reference_statistics_are_cached_and_keyed_on_the_weights(classifier, di
 def test_samples_are_never_cached(classifier, digits, tmp_path):
     train, test = digits
     cache = tmp_path / "cache"
-    compute_fidelity(train.images[:50], test.images, extractor="classifier",
-                     weights_path=str(classifier[0]), cache_dir=str(cache))
+    compute_fidelity(
+        train.images[:50],
+        test.images,
+        extractor="classifier",
+        weights_path=str(classifier[0]),
+        cache_dir=str(cache),
+    )
     names = [p.name for p in cache.iterdir()]
     assert names and all(name.startswith("reference-") for name in names)
 
@@ -207,8 +224,12 @@ def test_extractor_and_input_validation(classifier, digits):
     with pytest.raises(ValueError, match="train_classifier"):
         compute_fidelity(images, images, extractor="classifier", weights_path=None)
     with pytest.raises(ValueError, match="uint8"):
-        compute_fidelity(images.astype(np.float32), images, extractor="classifier",
-                         weights_path=str(classifier[0]))
+        compute_fidelity(
+            images.astype(np.float32),
+            images,
+            extractor="classifier",
+            weights_path=str(classifier[0]),
+        )
 
 
 def test_image_dataset_gives_torch_fidelity_uint8_rgb():
@@ -265,10 +286,10 @@ def test_inception_extractor_offline_with_a_local_weights_file(digits, tmp_path,
     weights = _random_inception_weights(tmp_path)
     real = digits[1].images[:12]
     noise = _noise(12)
-    different = compute_fidelity(noise, real, extractor="inception", weights_path=weights,
-                                 batch_size=12)
-    same = compute_fidelity(real, real, extractor="inception", weights_path=weights,
-                            batch_size=12)
+    different = compute_fidelity(
+        noise, real, extractor="inception", weights_path=weights, batch_size=12
+    )
+    same = compute_fidelity(real, real, extractor="inception", weights_path=weights, batch_size=12)
     assert math.isfinite(different["fid"]) and different["fid"] > 1.0
     assert abs(same["fid"]) < 1e-3 * different["fid"]
     assert different["feature_extractor"] == "inception-v3-compat"

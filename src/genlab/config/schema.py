@@ -7,7 +7,7 @@ ranges; it runs when ``OmegaConf.to_object`` builds these classes during validat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -112,16 +112,23 @@ EXTRACTORS = ("classifier", "inception")
 @dataclass
 class MetricsConfig:
     extractor: str = MISSING
-    weights_path: Optional[str] = MISSING
-    classifier: Optional[ClassifierTrainingConfig] = MISSING
+    weights_path: str | None = MISSING
+    classifier: ClassifierTrainingConfig | None = MISSING
 
     def __post_init__(self) -> None:
-        _require(self.extractor in EXTRACTORS, "metrics.extractor", f"one of {EXTRACTORS}",
-                 self.extractor)
+        _require(
+            self.extractor in EXTRACTORS,
+            "metrics.extractor",
+            f"one of {EXTRACTORS}",
+            self.extractor,
+        )
         if self.extractor == "classifier":
-            _require(self.classifier is not None and self.weights_path is not None,
-                     "metrics.classifier and metrics.weights_path",
-                     "set when metrics.extractor=classifier", None)
+            _require(
+                self.classifier is not None and self.weights_path is not None,
+                "metrics.classifier and metrics.weights_path",
+                "set when metrics.extractor=classifier",
+                None,
+            )
 
 
 LOGGER_BACKENDS = ("wandb", "csv")
@@ -131,16 +138,20 @@ WANDB_MODES = ("auto", "online", "offline", "disabled")
 @dataclass
 class LoggerConfig:
     backend: str = MISSING
-    project: Optional[str] = None
-    entity: Optional[str] = None
+    project: str | None = None
+    entity: str | None = None
     mode: str = "auto"
-    group: Optional[str] = None
+    group: str | None = None
     tags: list[str] = field(default_factory=list)
     init_timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        _require(self.backend in LOGGER_BACKENDS, "logger.backend", f"one of {LOGGER_BACKENDS}",
-                 self.backend)
+        _require(
+            self.backend in LOGGER_BACKENDS,
+            "logger.backend",
+            f"one of {LOGGER_BACKENDS}",
+            self.backend,
+        )
         _require(self.mode in WANDB_MODES, "logger.mode", f"one of {WANDB_MODES}", self.mode)
         _require(self.init_timeout > 0, "logger.init_timeout", "> 0", self.init_timeout)
 

@@ -63,9 +63,7 @@ def _check_call(node: DictConfig, path: str) -> None:
             continue
         if key not in parameters and not accepts_any:
             valid = sorted(k for k, p in parameters.items() if p.kind.name != "VAR_POSITIONAL")
-            raise ConfigError(
-                f"Unknown key `{path}.{key}`: {target_name} takes {', '.join(valid)}"
-            )
+            raise ConfigError(f"Unknown key `{path}.{key}`: {target_name} takes {', '.join(valid)}")
         if key in hints and not OmegaConf.is_missing(node, key):
             value = node._get_node(key)
             if not OmegaConf.is_interpolation(node, key) and not isinstance(

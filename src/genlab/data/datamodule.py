@@ -48,7 +48,10 @@ class ImageDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             return
         meta = read_meta(self.directory)
-        for key, expected in (("image_size", self.expected_size), ("channels", self.expected_channels)):
+        for key, expected in (
+            ("image_size", self.expected_size),
+            ("channels", self.expected_channels),
+        ):
             if expected is not None and meta[key] != expected:
                 raise DatasetError(
                     f"{self.directory} holds {key}={meta[key]} but the config asks for {expected}; "

@@ -39,7 +39,9 @@ class Split:
             )
 
 
-def write_dataset(directory: str | os.PathLike, splits: dict[str, Split], meta: dict[str, Any]) -> None:
+def write_dataset(
+    directory: str | os.PathLike, splits: dict[str, Split], meta: dict[str, Any]
+) -> None:
     """Write all splits and the metadata at once: either the whole dataset appears or none."""
     missing = set(SPLITS) - set(splits)
     if missing:

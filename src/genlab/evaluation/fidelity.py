@@ -67,7 +67,9 @@ def _sha256_images(images: torch.Tensor) -> str:
 
 
 def reference_cache_key(
-    reference_cache_name: str | None, feature_extractor: str, weights_sha256: str | None,
+    reference_cache_name: str | None,
+    feature_extractor: str,
+    weights_sha256: str | None,
     reference_sha256: str,
 ) -> str:
     """Reference cache name: a readable prefix + a hash of everything the statistics depend on."""

@@ -22,6 +22,7 @@ class NonFiniteLossError(FloatingPointError):
 class GANModule(pl.LightningModule):
     # Lightning's global_step counts optimizer steps: a D and a G step per training iteration.
     optimizer_steps_per_iteration = 2
+
     def __init__(
         self,
         generator: nn.Module,

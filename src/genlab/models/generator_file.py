@@ -20,8 +20,12 @@ from genlab.stages.errors import StageInputError
 FORMAT_VERSION = 1
 
 
-def save_generator(path: str | os.PathLike, generator: nn.Module,
-                   generator_config: dict[str, Any], record: dict[str, Any]) -> None:
+def save_generator(
+    path: str | os.PathLike,
+    generator: nn.Module,
+    generator_config: dict[str, Any],
+    record: dict[str, Any],
+) -> None:
     payload = {
         "format_version": FORMAT_VERSION,
         "generator_config": generator_config,

@@ -33,8 +33,9 @@ def _init_weights(module: nn.Module) -> None:
 class DCGANGenerator(nn.Module):
     """z (B, latent_dim) -> images (B, channels, size, size) in [-1, 1]."""
 
-    def __init__(self, latent_dim: int = 64, base_channels: int = 64, channels: int = 1,
-                 image_size: int = 32):
+    def __init__(
+        self, latent_dim: int = 64, base_channels: int = 64, channels: int = 1, image_size: int = 32
+    ):
         super().__init__()
         _check_positive(latent_dim=latent_dim, base_channels=base_channels, channels=channels)
         stages = _num_upsamplings(image_size)
@@ -70,7 +71,10 @@ class DCGANDiscriminator(nn.Module):
         _check_positive(base_channels=base_channels, channels=channels)
         stages = _num_upsamplings(image_size)
         width = base_channels
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels, width, 4, 2, 1),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
         for _ in range(stages - 1):
             layers += [
                 nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),

@@ -21,18 +21,24 @@ REPORTED = ("fid", "isc_mean", "isc_std", "kid_mean", "kid_std")
 
 
 @torch.no_grad()
-def sample_images(generator: torch.nn.Module, count: int, seed: int, batch_size: int) -> torch.Tensor:
+def sample_images(
+    generator: torch.nn.Module, count: int, seed: int, batch_size: int
+) -> torch.Tensor:
     """``count`` uint8 images from fixed latents: the same seed always gives the same samples."""
-    latents = torch.randn(count, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
+    latents = torch.randn(
+        count, generator.latent_dim, generator=torch.Generator().manual_seed(seed)
+    )
     return torch.cat([to_uint8(generator(chunk)) for chunk in latents.split(batch_size)])
 
 
 def extractor_weights(cfg: DictConfig) -> str | None:
     weights = cfg.metrics.weights_path
     if weights is not None and not Path(weights).is_file():
-        hint = ("run the train_classifier stage (`dvc repro train_classifier`)"
-                if cfg.metrics.extractor == "classifier"
-                else "set metrics.weights_path to a local InceptionV3 weights file, or null to download")
+        hint = (
+            "run the train_classifier stage (`dvc repro train_classifier`)"
+            if cfg.metrics.extractor == "classifier"
+            else "set metrics.weights_path to a local InceptionV3 weights file, or null to download"
+        )
         raise StageInputError(f"feature extractor weights {weights} not found: {hint}")
     return weights
 
@@ -44,12 +50,16 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     generator, record = load_generator(run_dir / GENERATOR_FILE)
     weights = extractor_weights(cfg)
     train, test = read_split(cfg.data.dir, "train"), read_split(cfg.data.dir, "test")
-    samples = sample_images(generator, cfg.evaluate.num_samples, cfg.evaluate.sample_seed,
-                            cfg.evaluate.batch_size)
+    samples = sample_images(
+        generator, cfg.evaluate.num_samples, cfg.evaluate.sample_seed, cfg.evaluate.batch_size
+    )
     common = dict(
-        extractor=cfg.metrics.extractor, weights_path=weights,
-        kid_subset_size=cfg.evaluate.kid_subset_size, kid_subsets=cfg.evaluate.kid_subsets,
-        batch_size=cfg.evaluate.batch_size, cache_dir=cfg.paths.cache_dir,
+        extractor=cfg.metrics.extractor,
+        weights_path=weights,
+        kid_subset_size=cfg.evaluate.kid_subset_size,
+        kid_subsets=cfg.evaluate.kid_subsets,
+        batch_size=cfg.evaluate.batch_size,
+        cache_dir=cfg.paths.cache_dir,
         reference_cache_name=f"{cfg.data.name}-{cfg.data.image_size}-test",
     )
     model_scores = compute_fidelity(samples, test.images, **common)
@@ -75,10 +85,18 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     }
     write_json(Path(cfg.paths.metrics_dir) / f"{cfg.model.name}.json", result)
     log_to_existing_run(
-        cfg.logger, run_dir, record["run_id"],
-        {f"eval/{k}": result[k] for k in REPORTED} | {f"eval/floor_{k}": result["floor"][k] for k in REPORTED},
+        cfg.logger,
+        run_dir,
+        record["run_id"],
+        {f"eval/{k}": result[k] for k in REPORTED}
+        | {f"eval/floor_{k}": result["floor"][k] for k in REPORTED},
         job_type="evaluate",
     )
-    print(f"evaluate {cfg.model.name} ({cfg.metrics.extractor}): "
-          + ", ".join(f"{k}={result[k]:.4g} (floor {result['floor'][k]:.4g})" for k in ("fid", "kid_mean", "isc_mean")))
+    print(
+        f"evaluate {cfg.model.name} ({cfg.metrics.extractor}): "
+        + ", ".join(
+            f"{k}={result[k]:.4g} (floor {result['floor'][k]:.4g})"
+            for k in ("fid", "kid_mean", "isc_mean")
+        )
+    )
     return result

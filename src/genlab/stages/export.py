@@ -27,18 +27,31 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     provenance = {
-        "model": cfg.model.name, "run_id": record["run_id"], "config_hash": record["config_hash"],
-        "code_version": record["code_version"], "created": created,
+        "model": cfg.model.name,
+        "run_id": record["run_id"],
+        "config_hash": record["config_hash"],
+        "code_version": record["code_version"],
+        "created": created,
     }
     export_dir = Path(cfg.paths.export_dir)
     parity = dict(parity_seed=cfg.export.parity_seed, atol=cfg.export.parity_atol)
     with atomic_dir(export_dir) as staging:
-        torchscript = export_torchscript(generator, generator.latent_dim,
-                                         staging / "generator.torchscript.pt", **parity)
-        onnx = export_onnx(generator, generator.latent_dim, staging / "generator.onnx",
-                           opset=cfg.export.onnx_opset, metadata=provenance, **parity)
-        latents = torch.randn(cfg.export.grid_images, generator.latent_dim,
-                              generator=torch.Generator().manual_seed(cfg.export.parity_seed))
+        torchscript = export_torchscript(
+            generator, generator.latent_dim, staging / "generator.torchscript.pt", **parity
+        )
+        onnx = export_onnx(
+            generator,
+            generator.latent_dim,
+            staging / "generator.onnx",
+            opset=cfg.export.onnx_opset,
+            metadata=provenance,
+            **parity,
+        )
+        latents = torch.randn(
+            cfg.export.grid_images,
+            generator.latent_dim,
+            generator=torch.Generator().manual_seed(cfg.export.parity_seed),
+        )
         with torch.no_grad():
             save_grid(generator(latents), staging / "samples.png", provenance)
         summary = {
@@ -49,18 +62,23 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
             "provenance": provenance,
         }
         write_json(staging / "export.json", summary)
-        write_model_card(staging / "MODEL_CARD.md", {
-            "model": cfg.model.name,
-            "family": record["config"]["model"]["_target_"],
-            "run_id": record["run_id"],
-            "created": created,
-            "code_version": record["code_version"],
-            "config": record["config"],
-            "data": record["data_meta"],
-            "metrics": metrics,
-            "export": summary,
-            "train": record["train"],
-        })
-    print(f"export {cfg.model.name}: torchscript max|diff|={torchscript['max_abs_diff']:.2e}, "
-          f"onnx max|diff|={onnx['max_abs_diff']:.2e} -> {export_dir}")
+        write_model_card(
+            staging / "MODEL_CARD.md",
+            {
+                "model_name": cfg.model.name,
+                "family": record["config"]["model"]["_target_"],
+                "run_id": record["run_id"],
+                "created": created,
+                "code_version": record["code_version"],
+                "config": record["config"],
+                "data": record["data_meta"],
+                "metrics": metrics,
+                "export": summary,
+                "train": record["train"],
+            },
+        )
+    print(
+        f"export {cfg.model.name}: torchscript max|diff|={torchscript['max_abs_diff']:.2e}, "
+        f"onnx max|diff|={onnx['max_abs_diff']:.2e} -> {export_dir}"
+    )
     return summary

@@ -15,6 +15,8 @@ def run_fetch(cfg: DictConfig) -> dict[str, Any]:
     splits = source.load()
     write_dataset(cfg.data.dir, splits, source.meta())
     meta = read_meta(cfg.data.dir)
-    print(f"fetch: wrote {cfg.data.dir} ({meta['counts']}, {meta['channels']}x"
-          f"{meta['image_size']}x{meta['image_size']})")
+    print(
+        f"fetch: wrote {cfg.data.dir} ({meta['counts']}, {meta['channels']}x"
+        f"{meta['image_size']}x{meta['image_size']})"
+    )
     return meta

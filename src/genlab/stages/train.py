@@ -44,8 +44,12 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = ImageDataModule(
-        cfg.data.dir, batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
-        image_size=cfg.data.image_size, channels=cfg.data.channels, seed=cfg.seed,
+        cfg.data.dir,
+        batch_size=cfg.data.batch_size,
+        num_workers=cfg.data.num_workers,
+        image_size=cfg.data.image_size,
+        channels=cfg.data.channels,
+        seed=cfg.seed,
     )
     data_meta = read_meta(cfg.data.dir)
     module = instantiate(cfg.model)
@@ -54,14 +58,19 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     fingerprint = training_fingerprint(config, data_meta)
     resume, run_id = prepare_checkpoint_dir(checkpoint_dir, fingerprint, cfg.train.resume)
     provenance = {
-        "model": cfg.model.name, "run_id": run_id, "config_hash": fingerprint,
+        "model": cfg.model.name,
+        "run_id": run_id,
+        "config_hash": fingerprint,
         "code_version": code_version(),
     }
 
     loggers: list[Any] = [CSVLogger(str(run_dir), name="csv", version="")]
     if cfg.logger.backend == "wandb":
         wandb_logger = make_wandb_logger(
-            cfg.logger, run_dir, run_id=run_id, run_name=f"{cfg.model.name}-{run_id}",
+            cfg.logger,
+            run_dir,
+            run_id=run_id,
+            run_name=f"{cfg.model.name}-{run_id}",
             config=config,
         )
         if wandb_logger is not None:
@@ -69,13 +78,17 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
 
     callbacks = [
         ModelCheckpoint(
-            dirpath=checkpoint_dir, save_last=True, save_top_k=0,
+            dirpath=checkpoint_dir,
+            save_last=True,
+            save_top_k=0,
             every_n_train_steps=cfg.train.checkpoint_every_n_steps * steps_per_iteration,
         ),
         SampleGridCallback(
             every_n_steps=cfg.train.sample_every_n_steps,
             num_images=cfg.train.num_sample_images,
-            out_dir=run_dir / "samples", seed=cfg.seed, provenance=provenance,
+            out_dir=run_dir / "samples",
+            seed=cfg.seed,
+            provenance=provenance,
         ),
         RichProgressBar(),
     ]
@@ -107,8 +120,10 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         record = {**provenance, "config": config, "data_meta": data_meta, "train": summary}
         save_generator(
-            run_dir / GENERATOR_FILE, module.sampling_generator(),
-            OmegaConf.to_container(cfg.model.generator, resolve=True), record,
+            run_dir / GENERATOR_FILE,
+            module.sampling_generator(),
+            OmegaConf.to_container(cfg.model.generator, resolve=True),
+            record,
         )
         write_json(run_dir / SUMMARY_FILE, summary)
     for logger in loggers:

@@ -26,8 +26,13 @@ def run_train_classifier(cfg: DictConfig) -> dict[str, Any]:
             f"Use metrics=inception instead."
         )
     model, report = train_classifier(
-        train, test, feature_dim=settings.feature_dim, epochs=settings.epochs,
-        batch_size=settings.batch_size, lr=settings.lr, seed=cfg.seed,
+        train,
+        test,
+        feature_dim=settings.feature_dim,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        seed=cfg.seed,
     )
     path = Path(cfg.paths.classifier)
     save_classifier(model, path, report)

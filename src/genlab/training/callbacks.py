@@ -15,8 +15,14 @@ class SampleGridCallback(pl.Callback):
     Fixed latents make the grids comparable across steps and runs.
     """
 
-    def __init__(self, every_n_steps: int, num_images: int, out_dir: str | Path, seed: int,
-                 provenance: dict[str, str]):
+    def __init__(
+        self,
+        every_n_steps: int,
+        num_images: int,
+        out_dir: str | Path,
+        seed: int,
+        provenance: dict[str, str],
+    ):
         self.every_n_steps = every_n_steps
         self.num_images = num_images
         self.out_dir = Path(out_dir)
@@ -40,6 +46,10 @@ class SampleGridCallback(pl.Callback):
         save_grid(images, path, {**self.provenance, "step": str(step)})
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_image(key="samples", images=[str(path)], step=trainer.global_step,
-                                 caption=[f"EMA generator, step {step}"])
+                logger.log_image(
+                    key="samples",
+                    images=[str(path)],
+                    step=trainer.global_step,
+                    caption=[f"EMA generator, step {step}"],
+                )
         return path

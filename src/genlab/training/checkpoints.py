@@ -21,24 +21,34 @@ RUN_ID_FILE = "run_id"
 LAST = "last.ckpt"
 
 
-def prepare_checkpoint_dir(directory: str | Path, fingerprint: str, resume: bool) -> tuple[bool, str]:
+def _read(path: Path) -> str | None:
+    return path.read_text().strip() if path.is_file() else None
+
+
+def _why_fresh(resume: bool, stored: str | None, fingerprint: str) -> str:
+    if not resume:
+        return "train.resume=false"
+    if stored != fingerprint:
+        return "config changed since these checkpoints were written"
+    return "no last.ckpt to resume from"
+
+
+def prepare_checkpoint_dir(
+    directory: str | Path, fingerprint: str, resume: bool
+) -> tuple[bool, str]:
     """Return (resume from last.ckpt?, run id). Stale checkpoints are removed, with a message."""
     directory = Path(directory)
-    last = directory / LAST
-    stored = (directory / FINGERPRINT_FILE).read_text().strip() if (directory / FINGERPRINT_FILE).is_file() else None
-    run_id_file = directory / RUN_ID_FILE
-    if resume and last.is_file() and stored == fingerprint and run_id_file.is_file():
-        log.info("Resuming from %s (same config fingerprint %s)", last, fingerprint)
-        return True, run_id_file.read_text().strip()
+    stored = _read(directory / FINGERPRINT_FILE)
+    run_id = _read(directory / RUN_ID_FILE)
+    if resume and (directory / LAST).is_file() and stored == fingerprint and run_id:
+        log.info("Resuming from %s (config fingerprint %s)", directory / LAST, fingerprint)
+        return True, run_id
     if directory.exists() and any(directory.iterdir()):
-        why = "resume disabled" if not resume else (
-            "config changed since these checkpoints were written" if stored != fingerprint
-            else "no last.ckpt to resume from"
-        )
+        why = _why_fresh(resume, stored, fingerprint)
         log.warning("Starting fresh in %s (%s); removing old checkpoints.", directory, why)
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     run_id = new_run_id()
     write_text(directory / FINGERPRINT_FILE, fingerprint + "\n")
-    write_text(run_id_file, run_id + "\n")
+    write_text(directory / RUN_ID_FILE, run_id + "\n")
     return False, run_id
