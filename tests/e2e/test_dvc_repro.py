@@ -124,7 +124,7 @@ def test_exports_load_and_match(repo):
 
 
 def test_training_logged_offline_to_wandb(repo):
-    runs = list((repo / "runs/dcgan/wandb/wandb").glob("offline-run-*/run-*.wandb"))
+    runs = list((repo / "runs/dcgan/wandb").glob("offline-run-*/run-*.wandb"))
     assert runs, "no offline W&B run recorded"
     record = json.loads((repo / "runs/dcgan/train_summary.json").read_text())
     assert any(record["run_id"] in str(path) for path in runs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ from genlab.training.callbacks import SampleGridCallback
 from genlab.training.checkpoints import LAST, prepare_checkpoint_dir
 
 log = logging.getLogger(__name__)
+
+# Our checkpoints are meant to hold the state after each iteration's updates.
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
 GENERATOR_FILE = "generator.pt"
 SUMMARY_FILE = "train_summary.json"
