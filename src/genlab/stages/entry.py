@@ -23,18 +23,14 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
 
 
 def known_errors() -> tuple[type[BaseException], ...]:
+    """Failures whose message already says what is wrong and how to fix it: no traceback."""
     from genlab.data.store import DatasetError
+    from genlab.evaluation.classifier_training import ClassifierError
+    from genlab.export.errors import ExportError
     from genlab.models.gan import NonFiniteLossError
     from genlab.stages.errors import StageInputError
 
-    errors: list[type[BaseException]] = [DatasetError, NonFiniteLossError, StageInputError]
-    try:
-        from genlab.export.errors import ExportError
-
-        errors.append(ExportError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    return (DatasetError, ClassifierError, ExportError, NonFiniteLossError, StageInputError)
 
 
 def stage_main(run: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:

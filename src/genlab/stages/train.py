@@ -104,7 +104,8 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         default_root_dir=str(run_dir),
     )
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=LAST if resume else None)
+    resume_from = str(checkpoint_dir / LAST) if resume else None
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     elapsed = time.perf_counter() - started
     steps_done = module.training_steps
     images_seen_here = trainer.world_size * cfg.data.batch_size * (steps_done - module.start_step)

@@ -147,7 +147,7 @@ def log_to_existing_run(
             mode=mode,
             settings=wandb.Settings(init_timeout=float(logger_cfg.init_timeout)),
         )
-        run.log(values)
+        # Summary, not history: a resumed run's step counter would put these out of order.
         run.summary.update(values)
         run.finish()
     except Exception as error:
