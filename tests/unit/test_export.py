@@ -250,7 +250,7 @@ def _card_info() -> dict:
         },
         "metrics": {
             "extractor": "domain-classifier-v1",
-            "num_samples": 5000,
+            "counts": {"samples": 5000, "reference": 360},
             "splits": ["val", "test"],
             "fid": 12.3456,
             "isc_mean": 8.76,
@@ -278,6 +278,7 @@ def test_model_card_full(tmp_path: Path) -> None:
     assert IPTC_URL in card
     assert "```yaml\nmodel:\n  family: gan\n  lr: 0.0002\ntrainer:\n  max_epochs: 5\n```" in card
     assert "train: 50000, val: 10000" in card
+    assert "samples: 5000, reference: 360" in card
     assert "| ONNX | models/gen.onnx | 3.2e-07 |" in card
     assert "run-42" in card and "0123abc" in card and "CC BY-SA 3.0" in card
     assert NOT_RECORDED not in card

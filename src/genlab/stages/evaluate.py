@@ -61,6 +61,7 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         batch_size=cfg.evaluate.batch_size,
         cache_dir=cfg.paths.cache_dir,
         reference_cache_name=f"{cfg.data.name}-{cfg.data.image_size}-test",
+        verbose=cfg.metrics.extractor == "inception",  # minutes on a CPU: show progress
     )
     model_scores = compute_fidelity(samples, test.images, **common)
     floor_scores = compute_fidelity(train.images, test.images, **common)
