@@ -113,13 +113,30 @@ def make_wandb_logger(
         if mode == "offline":
             log.warning("W&B could not start even offline (%s); continuing without it.", error)
             return None
-        log.warning("W&B online start failed (%s); logging offline instead.", error)
-        mode, reason = "offline", f"online start failed: {error}"
-        wandb_logger = start("offline")
-    if mode == "offline":
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        mode, reason = "offline", f"online start failed: {first_line}"
+        _reset_wandb_service()
+        try:
+            wandb_logger = start("offline")
+        except Exception as offline_error:
+            log.warning("W&B offline start failed too (%s); continuing without it.", offline_error)
+            return None
+    if mode == "offline":  # the one line a user needs: why offline, and how to upload later
         run_path = Path(wandb_logger.experiment.dir).parent
-        print(f"W&B: logging offline ({reason}); upload later with `wandb sync {run_path}`")
+        log.warning(
+            "W&B: logging offline (%s); upload later with `wandb sync %s`", reason, run_path
+        )
     return wandb_logger
+
+
+def _reset_wandb_service() -> None:
+    """Forget a failed online run; otherwise its id stays "in use" for the offline retry."""
+    import wandb
+
+    try:
+        wandb.teardown()
+    except Exception as error:  # pragma: no cover - best effort
+        log.debug("wandb.teardown failed: %s", error)
 
 
 def log_to_existing_run(

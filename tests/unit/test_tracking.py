@@ -1,0 +1,111 @@
+"""W&B never fails a run: no credentials or no server means offline, with one line on syncing."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from genlab.tracking.wandb_setup import log_to_existing_run, make_wandb_logger, resolve_mode
+
+
+def logger_config(**overrides):
+    base = dict(
+        backend="wandb",
+        project="genlab-test",
+        entity=None,
+        mode="auto",
+        group=None,
+        tags=["test"],
+        init_timeout=3,
+    )
+    return OmegaConf.create({**base, **overrides})
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def online_intent(monkeypatch):
+    """Credentials present and WANDB_MODE unset: what a user with `wandb login` has."""
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+
+
+def test_explicit_environment_wins(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert resolve_mode("online", 1)[0] == "disabled"
+
+
+def test_no_credentials_means_offline(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    mode, reason = resolve_mode("auto", 1)
+    assert mode == "offline" and "credentials" in reason
+
+
+def test_unreachable_server_means_offline(online_intent, monkeypatch):
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    mode, reason = resolve_mode("auto", 1)
+    assert mode == "offline" and "unreachable" in reason
+
+
+@pytest.mark.slow
+def test_server_that_is_not_wandb_falls_back_offline(online_intent, monkeypatch, tmp_path, caplog):
+    """A port that accepts and hangs up: the online start fails, the run logs offline."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(30)
+
+    def hang_up() -> None:
+        try:
+            while True:
+                connection, _ = server.accept()
+                connection.close()
+        except OSError:
+            return
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+    try:
+        with caplog.at_level(logging.WARNING):
+            wandb_logger = make_wandb_logger(
+                logger_config(), tmp_path, "fallback1", "name", {"lr": 0.1}
+            )
+        assert wandb_logger is not None
+        wandb_logger.log_metrics({"train/loss": 1.5}, step=1)
+        wandb_logger.finalize("success")
+        wandb_logger.experiment.finish()
+    finally:
+        server.close()
+    lines = [r.getMessage() for r in caplog.records if "W&B: logging offline" in r.getMessage()]
+    assert len(lines) == 1 and "online start failed" in lines[0] and "wandb sync" in lines[0]
+    assert list(Path(tmp_path, "wandb").glob("offline-run-*-fallback1/run-fallback1.wandb"))
+
+
+def test_offline_run_and_evaluation_share_the_id(tmp_path):
+    wandb_logger = make_wandb_logger(logger_config(mode="offline"), tmp_path, "shared1", "n", {})
+    wandb_logger.log_metrics({"train/loss": 0.5}, step=1)
+    wandb_logger.finalize("success")
+    wandb_logger.experiment.finish()
+    time.sleep(1.1)  # W&B names offline folders by the second; stages run seconds apart
+    log_to_existing_run(
+        logger_config(mode="offline"), tmp_path, "shared1", {"eval/fid": 3.0}, job_type="evaluate"
+    )
+    runs = sorted(Path(tmp_path, "wandb").glob("offline-run-*-shared1/run-shared1.wandb"))
+    assert len(runs) == 2, runs
+
+
+def test_disabled_mode_gives_no_logger(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    assert make_wandb_logger(logger_config(mode="disabled"), tmp_path, "x", "n", {}) is None
