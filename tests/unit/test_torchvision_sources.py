@@ -7,19 +7,23 @@ and size are made up, and ``checksums`` carries their md5s in place of the upstr
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
+import http.server
 import io
+import os
 import pickle
+import socket
 import struct
 import tarfile
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import genlab  # noqa: F401  (before torchvision)
-from genlab.data.sources import torchvision_sources as tvs
 from genlab.data.sources.torchvision_sources import Cifar10Source, IdxSource
 from genlab.data.store import DatasetError
 
@@ -285,45 +289,88 @@ def test_missing_idx_file_without_download(mnist):
     assert str(path) in str(info.value) and "data.source.download=true" in str(info.value)
 
 
-def test_download_fills_missing_archives_from_the_mirrors(mnist, monkeypatch, tmp_path):
-    stash = {f.name: f.read_bytes() for f in mnist["raw"].iterdir()}
+@pytest.fixture
+def mirror(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving a folder; yields (folder, base URL)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(served))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield served, f"http://127.0.0.1:{server.server_address[1]}/"
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    requests: list[str] = []
+
+    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        QuietHandler.requests.append(self.path)
+
+
+def closed_port_url() -> str:
+    """A base URL on which nothing listens: a mirror that is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def test_upstream_urls_are_torchvisions(tmp_path):
+    import torchvision.datasets
+
+    source = IdxSource(dataset="mnist", download_dir=tmp_path)
+    assert source._urls("t10k-images-idx3-ubyte.gz") == [
+        f"{m}t10k-images-idx3-ubyte.gz" for m in torchvision.datasets.MNIST.mirrors
+    ]
+    assert Cifar10Source(download_dir=tmp_path).urls == [torchvision.datasets.CIFAR10.url]
+
+
+def test_download_fills_missing_archives_from_the_next_mirror(mnist, mirror):
+    served, url = mirror
     for f in list(mnist["raw"].iterdir()):
-        f.unlink()
-    calls = []
-
-    def fake_download_url(url, root, filename, md5):
-        calls.append(url)
-        if "ossci" in url:  # the first mirror is down
-            raise OSError("connection refused")
-        (Path(root) / filename).write_bytes(stash[filename])
-
-    import torchvision.datasets.utils
-
-    monkeypatch.setattr(torchvision.datasets.utils, "download_url", fake_download_url)
-    splits = idx_source(mnist, download=True).load()
+        os.replace(f, served / f.name)
+    QuietHandler.requests.clear()
+    source = idx_source(mnist, download=True, mirrors=[closed_port_url(), url])
+    splits = source.load()
     assert splits["train"].images.shape == (20, 1, 32, 32)
-    assert (
-        len(calls) == 8
-        and calls[1] == "http://yann.lecun.com/exdb/mnist/train-images-idx3-ubyte.gz"
+    assert np.array_equal(splits["test"].labels, mnist["arrays"]["test"][1])
+    assert set(QuietHandler.requests) == {f"/{f.name}" for f in served.iterdir()}
+    assert sorted(f.name for f in mnist["raw"].glob("*.gz")) == sorted(
+        f.name for f in served.iterdir()
     )
-    assert sorted(f.name for f in mnist["raw"].glob("*.gz")) == sorted(stash)
     assert not list(mnist["raw"].glob(".*"))  # no scratch folders left
+    assert source.meta()["urls"]["train-images-idx3-ubyte.gz"][1].startswith(url)
 
 
-def test_failed_download_is_reported(mnist, monkeypatch):
+def test_failed_download_is_reported(mnist):
     (mnist["raw"] / "train-images-idx3-ubyte.gz").unlink()
-
-    def offline(url, root, filename, md5):
-        raise OSError("network unreachable")
-
-    import torchvision.datasets.utils
-
-    monkeypatch.setattr(torchvision.datasets.utils, "download_url", offline)
+    down = closed_port_url()
     with pytest.raises(DatasetError) as info:
-        idx_source(mnist, download=True).load()
+        idx_source(mnist, download=True, mirrors=[down]).load()
     message = str(info.value)
-    assert "train-images-idx3-ubyte.gz" in message and "network unreachable" in message
-    assert "yann.lecun.com" in message and "place it at" in message
+    assert "train-images-idx3-ubyte.gz" in message and down in message
+    assert "place it at" in message
+    assert not (mnist["raw"] / "train-images-idx3-ubyte.gz").exists()
+
+
+def test_download_of_wrong_bytes_is_refused(mnist, mirror):
+    """torchvision's own md5 check on download: a mirror serving other bytes leaves nothing."""
+    served, url = mirror
+    target = mnist["raw"] / "t10k-labels-idx1-ubyte.gz"
+    (served / target.name).write_bytes(gzip.compress(b"not the labels"))
+    target.unlink()
+    with pytest.raises(DatasetError) as info:
+        idx_source(mnist, download=True, mirrors=[url]).load()
+    assert target.name in str(info.value)
+    assert not target.exists() and not list(mnist["raw"].glob(".*"))
+
+
+def test_mirrors_must_be_a_list_of_urls(tmp_path):
+    with pytest.raises(ValueError, match="data.source.mirrors"):
+        IdxSource(dataset="mnist", download_dir=tmp_path, mirrors="http://host/")
 
 
 @pytest.mark.parametrize(
@@ -437,22 +484,13 @@ def test_cifar_missing_archive_without_download(cifar):
     assert CIFAR_ARCHIVE in str(info.value) and "data.source.download=true" in str(info.value)
 
 
-def test_cifar_download_uses_the_upstream_url(cifar, monkeypatch):
-    archive = cifar["root"] / CIFAR_ARCHIVE
-    payload = archive.read_bytes()
-    archive.unlink()
-    seen = {}
-
-    def fake_download_url(url, root, filename, md5):
-        seen.update(url=url, md5=md5)
-        (Path(root) / filename).write_bytes(payload)
-
-    monkeypatch.setattr(tvs._tv_utils(), "download_url", fake_download_url)
-    assert cifar_source(cifar, download=True).load()["test"].images.shape == (5, 3, 32, 32)
-    assert seen == {
-        "url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-        "md5": cifar["checksums"][CIFAR_ARCHIVE],
-    }
+def test_cifar_download_from_a_mirror(cifar, mirror):
+    served, url = mirror
+    os.replace(cifar["root"] / CIFAR_ARCHIVE, served / CIFAR_ARCHIVE)
+    source = cifar_source(cifar, download=True, mirrors=[url])
+    assert source.load()["test"].images.shape == (5, 3, 32, 32)
+    assert md5(cifar["root"] / CIFAR_ARCHIVE) == cifar["checksums"][CIFAR_ARCHIVE]
+    assert source.meta()["urls"] == {CIFAR_ARCHIVE: [f"{url}{CIFAR_ARCHIVE}"]}
 
 
 def test_cifar_checksums_must_cover_every_file(tmp_path):

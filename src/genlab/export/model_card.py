@@ -71,8 +71,8 @@ def render_model_card(info: Mapping[str, Any]) -> str:
     - ``config``: nested dict (or DictConfig) of the training config, shown as YAML.
     - ``data``: ``name``, ``counts`` ({split: count}), ``image_size``, ``channels``,
       ``licence`` (or ``license``), ``source``.
-    - ``metrics``: ``extractor``, ``counts`` (samples, reference, ...), ``splits``, ``fid``, ``isc_mean``,
-      ``kid_mean``, ``kid_std`` and ``floor`` (same metric keys, real-vs-real values).
+    - ``metrics``: ``extractor``, ``counts`` (samples, reference, ...), ``splits``, ``fid``,
+      ``isc_mean``, ``kid_mean``, ``kid_std`` and ``floor`` (same metric keys, real-vs-real values).
     - ``export``: ``onnx`` / ``torchscript`` dicts with ``path`` and ``max_abs_diff``
       (the dicts returned by ``export_onnx`` / ``export_torchscript``).
     """

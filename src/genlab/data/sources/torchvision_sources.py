@@ -18,7 +18,7 @@ import shutil
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,10 +76,21 @@ def _torchvision_datasets() -> Any:
 
 
 def _tv_utils() -> Any:
-    """The module, not its functions, so tests can stand in for ``download_url`` offline."""
     import torchvision.datasets.utils
 
     return torchvision.datasets.utils
+
+
+def _check_mirrors(mirrors: Sequence[str] | None) -> list[str] | None:
+    """None means upstream's; otherwise base URLs (``.../``) tried in order before giving up."""
+    if mirrors is None:
+        return None
+    if isinstance(mirrors, str) or not all(isinstance(m, str) and m for m in mirrors):
+        raise ValueError(
+            f"data.source.mirrors must be a list of base URLs such as ['https://host/mnist/'] "
+            f"or null for upstream's, got {mirrors!r}"
+        )
+    return [m if m.endswith("/") else m + "/" for m in mirrors]
 
 
 def md5_of(path: str | os.PathLike) -> str:
@@ -248,6 +259,7 @@ class IdxSource:
         image_size: int = 32,
         checksums: Mapping[str, str] | None = None,
         download: bool = True,
+        mirrors: Sequence[str] | None = None,
     ):
         if dataset not in IDX_DATASETS:
             raise ValueError(
@@ -260,6 +272,7 @@ class IdxSource:
         self.download = _check_bool("download", download)
         self.checksums_source = "upstream (torchvision)" if checksums is None else "config"
         self.checksums = _resolve_checksums(checksums, dict(self._upstream_resources()))
+        self.mirrors = _check_mirrors(mirrors)
         self._verified: dict[str, str] | None = None
         self._classes: list[str] | None = None
 
@@ -267,6 +280,8 @@ class IdxSource:
         return list(getattr(_torchvision_datasets(), self.info["class"]).resources)
 
     def _mirrors(self) -> list[str]:
+        if self.mirrors is not None:
+            return self.mirrors
         return list(getattr(_torchvision_datasets(), self.info["class"]).mirrors)
 
     @property
@@ -397,12 +412,14 @@ class Cifar10Source:
         image_size: int = 32,
         checksums: Mapping[str, str] | None = None,
         download: bool = True,
+        mirrors: Sequence[str] | None = None,
     ):
         self.download_dir = Path(download_dir).expanduser()
         self.image_size = _check_image_size(image_size)
         self.download = _check_bool("download", download)
         self.checksums_source = "upstream (torchvision)" if checksums is None else "config"
         self.checksums = _resolve_checksums(checksums, _cifar_upstream())
+        self.mirrors = _check_mirrors(mirrors)
         self._verified: dict[str, str] | None = None
         self._classes: list[str] | None = None
 
@@ -413,6 +430,12 @@ class Cifar10Source:
     @property
     def archive(self) -> Path:
         return self.download_dir / self._tv.filename
+
+    @property
+    def urls(self) -> list[str]:
+        if self.mirrors is None:
+            return [self._tv.url]
+        return [f"{mirror}{self._tv.filename}" for mirror in self.mirrors]
 
     @property
     def batches_folder(self) -> Path:
@@ -475,7 +498,7 @@ class Cifar10Source:
     def load(self) -> dict[str, Split]:
         """Verify and extract the archive, then let torchvision check and parse every batch."""
         md5 = self.checksums[self._tv.filename]
-        _ensure_archive(self.archive, [self._tv.url], md5, self.download)
+        _ensure_archive(self.archive, self.urls, md5, self.download)
         _verify_md5(self.archive, md5, self.checksums_source)
         self._extract()
         splits = {"train": self._load_split(train=True), "test": self._load_split(train=False)}
@@ -495,7 +518,7 @@ class Cifar10Source:
             "name": "cifar10",
             "source": "torchvision.datasets.CIFAR10",
             "homepage": CIFAR10_INFO["homepage"],
-            "urls": {self._tv.filename: [self._tv.url]},
+            "urls": {self._tv.filename: self.urls},
             "licence": CIFAR10_INFO["licence"],
             "classes": self._classes,
             "resize_filter": resize,
