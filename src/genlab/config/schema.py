@@ -71,6 +71,7 @@ class EvaluateConfig:
     batch_size: int = MISSING
     kid_subset_size: int = MISSING
     kid_subsets: int = MISSING
+    untrained_baseline: bool = MISSING
 
     def __post_init__(self) -> None:
         _require(self.num_samples >= 2, "evaluate.num_samples", ">= 2", self.num_samples)
@@ -157,6 +158,22 @@ class LoggerConfig:
 
 
 @dataclass
+class CompareConfig:
+    models: list[str] | None = MISSING  # null: pipeline.models from params_file
+    params_file: str = MISSING
+    out_dir: str = MISSING
+    rank_by: str = MISSING
+
+    def __post_init__(self) -> None:
+        _require(self.rank_by in RANKABLE, "compare.rank_by", f"one of {RANKABLE}", self.rank_by)
+        if self.models is not None:
+            _require(len(self.models) > 0, "compare.models", "a non-empty list", self.models)
+
+
+RANKABLE = ("kid_mean", "fid", "isc_mean")
+
+
+@dataclass
 class RootConfig:
     seed: int = MISSING
     paths: PathsConfig = MISSING
@@ -168,6 +185,7 @@ class RootConfig:
     train: TrainConfig = MISSING
     evaluate: EvaluateConfig = MISSING
     export: ExportConfig = MISSING
+    compare: CompareConfig = MISSING
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, "seed", ">= 0", self.seed)

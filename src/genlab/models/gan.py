@@ -1,27 +1,29 @@
-"""GAN training logic with Lightning manual optimization (one D step, then one G step)."""
+"""GAN training logic with Lightning manual optimization (one D step, then one G step).
+
+One module serves every GAN family: the networks, the adversarial loss, the discriminator
+regularizer and the augmentation all come from config, so a new combination never forks code.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from genlab.models.base import GenerativeModule, NonFiniteLossError
 from genlab.models.ema import make_ema
 from genlab.models.losses import NonSaturatingLoss
 
+__all__ = ["GANModule", "NonFiniteLossError"]
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+Regularizer = Callable[[nn.Module, torch.Tensor, torch.Tensor, int], "torch.Tensor | None"]
 
 
-class NonFiniteLossError(FloatingPointError):
-    """A loss went NaN/inf: training stops at once so no bad weights are ever checkpointed."""
-
-
-class GANModule(pl.LightningModule):
-    # Lightning's global_step counts optimizer steps: a D and a G step per training iteration.
-    optimizer_steps_per_iteration = 2
+class GANModule(GenerativeModule):
+    optimizer_steps_per_iteration = 2  # a D and a G update per training iteration
 
     def __init__(
         self,
@@ -29,85 +31,69 @@ class GANModule(pl.LightningModule):
         discriminator: nn.Module,
         optim: OptimizerFactory,
         loss: Any | None = None,
+        regularizer: Regularizer | None = None,
+        augment: nn.Module | None = None,
         ema_decay: float = 0.999,
+        discriminator_optim: OptimizerFactory | None = None,
         name: str = "gan",
     ):
-        super().__init__()
+        super().__init__(name=name, latent_dim=generator.latent_dim)
         self.automatic_optimization = False
-        self.name = name
         self.generator = generator
         self.discriminator = discriminator
         self.ema_generator = make_ema(generator, ema_decay)
         self.optim_factory = optim
+        self.discriminator_optim_factory = discriminator_optim or optim
         self.loss = loss if loss is not None else NonSaturatingLoss()
-        self.latent_dim: int = generator.latent_dim
-        self.start_step = 0
-
-    def on_train_start(self) -> None:
-        self.start_step = self.training_steps
-
-    @property
-    def training_steps(self) -> int:
-        """Completed training iterations (one D and one G update each)."""
-        return self.trainer.global_step // self.optimizer_steps_per_iteration
+        self.regularizer = regularizer
+        self.augment = augment if augment is not None else nn.Identity()
 
     def configure_optimizers(self):
         return [
             self.optim_factory(self.generator.parameters()),
-            self.optim_factory(self.discriminator.parameters()),
+            self.discriminator_optim_factory(self.discriminator.parameters()),
         ]
 
-    def sample_latents(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(count, self.latent_dim, generator=generator).to(self.device)
-
-    def _check_finite(self, **losses: torch.Tensor) -> None:
-        for name, value in losses.items():
-            if not torch.isfinite(value):
-                raise NonFiniteLossError(
-                    f"{name} became {value.item()} at training step {self.training_steps + 1}; "
-                    f"training stopped before the weights were updated. Lower the learning rate "
-                    f"(model.optim.lr) or check the data."
-                )
+    def _discriminator_loss(
+        self, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        real_seen, fake_seen = self.augment(real), self.augment(fake.detach())
+        real_logits = self.discriminator(real_seen)
+        loss = self.loss.discriminator(real_logits, self.discriminator(fake_seen))
+        logs = {
+            "train/loss_d": loss.detach(),
+            # r_t: how often D calls reals real; near 1.0 means D overpowers G.
+            "train/d_real_accuracy": (real_logits.detach() > 0).float().mean(),
+        }
+        if self.regularizer is not None:
+            penalty = self.regularizer(self.discriminator, real_seen, fake_seen, self.training_steps)
+            if penalty is not None:
+                self.check_finite(penalty_d=penalty)
+                loss = loss + penalty
+                logs["train/penalty_d"] = penalty.detach()
+        return loss, logs
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         real, _ = batch
         opt_g, opt_d = self.optimizers()
         z = torch.randn(real.shape[0], self.latent_dim, device=self.device)
-
         fake = self.generator(z)
-        real_logits = self.discriminator(real)
-        d_loss = self.loss.discriminator(real_logits, self.discriminator(fake.detach()))
-        self._check_finite(loss_d=d_loss)
+
+        d_loss, logs = self._discriminator_loss(real, fake)
+        self.check_finite(loss_d=d_loss)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
 
-        g_loss = self.loss.generator(self.discriminator(fake))
-        self._check_finite(loss_g=g_loss)
+        g_loss = self.loss.generator(self.discriminator(self.augment(fake)))
+        self.check_finite(loss_g=g_loss)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
         opt_g.step()
         self.ema_generator.update_parameters(self.generator)
 
-        self.log_dict(
-            {
-                "train/loss_d": d_loss.detach(),
-                "train/loss_g": g_loss.detach(),
-                # r_t: how often D calls reals real; near 1.0 means D overpowers G.
-                "train/d_real_accuracy": (real_logits.detach() > 0).float().mean(),
-            },
-            prog_bar=True,
-        )
-
-    @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1] from the EMA generator, the one used for evaluation and export."""
-        was_training = self.ema_generator.training
-        self.ema_generator.eval()
-        try:
-            return self.ema_generator.module(z.to(self.device))
-        finally:
-            self.ema_generator.train(was_training)
+        self.log_dict({**logs, "train/loss_g": g_loss.detach()}, prog_bar=True)
 
     def sampling_generator(self) -> nn.Module:
+        """The EMA generator: smoother samples than the live weights, used for eval and export."""
         return self.ema_generator.module

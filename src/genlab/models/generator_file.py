@@ -38,7 +38,10 @@ def save_generator(
 
 
 def load_generator(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
-    """Return (generator in eval mode, the run record stored with it)."""
+    """Return (generator in eval mode, the run record stored with it).
+
+    The record also carries ``generator_config``, so a caller can build the same network fresh.
+    """
     path = Path(path)
     if not path.is_file():
         raise StageInputError(
@@ -55,4 +58,12 @@ def load_generator(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
             f"re-run the training stage to rebuild it"
         ) from error
     generator.eval().requires_grad_(False)
-    return generator, payload["record"]
+    return generator, {**payload["record"], "generator_config": payload["generator_config"]}
+
+
+def build_untrained(generator_config: dict[str, Any], seed: int) -> nn.Module:
+    """The network as initialised before training: the reference a trained model must beat."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        generator = instantiate(generator_config)
+    return generator.eval().requires_grad_(False)

@@ -27,7 +27,7 @@ def known_errors() -> tuple[type[BaseException], ...]:
     from genlab.data.store import DatasetError
     from genlab.evaluation.classifier_training import ClassifierError
     from genlab.export.errors import ExportError
-    from genlab.models.gan import NonFiniteLossError
+    from genlab.models.base import NonFiniteLossError
     from genlab.stages.errors import StageInputError
 
     return (DatasetError, ClassifierError, ExportError, NonFiniteLossError, StageInputError)
@@ -39,8 +39,13 @@ def stage_main(run: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     except ConfigError as error:
         print(f"genlab: {error}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    from hydra.errors import InstantiationException
+
     try:
         return run(cfg)
+    except InstantiationException as error:  # a constructor refused a config value
+        print(f"genlab: invalid config: {error}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     except known_errors() as error:
         print(f"genlab: {type(error).__name__}: {error}", file=sys.stderr)
         sys.exit(EXIT_FAILED)

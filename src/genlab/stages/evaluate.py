@@ -1,5 +1,6 @@
-"""evaluate@<model>: FID / IS / KID of EMA samples against the test split, beside the
-real-vs-real floor (train split vs test split) measured with the same extractor."""
+"""evaluate@<model>: FID / IS / KID of the sampling generator against the test split, beside
+the real-vs-real floor (train split vs test split) and, optionally, the same network untrained,
+all measured with the same extractor."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from omegaconf import DictConfig
 from genlab.data.datamodule import to_uint8
 from genlab.data.store import read_split
 from genlab.io import write_json
-from genlab.models.generator_file import load_generator
+from genlab.models.generator_file import build_untrained, load_generator
 from genlab.stages.errors import StageInputError
 from genlab.stages.train import GENERATOR_FILE
 from genlab.tracking.wandb_setup import log_to_existing_run
@@ -65,6 +66,16 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     )
     model_scores = compute_fidelity(samples, test.images, **common)
     floor_scores = compute_fidelity(train.images, test.images, **common)
+    untrained = None
+    if cfg.evaluate.untrained_baseline:
+        untrained_samples = sample_images(
+            build_untrained(record["generator_config"], cfg.seed),
+            cfg.evaluate.num_samples,
+            cfg.evaluate.sample_seed,
+            cfg.evaluate.batch_size,
+        )
+        untrained_scores = compute_fidelity(untrained_samples, test.images, **common)
+        untrained = {key: untrained_scores[key] for key in REPORTED}
     result = {
         "model": cfg.model.name,
         "run_id": record["run_id"],
@@ -72,6 +83,7 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         "weights_sha256": model_scores.get("weights_sha256"),
         **{key: model_scores[key] for key in REPORTED},
         "floor": {key: floor_scores[key] for key in REPORTED},
+        "untrained": untrained,
         "counts": {
             "samples": model_scores["num_samples"],
             "reference": model_scores["num_reference"],
@@ -80,9 +92,15 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
             "kid_subset_size": model_scores["kid_subset_size"],
             "floor_kid_subset_size": floor_scores["kid_subset_size"],
         },
-        "splits": {"model": "EMA samples vs test", "floor": "train vs test"},
+        "splits": {
+            "model": "samples vs test",
+            "floor": "train vs test",
+            "untrained": "samples of the same network untrained (seed) vs test",
+        },
         "sample_seed": cfg.evaluate.sample_seed,
         "train_steps": record["train"]["steps"],
+        "train_images_per_s": record["train"]["images_per_s"],
+        "train_wall_time_s": record["train"]["wall_time_s"],
     }
     write_json(Path(cfg.paths.metrics_dir) / f"{cfg.model.name}.json", result)
     log_to_existing_run(

@@ -127,7 +127,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         save_generator(
             run_dir / GENERATOR_FILE,
             module.sampling_generator(),
-            OmegaConf.to_container(cfg.model.generator, resolve=True),
+            OmegaConf.to_container(cfg.model[module.sampling_network_key], resolve=True),
             record,
         )
         write_json(run_dir / SUMMARY_FILE, summary)

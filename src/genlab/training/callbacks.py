@@ -1,4 +1,4 @@
-"""Callbacks: fixed-latent sample grids during training."""
+"""Callbacks: fixed-latent sample grids (and reconstruction grids, for models that encode)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pytorch_lightning.loggers import WandbLogger
 class SampleGridCallback(pl.Callback):
     """Every N training steps, render the same latents with the EMA generator and log the grid.
 
-    Fixed latents make the grids comparable across steps and runs.
+    Fixed latents make the grids comparable across steps and runs. A model with a
+    ``reconstruct`` method (the VAE) also gets a grid of fixed training images (odd rows) above
+    their reconstructions (even rows).
     """
 
     def __init__(
@@ -44,12 +46,35 @@ class SampleGridCallback(pl.Callback):
         images = pl_module.generate(z).cpu()
         path = self.out_dir / f"step_{step:06d}.png"
         save_grid(images, path, {**self.provenance, "step": str(step)})
+        self._log_image(trainer, "samples", path, f"sampling generator, step {step}")
+        if hasattr(pl_module, "reconstruct"):
+            originals = self._fixed_training_images(trainer)
+            pairs = _interleave_rows(originals, pl_module.reconstruct(originals).cpu())
+            recon_path = self.out_dir / f"reconstructions_step_{step:06d}.png"
+            save_grid(pairs, recon_path, {**self.provenance, "step": str(step)}, nrow=ROW)
+            self._log_image(trainer, "reconstructions", recon_path, f"rows: data / recon, {step}")
+        return path
+
+    def _fixed_training_images(self, trainer: pl.Trainer) -> torch.Tensor:
+        dataset = trainer.datamodule.train_set
+        count = min(self.num_images // 2, len(dataset))
+        return torch.stack([dataset[i][0] for i in range(count)])
+
+    @staticmethod
+    def _log_image(trainer: pl.Trainer, key: str, path: Path, caption: str) -> None:
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(
-                    key="samples",
-                    images=[str(path)],
-                    step=trainer.global_step,
-                    caption=[f"EMA generator, step {step}"],
+                    key=key, images=[str(path)], step=trainer.global_step, caption=[caption]
                 )
-        return path
+
+
+ROW = 8
+
+
+def _interleave_rows(originals: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:
+    """Rows of ROW originals, each followed by the row of their reconstructions."""
+    rows = []
+    for start in range(0, len(originals), ROW):
+        rows += [originals[start : start + ROW], reconstructions[start : start + ROW]]
+    return torch.cat(rows)

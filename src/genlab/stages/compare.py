@@ -1,0 +1,132 @@
+"""compare: one leaderboard of every model's metrics, beside the real-vs-real floor and each
+network's untrained score, as JSON (for `dvc metrics`), Markdown and CSV (for `dvc plots`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from genlab.io import write_json, write_text
+from genlab.stages.errors import StageInputError
+
+HIGHER_IS_BETTER = {"isc_mean"}
+SCORES = ("fid", "kid_mean", "kid_std", "isc_mean", "isc_std")
+
+
+def models_to_compare(cfg: DictConfig) -> list[str]:
+    if cfg.compare.models is not None:
+        return list(cfg.compare.models)
+    path = Path(cfg.compare.params_file)
+    if not path.is_file():
+        raise StageInputError(
+            f"{path} not found: give the models with compare.models=[dcgan,vae] or point "
+            f"compare.params_file at the params.yaml whose pipeline.models lists them"
+        )
+    models = OmegaConf.select(OmegaConf.load(path), "pipeline.models")
+    if not models:
+        raise StageInputError(f"{path} has no pipeline.models list; set compare.models=[...]")
+    return list(models)
+
+
+def read_metrics(metrics_dir: Path, models: list[str]) -> dict[str, dict[str, Any]]:
+    missing = [m for m in models if not (metrics_dir / f"{m}.json").is_file()]
+    if missing:
+        raise StageInputError(
+            f"no metrics for {', '.join(missing)} in {metrics_dir}: evaluate them first "
+            f"(`dvc repro evaluate@{missing[0]}`)"
+        )
+    results = {m: json.loads((metrics_dir / f"{m}.json").read_text()) for m in models}
+    extractors = {m: r["extractor"] for m, r in results.items()}
+    if len(set(extractors.values())) > 1:
+        raise StageInputError(
+            f"models were evaluated with different feature extractors {extractors}: their "
+            f"scores are not comparable. Re-run evaluate with one metrics= choice."
+        )
+    return results
+
+
+def build_leaderboard(results: dict[str, dict[str, Any]], rank_by: str) -> dict[str, Any]:
+    sign = -1 if rank_by in HIGHER_IS_BETTER else 1
+    ranking = sorted(results, key=lambda m: sign * results[m][rank_by])
+    first = results[ranking[0]]
+    rows = {}
+    for rank, model in enumerate(ranking, start=1):
+        result = results[model]
+        row: dict[str, Any] = {"rank": rank, **{k: result[k] for k in SCORES}}
+        if result.get("untrained"):
+            row.update({f"untrained_{k}": result["untrained"][k] for k in ("fid", "kid_mean")})
+        row.update(
+            run_id=result["run_id"],
+            train_steps=result["train_steps"],
+            train_images_per_s=result.get("train_images_per_s"),
+            train_wall_time_s=result.get("train_wall_time_s"),
+        )
+        rows[model] = row
+    return {
+        "extractor": first["extractor"],
+        "rank_by": rank_by,
+        "ranking": ranking,
+        "floor": {k: first["floor"][k] for k in SCORES},
+        "models": rows,
+    }
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}g}"
+
+
+def leaderboard_markdown(board: dict[str, Any]) -> str:
+    floor = board["floor"]
+    lines = [
+        "# Leaderboard",
+        "",
+        f"Feature extractor: `{board['extractor']}`; ranked by `{board['rank_by']}`. FID and KID:",
+        "lower is better; IS: higher is better. *Floor* is real-vs-real (train split vs test",
+        "split): what a perfect generator would score. *Untrained* is the same network before",
+        "training, scored on the same samples' seeds.",
+        "",
+        "| rank | model | FID | KID | IS | untrained FID | untrained KID | steps | train img/s |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for model, row in board["models"].items():
+        lines.append(
+            f"| {row['rank']} | {model} | {_number(row['fid'])} | "
+            f"{_number(row['kid_mean'])} ± {_number(row['kid_std'], 2)} | "
+            f"{_number(row['isc_mean'])} | {_number(row.get('untrained_fid'))} | "
+            f"{_number(row.get('untrained_kid_mean'))} | {row['train_steps']} | "
+            f"{_number(row['train_images_per_s'])} |"
+        )
+    lines.append(
+        f"| | *floor (real vs real)* | {_number(floor['fid'])} | "
+        f"{_number(floor['kid_mean'])} ± {_number(floor['kid_std'], 2)} | "
+        f"{_number(floor['isc_mean'])} | | | | |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def scores_csv(board: dict[str, Any]) -> str:
+    """One row per model (and the floor), for DVC's bar plots of FID and KID."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["model", "fid", "kid_mean", "isc_mean"])
+    for model, row in board["models"].items():
+        writer.writerow([model, row["fid"], row["kid_mean"], row["isc_mean"]])
+    floor = board["floor"]
+    writer.writerow(["real vs real (floor)", floor["fid"], floor["kid_mean"], floor["isc_mean"]])
+    return out.getvalue()
+
+
+def run_compare(cfg: DictConfig) -> dict[str, Any]:
+    models = models_to_compare(cfg)
+    board = build_leaderboard(read_metrics(Path(cfg.paths.metrics_dir), models), cfg.compare.rank_by)
+    out_dir = Path(cfg.compare.out_dir)
+    write_json(out_dir / "leaderboard.json", board)
+    write_text(out_dir / "leaderboard.md", leaderboard_markdown(board))
+    write_text(out_dir / "scores.csv", scores_csv(board))
+    print(leaderboard_markdown(board))
+    return board
