@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,29 +85,56 @@ def repo(tmp_path_factory) -> Path:
     return root
 
 
-def test_metrics_are_finite_and_recorded(repo):
-    metrics = json.loads((repo / "metrics/dcgan.json").read_text())
+MODELS = ["dcgan", "vae", "stylegan"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_metrics_are_finite_and_recorded(repo, model):
+    metrics = json.loads((repo / f"metrics/{model}.json").read_text())
     for key in ("fid", "isc_mean", "kid_mean"):
         assert math.isfinite(metrics[key]) and math.isfinite(metrics["floor"][key]), key
+        assert math.isfinite(metrics["untrained"][key]), key
     assert metrics["extractor"] == "classifier"
     assert metrics["counts"]["samples"] == 200 and metrics["counts"]["reference"] == 360
     assert metrics["splits"]["floor"] == "train vs test"
-    # Real data is far closer to real data than a 40-step GAN is.
+    # Real data is far closer to real data than a 40-step model is.
     assert metrics["floor"]["fid"] < metrics["fid"]
-    shown = run(["dvc", "metrics", "show", "--json"], repo).stdout
-    assert "kid_mean" in shown
+    assert metrics["train_images_per_s"] > 0
 
 
-def test_exports_load_and_match(repo):
+def test_leaderboard_lists_every_model_beside_the_floor(repo):
+    board = json.loads((repo / "leaderboard/leaderboard.json").read_text())
+    assert sorted(board["ranking"]) == sorted(MODELS)
+    assert [board["models"][m]["rank"] for m in board["ranking"]] == [1, 2, 3]
+    kids = [board["models"][m]["kid_mean"] for m in board["ranking"]]
+    assert kids == sorted(kids)
+    table = (repo / "leaderboard/leaderboard.md").read_text()
+    for model in MODELS:
+        assert f"| {model} |" in table
+    assert "floor (real vs real)" in table
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
+    assert "leaderboard/leaderboard.json" in json.dumps(shown)
+
+
+def test_dvc_plots_render_the_comparison(repo, tmp_path):
+    out = tmp_path / "plots"
+    run(["dvc", "plots", "show", "-o", str(out)], repo)
+    page = (out / "index.html").read_text()
+    for title in ("FID per model", "KID per model", "GAN generator loss", "VAE negative ELBO"):
+        assert title in page, title
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_exports_load_and_match(repo, model):
     import onnxruntime
     import torch
 
     from genlab.models.generator_file import load_generator
 
-    export = repo / "exports/dcgan"
+    export = repo / f"exports/{model}"
     summary = json.loads((export / "export.json").read_text())
     assert summary["onnx"]["max_abs_diff"] < 1e-4 and summary["torchscript"]["max_abs_diff"] < 1e-4
-    generator, record = load_generator(repo / "runs/dcgan/generator.pt")
+    generator, record = load_generator(repo / f"runs/{model}/generator.pt")
     z = torch.randn(3, generator.latent_dim, generator=torch.Generator().manual_seed(7))
     expected = generator(z).detach().numpy()
     scripted = torch.jit.load(str(export / "generator.torchscript.pt"))
@@ -116,11 +144,11 @@ def test_exports_load_and_match(repo):
     card = (export / "MODEL_CARD.md").read_text()
     assert record["run_id"] in card and "Intended use" in card
     assert (export / "samples.png").is_file()
-    assert sorted(p.name for p in (repo / "runs/dcgan/samples").iterdir()) == [
-        "step_000020.png",
-        "step_000040.png",
-    ]
-    assert (repo / "runs/dcgan/checkpoints/last.ckpt").is_file()
+    grids = sorted(p.name for p in (repo / f"runs/{model}/samples").glob("step_*.png"))
+    assert grids == ["step_000020.png", "step_000040.png"]
+    if model == "vae":
+        assert (repo / "runs/vae/samples/reconstructions_step_000040.png").is_file()
+    assert (repo / f"runs/{model}/checkpoints/last.ckpt").is_file()
 
 
 def test_training_logged_offline_to_wandb(repo):
@@ -137,12 +165,14 @@ def test_second_repro_runs_nothing(repo):
 
 
 def test_model_parameter_change_reruns_only_that_model(repo):
-    path = repo / "conf/model/dcgan.yaml"
+    path = repo / "conf/model/vae.yaml"
     original = path.read_text()
     try:
-        path.write_text(original.replace("lr: 2.0e-4", "lr: 1.0e-4"))
+        path.write_text(original.replace("lr: 1.0e-3", "lr: 5.0e-4"))
         status = run(["dvc", "status", "--json"], repo).stdout
-        changed = set(json.loads(status))
-        assert changed == {"train@dcgan"}, changed  # downstream stages follow from train@dcgan
+        assert set(json.loads(status)) == {"train@vae"}
+        dry = run(["dvc", "repro", "--dry"], repo).stdout
+        planned = set(re.findall(r"Running stage '([^']+)'", dry))
+        assert planned == {"train@vae", "evaluate@vae", "export@vae", "compare"}, dry
     finally:
         path.write_text(original)

@@ -26,10 +26,10 @@ TINY = {
     "dcgan": ["model.generator.base_channels=8", "model.discriminator.base_channels=8"],
     "vae": ["model.encoder.base_channels=8", "model.decoder.base_channels=8"],
     "stylegan": [
-        "model.generator.base_channels=16",
+        "model.generator.base_channels=4",
         "model.generator.max_channels=16",
         "model.generator.w_dim=32",
-        "model.discriminator.base_channels=16",
+        "model.discriminator.base_channels=4",
         "model.discriminator.max_channels=16",
         "model.regularizer.every_n_steps=2",  # so the lazy R1 runs within the test's steps
     ],
@@ -43,8 +43,11 @@ def option_names(group: str) -> list[str]:
 
 def build(compose_config, model: str, *overrides: str, channels: int = 1, size: int = 32):
     cfg = compose_config(
-        f"model={model}", f"data.channels={channels}", f"data.image_size={size}",
-        *TINY[model], *overrides,
+        f"model={model}",
+        f"data.channels={channels}",
+        f"data.image_size={size}",
+        *TINY[model],
+        *overrides,
     )
     validate_config(cfg)
     torch.manual_seed(0)
@@ -81,8 +84,9 @@ def test_every_model_option_is_covered():
 def test_sampling_generator_output_shape(compose_config, model, channels, size):
     module = build(compose_config, model, channels=channels, size=size)
     images = module.generate(torch.randn(3, module.latent_dim))
-    assert images.shape == (3, channels, size, size)
-    assert images.min() >= -1.0001 and images.max() <= 1.0001
+    assert images.shape == (3, channels, size, size) and torch.isfinite(images).all()
+    if model != "stylegan":  # StyleGAN2's output is not squashed; to_uint8 clamps it
+        assert images.min() >= -1.0001 and images.max() <= 1.0001
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -117,12 +121,10 @@ def test_sampling_generator_exports_with_parity(compose_config, tmp_path, model)
     assert ts["max_abs_diff"] < 1e-4 and onnx["max_abs_diff"] < 1e-4
 
 
-@pytest.mark.parametrize("loss", option_names("loss"))
+@pytest.mark.parametrize("loss", [n for n in option_names("loss") if n != "none"])  # none: VAE
 @pytest.mark.parametrize("regularizer", option_names("regularizer"))
 @pytest.mark.parametrize("augment", option_names("augment"))
 def test_every_gan_option_combination_builds(compose_config, loss, regularizer, augment):
-    if loss == "none":
-        pytest.skip("`none` is the VAE's choice: a GAN needs an adversarial loss")
     module = build(
         compose_config, "dcgan", f"loss={loss}", f"regularizer={regularizer}", f"augment={augment}"
     )

@@ -66,7 +66,9 @@ class GANModule(GenerativeModule):
             "train/d_real_accuracy": (real_logits.detach() > 0).float().mean(),
         }
         if self.regularizer is not None:
-            penalty = self.regularizer(self.discriminator, real_seen, fake_seen, self.training_steps)
+            penalty = self.regularizer(
+                self.discriminator, real_seen, fake_seen, self.training_steps
+            )
             if penalty is not None:
                 self.check_finite(penalty_d=penalty)
                 loss = loss + penalty

@@ -123,7 +123,9 @@ def scores_csv(board: dict[str, Any]) -> str:
 
 def run_compare(cfg: DictConfig) -> dict[str, Any]:
     models = models_to_compare(cfg)
-    board = build_leaderboard(read_metrics(Path(cfg.paths.metrics_dir), models), cfg.compare.rank_by)
+    board = build_leaderboard(
+        read_metrics(Path(cfg.paths.metrics_dir), models), cfg.compare.rank_by
+    )
     out_dir = Path(cfg.compare.out_dir)
     write_json(out_dir / "leaderboard.json", board)
     write_text(out_dir / "leaderboard.md", leaderboard_markdown(board))
