@@ -40,3 +40,21 @@ def digits_dir(tmp_path_factory) -> Path:
     source = DigitsSource(image_size=32, test_fraction=0.2, seed=0)
     write_dataset(directory, source.load(), source.meta())
     return directory
+
+
+def fit_for_steps(module, data_dir: Path, steps: int, batch_size: int = 16):
+    """A real, silent Lightning fit of ``steps`` training iterations on a store-format dataset."""
+    import pytorch_lightning as pl
+
+    from genlab.data.datamodule import ImageDataModule
+
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=steps * module.optimizer_steps_per_iteration,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=ImageDataModule(data_dir, batch_size=batch_size))
+    return trainer

@@ -9,9 +9,10 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from genlab.data.datamodule import ImageDataModule
 from genlab.models.gan import GANModule, NonFiniteLossError
 from genlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator
+
+from ..conftest import fit_for_steps
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -49,25 +50,12 @@ def make_module(lr: float = 2e-4) -> GANModule:
     )
 
 
-def fit(module: GANModule, data_dir, steps: int) -> pl.Trainer:
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=steps * module.optimizer_steps_per_iteration,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, datamodule=ImageDataModule(data_dir, batch_size=32))
-    return trainer
-
-
 def test_training_steps_change_weights_and_ema_follows(digits_dir):
     pl.seed_everything(0)
     module = make_module()
     before_g = copy.deepcopy(module.generator.state_dict())
     before_ema = copy.deepcopy(module.ema_generator.module.state_dict())
-    fit(module, digits_dir, steps=5)
+    fit_for_steps(module, digits_dir, steps=5, batch_size=32)
     assert module.training_steps == 5
     for key, value in module.generator.state_dict().items():
         if value.is_floating_point() and "weight" in key:
@@ -87,7 +75,7 @@ def test_training_steps_change_weights_and_ema_follows(digits_dir):
 def test_non_finite_loss_stops_training_with_the_step(digits_dir):
     module = make_module(lr=1e30)  # explodes within a few steps
     with pytest.raises(NonFiniteLossError, match=r"became (nan|inf) at training step \d+"):
-        fit(module, digits_dir, steps=200)
+        fit_for_steps(module, digits_dir, steps=200, batch_size=32)
 
 
 def test_generate_uses_ema_in_eval_mode():

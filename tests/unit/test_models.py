@@ -21,6 +21,8 @@ from genlab.export.torchscript import export_torchscript
 from genlab.models.gan import GANModule
 from genlab.models.vae import VAEModule
 
+from ..conftest import fit_for_steps
+
 CONF = Path(__file__).resolve().parents[2] / "conf"
 TINY = {
     "dcgan": ["model.generator.base_channels=8", "model.discriminator.base_channels=8"],
@@ -54,19 +56,6 @@ def build(compose_config, model: str, *overrides: str, channels: int = 1, size: 
     return instantiate(cfg.model)
 
 
-def fit(module: pl.LightningModule, data_dir: Path, steps: int) -> pl.Trainer:
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=steps * module.optimizer_steps_per_iteration,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, datamodule=ImageDataModule(data_dir, batch_size=16))
-    return trainer
-
-
 def float_weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {
         k: v.detach().clone()
@@ -94,7 +83,7 @@ def test_a_few_steps_give_finite_losses_and_move_the_weights(compose_config, dig
     pl.seed_everything(0)
     module = build(compose_config, model)
     before = float_weights(module)
-    trainer = fit(module, digits_dir, steps=4)
+    trainer = fit_for_steps(module, digits_dir, steps=4)
     assert module.training_steps == 4
     losses = {k: float(v) for k, v in trainer.callback_metrics.items()}
     assert losses and all(torch.isfinite(torch.tensor(v)) for v in losses.values()), losses
@@ -199,7 +188,7 @@ def test_vae_rejects_a_likelihood_that_does_not_match_the_decoder(compose_config
 def test_vae_reconstruction_is_closer_than_a_random_image(compose_config, digits_dir):
     pl.seed_everything(0)
     module = build(compose_config, "vae")
-    fit(module, digits_dir, steps=60)
+    fit_for_steps(module, digits_dir, steps=60)
     data = ImageDataModule(digits_dir, batch_size=16)
     data.setup()
     images = data.train_set.tensors[0][:32]
