@@ -18,16 +18,17 @@ os.environ["DVC_NO_ANALYTICS"] = "1"
 os.environ.setdefault("HYDRA_FULL_ERROR", "0")
 
 
-@pytest.fixture
-def compose_config():
+def compose_config_dir(*overrides: str):
     """Compose conf/ with overrides, as a stage script would (without running Hydra's app)."""
     from hydra import compose, initialize_config_dir
 
-    def compose_with(*overrides: str):
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose("config", overrides=list(overrides))
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
 
-    return compose_with
+
+@pytest.fixture
+def compose_config():
+    return compose_config_dir
 
 
 @pytest.fixture(scope="session")

@@ -29,8 +29,16 @@ def known_errors() -> tuple[type[BaseException], ...]:
     from genlab.export.errors import ExportError
     from genlab.models.base import NonFiniteLossError
     from genlab.stages.errors import StageInputError
+    from genlab.training.interruption import CheckpointWriteError
 
-    return (DatasetError, ClassifierError, ExportError, NonFiniteLossError, StageInputError)
+    return (
+        DatasetError,
+        ClassifierError,
+        ExportError,
+        NonFiniteLossError,
+        StageInputError,
+        CheckpointWriteError,
+    )
 
 
 def stage_main(run: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
@@ -41,8 +49,13 @@ def stage_main(run: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         sys.exit(EXIT_BAD_INPUT)
     from hydra.errors import InstantiationException
 
+    from genlab.training.interruption import TrainingInterrupted
+
     try:
         return run(cfg)
+    except TrainingInterrupted as error:
+        print(f"genlab: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
     except InstantiationException as error:  # a constructor refused a config value
         print(f"genlab: invalid config: {error}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from genlab.data.datamodule import ImageDataModule
 from genlab.data.store import read_meta
@@ -23,6 +24,11 @@ from genlab.tracking.identity import code_version, config_hash
 from genlab.tracking.wandb_setup import make_wandb_logger
 from genlab.training.callbacks import SampleGridCallback
 from genlab.training.checkpoints import LAST, prepare_checkpoint_dir
+from genlab.training.interruption import (
+    AtomicCheckpointIO,
+    CheckpointOnSigterm,
+    TrainingInterrupted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +100,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
             seed=cfg.seed,
             provenance=provenance,
         ),
+        CheckpointOnSigterm(checkpoint_dir / LAST),
         RichProgressBar(),
     ]
     trainer: pl.Trainer = instantiate(
@@ -102,10 +109,17 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         callbacks=callbacks,
         logger=loggers,
         default_root_dir=str(run_dir),
+        plugins=[AtomicCheckpointIO()],
     )
     started = time.perf_counter()
     resume_from = str(checkpoint_dir / LAST) if resume else None
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    except SIGTERMException:
+        raise TrainingInterrupted(
+            f"stopped by SIGTERM at training step {module.training_steps}; saved "
+            f"{checkpoint_dir / LAST}. Run the same command (or `dvc repro`) again to resume."
+        ) from None
     elapsed = time.perf_counter() - started
     steps_done = module.training_steps
     images_seen_here = trainer.world_size * cfg.data.batch_size * (steps_done - module.start_step)

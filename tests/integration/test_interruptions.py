@@ -1,0 +1,103 @@
+"""SIGTERM saves a checkpoint and the re-run resumes from it; a full disk never costs the last
+good checkpoint. Real processes, real signals, real Lightning checkpoints."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+from .test_resume import run_to_end, train_command
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def checkpoint_step(path) -> int:
+    """Training iterations stored in a Lightning checkpoint (2 optimizer steps per GAN step)."""
+    return torch.load(path, map_location="cpu", weights_only=False)["global_step"] // 2
+
+
+def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes_from_it(tmp_path, digits_dir):
+    command = train_command(tmp_path, digits_dir, "train.checkpoint_every_n_steps=1000")
+    last = tmp_path / "run/checkpoints/last.ckpt"
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "WANDB_MODE": "offline"},
+    )
+    samples = tmp_path / "run/samples"
+    deadline = time.monotonic() + 180
+    while not any(samples.glob("step_*.png")) and time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        time.sleep(0.2)
+    assert not last.exists(), "no periodic checkpoint is due this early"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 143, stderr[-3000:]
+    assert "stopped by SIGTERM at training step" in stderr and "Traceback" not in stderr
+    stopped_at = int(stderr.split("stopped by SIGTERM at training step ")[1].split(";")[0])
+    assert 100 <= stopped_at < 300
+    assert checkpoint_step(last) == stopped_at
+    assert not (tmp_path / "run/generator.pt").exists(), "an interrupted run records no result"
+    assert not (tmp_path / "run/train_summary.json").exists()
+
+    run_id = (tmp_path / "run/checkpoints/run_id").read_text().strip()
+    summary = run_to_end(command, tmp_path)
+    assert summary["resumed"] is True and summary["resumed_from_step"] == stopped_at
+    assert summary["run_id"] == run_id, "the resumed run continues the same W&B run"
+    assert summary["steps"] == 300
+
+
+def test_disk_full_keeps_the_last_good_checkpoint(tmp_path, digits_dir, monkeypatch, capsys):
+    """The second checkpoint write fails half-way with ENOSPC, as a full disk does."""
+    from lightning_fabric.plugins.io import torch_io
+
+    from genlab.stages.entry import stage_main
+    from genlab.stages.train import run_train
+
+    from ..conftest import compose_config_dir
+
+    real_save = torch_io._atomic_save
+    calls = []
+
+    def save_then_fill_the_disk(checkpoint, filepath):
+        calls.append(str(filepath))
+        if len(calls) == 1:
+            return real_save(checkpoint, filepath)
+        with open(filepath, "wb") as handle:
+            handle.write(b"\x80\x02 half a checkpoint")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(filepath))
+
+    monkeypatch.setattr(torch_io, "_atomic_save", save_then_fill_the_disk)
+    run_dir = tmp_path / "run"
+    cfg = compose_config_dir(
+        f"data.dir={digits_dir}",
+        f"paths.run_dir={run_dir}",
+        "logger=csv",
+        "data.batch_size=16",
+        "model.generator.base_channels=8",
+        "model.discriminator.base_channels=8",
+        "train.steps=30",
+        "train.checkpoint_every_n_steps=10",
+        "train.sample_every_n_steps=100",
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        stage_main(run_train, cfg)
+
+    assert exit_info.value.code == 1
+    message = capsys.readouterr().err
+    assert "CheckpointWriteError" in message and "No space left on device" in message
+    assert "the previous one is intact" in message
+    assert len(calls) == 2
+    assert checkpoint_step(run_dir / "checkpoints/last.ckpt") == 10
+    assert not list((run_dir / "checkpoints").glob(".*.tmp")), "no half-written file left"
+    assert not (run_dir / "generator.pt").exists() and not (run_dir / "train_summary.json").exists()
