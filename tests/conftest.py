@@ -12,6 +12,20 @@ import genlab  # noqa: F401  (installs the torchvision CPU shim before any test 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = PROJECT_ROOT / "conf"
 
+# Small widths per model: real networks, fast enough for many tests.
+TINY_MODEL_OVERRIDES = {
+    "dcgan": ["model.generator.base_channels=8", "model.discriminator.base_channels=8"],
+    "vae": ["model.encoder.base_channels=8", "model.decoder.base_channels=8"],
+    "stylegan": [
+        "model.generator.base_channels=4",
+        "model.generator.max_channels=16",
+        "model.generator.w_dim=32",
+        "model.discriminator.base_channels=4",
+        "model.discriminator.max_channels=16",
+        "model.regularizer.every_n_steps=2",  # so the lazy R1 runs within the test's steps
+    ],
+}
+
 os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"
 os.environ["DVC_NO_ANALYTICS"] = "1"
@@ -43,7 +57,7 @@ def digits_dir(tmp_path_factory) -> Path:
     return directory
 
 
-def fit_for_steps(module, data_dir: Path, steps: int, batch_size: int = 16):
+def fit_for_steps(module, data_dir: Path, steps: int, batch_size: int = 16, seed: int = 0):
     """A real, silent Lightning fit of ``steps`` training iterations on a store-format dataset."""
     import pytorch_lightning as pl
 
@@ -57,5 +71,5 @@ def fit_for_steps(module, data_dir: Path, steps: int, batch_size: int = 16):
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(module, datamodule=ImageDataModule(data_dir, batch_size=batch_size))
+    trainer.fit(module, datamodule=ImageDataModule(data_dir, batch_size=batch_size, seed=seed))
     return trainer

@@ -67,3 +67,20 @@ def test_datamodule_checks_config_against_data(digits_dir):
     module.setup()
     images, labels = next(iter(module.train_dataloader()))
     assert images.shape == (16, 1, 32, 32) and labels.shape == (16,)
+
+
+def test_resumable_sampler_continues_the_uninterrupted_order():
+    from genlab.data.sampling import ResumableShuffleSampler
+
+    batch = 4
+    uninterrupted = ResumableShuffleSampler(length=10, batch_size=batch, seed=3)
+    stream = [i for _ in range(3) for i in uninterrupted]  # three epochs of 2 batches
+    assert len(stream) == 3 * 8 and sorted(stream[:8]) != list(range(8))
+    assert stream[:8] != stream[8:16], "each epoch has its own order"
+    for start in range(6):
+        resumed = ResumableShuffleSampler(length=10, batch_size=batch, seed=3)
+        resumed.start_at(start)
+        continued = [i for _ in range(3) for i in resumed]
+        assert continued[: len(stream) - start * batch] == stream[start * batch :], start
+    other_seed = [i for i in ResumableShuffleSampler(length=10, batch_size=batch, seed=4)]
+    assert other_seed != stream[:8]

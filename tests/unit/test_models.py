@@ -21,22 +21,10 @@ from genlab.export.torchscript import export_torchscript
 from genlab.models.gan import GANModule
 from genlab.models.vae import VAEModule
 
-from ..conftest import fit_for_steps
+from ..conftest import TINY_MODEL_OVERRIDES, fit_for_steps
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-TINY = {
-    "dcgan": ["model.generator.base_channels=8", "model.discriminator.base_channels=8"],
-    "vae": ["model.encoder.base_channels=8", "model.decoder.base_channels=8"],
-    "stylegan": [
-        "model.generator.base_channels=4",
-        "model.generator.max_channels=16",
-        "model.generator.w_dim=32",
-        "model.discriminator.base_channels=4",
-        "model.discriminator.max_channels=16",
-        "model.regularizer.every_n_steps=2",  # so the lazy R1 runs within the test's steps
-    ],
-}
-MODELS = sorted(TINY)
+MODELS = sorted(TINY_MODEL_OVERRIDES)
 
 
 def option_names(group: str) -> list[str]:
@@ -48,7 +36,7 @@ def build(compose_config, model: str, *overrides: str, channels: int = 1, size: 
         f"model={model}",
         f"data.channels={channels}",
         f"data.image_size={size}",
-        *TINY[model],
+        *TINY_MODEL_OVERRIDES[model],
         *overrides,
     )
     validate_config(cfg)

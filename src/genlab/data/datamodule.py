@@ -1,4 +1,4 @@
-"""LightningDataModule over the store format: images scaled to [-1, 1], seeded shuffling."""
+"""LightningDataModule over the store format: images scaled to [-1, 1], resumable shuffling."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from genlab.data.sampling import ResumableShuffleSampler
 from genlab.data.store import DatasetError, read_meta, read_split
 
 
@@ -68,12 +69,28 @@ class ImageDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"
+        sampler = ResumableShuffleSampler(len(self.train_set), self.batch_size, self.seed)
+        sampler.start_at(self._batches_already_trained())
         return DataLoader(
             self.train_set,
             batch_size=self.batch_size,
-            shuffle=True,
+            sampler=sampler,
             drop_last=True,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            # Each iter() draws the workers' base seed from this generator; without one it
+            # would come from the global RNG, and a resumed run would drift by one draw.
             generator=torch.Generator().manual_seed(self.seed),
         )
+
+    def _batches_already_trained(self) -> int:
+        """On a single-process resume, the batches the checkpoint had consumed; else 0.
+
+        Under DDP Lightning shards this sampler's order per rank, and a resume starts from the
+        beginning of the data order (documented in the README's reproducibility section).
+        """
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or trainer.world_size != 1:
+            return 0
+        module = trainer.lightning_module
+        return int(getattr(module, "training_steps", trainer.global_step))

@@ -29,11 +29,14 @@ from genlab.training.interruption import (
     CheckpointOnSigterm,
     TrainingInterrupted,
 )
+from genlab.training.reproducibility import RandomStateInCheckpoint
 
 log = logging.getLogger(__name__)
 
 # Our checkpoints are meant to hold the state after each iteration's updates.
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+# ResumableShuffleSampler restarts mid-epoch at the checkpoint's batch (tested bit-identical).
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
 
 GENERATOR_FILE = "generator.pt"
 SUMMARY_FILE = "train_summary.json"
@@ -101,6 +104,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
             provenance=provenance,
         ),
         CheckpointOnSigterm(checkpoint_dir / LAST),
+        RandomStateInCheckpoint(),
         RichProgressBar(),
     ]
     trainer: pl.Trainer = instantiate(
