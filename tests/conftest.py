@@ -57,7 +57,9 @@ def digits_dir(tmp_path_factory) -> Path:
     return directory
 
 
-def fit_for_steps(module, data_dir: Path, steps: int, batch_size: int = 16, seed: int = 0):
+def fit_for_steps(
+    module, data_dir: Path, steps: int, batch_size: int = 16, seed: int = 0, callbacks=()
+):
     """A real, silent Lightning fit of ``steps`` training iterations on a store-format dataset."""
     import pytorch_lightning as pl
 
@@ -70,6 +72,7 @@ def fit_for_steps(module, data_dir: Path, steps: int, batch_size: int = 16, seed
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=list(callbacks),
     )
     trainer.fit(module, datamodule=ImageDataModule(data_dir, batch_size=batch_size, seed=seed))
     return trainer

@@ -50,12 +50,35 @@ class DataConfig:
 
 
 @dataclass
+class HealthConfig:
+    window: int = MISSING
+    overpower_accuracy: float = MISSING
+    collapse_diversity: float = MISSING
+
+    def __post_init__(self) -> None:
+        _require(self.window >= 1, "train.health.window", ">= 1", self.window)
+        _require(
+            0 < self.overpower_accuracy <= 1,
+            "train.health.overpower_accuracy",
+            "in (0, 1]",
+            self.overpower_accuracy,
+        )
+        _require(
+            self.collapse_diversity >= 0,
+            "train.health.collapse_diversity",
+            ">= 0",
+            self.collapse_diversity,
+        )
+
+
+@dataclass
 class TrainConfig:
     steps: int = MISSING
     sample_every_n_steps: int = MISSING
     checkpoint_every_n_steps: int = MISSING
     num_sample_images: int = MISSING
     resume: bool = MISSING
+    health: HealthConfig = MISSING
 
     def __post_init__(self) -> None:
         _require(self.steps > 0, "train.steps", "> 0", self.steps)

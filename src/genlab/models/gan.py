@@ -15,6 +15,7 @@ from torch import nn
 from genlab.models.base import GenerativeModule, NonFiniteLossError
 from genlab.models.ema import make_ema
 from genlab.models.losses import NonSaturatingLoss
+from genlab.training.health import sample_diversity
 
 __all__ = ["GANModule", "NonFiniteLossError"]
 
@@ -58,12 +59,14 @@ class GANModule(GenerativeModule):
         self, real: torch.Tensor, fake: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         real_seen, fake_seen = self.augment(real), self.augment(fake.detach())
-        real_logits = self.discriminator(real_seen)
-        loss = self.loss.discriminator(real_logits, self.discriminator(fake_seen))
+        real_logits, fake_logits = self.discriminator(real_seen), self.discriminator(fake_seen)
+        loss = self.loss.discriminator(real_logits, fake_logits)
         logs = {
             "train/loss_d": loss.detach(),
-            # r_t: how often D calls reals real; near 1.0 means D overpowers G.
+            # r_t and its twin on fakes: both pinned at 1.0 means D overpowers G.
             "train/d_real_accuracy": (real_logits.detach() > 0).float().mean(),
+            "train/d_fake_accuracy": (fake_logits.detach() < 0).float().mean(),
+            "train/sample_diversity": sample_diversity(fake, real),
         }
         if self.regularizer is not None:
             penalty = self.regularizer(

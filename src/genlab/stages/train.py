@@ -24,6 +24,7 @@ from genlab.tracking.identity import code_version, config_hash
 from genlab.tracking.wandb_setup import make_wandb_logger
 from genlab.training.callbacks import SampleGridCallback
 from genlab.training.checkpoints import LAST, prepare_checkpoint_dir
+from genlab.training.health import GANHealthMonitor
 from genlab.training.interruption import (
     AtomicCheckpointIO,
     CheckpointOnSigterm,
@@ -103,6 +104,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
             seed=cfg.seed,
             provenance=provenance,
         ),
+        GANHealthMonitor(**cfg.train.health),
         CheckpointOnSigterm(checkpoint_dir / LAST),
         RandomStateInCheckpoint(),
         RichProgressBar(),
