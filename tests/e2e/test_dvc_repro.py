@@ -4,83 +4,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from ..conftest import PROJECT_ROOT
+from ..support.dvc_project import make_project_repo, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
-
-PROJECT_FILES = [
-    "conf",
-    "pipelines",
-    "src",
-    "dvc.yaml",
-    "params.yaml",
-    ".dvc",
-    ".dvcignore",
-    ".gitignore",
-    "pyproject.toml",
-]
-TINY_BUDGET = {
-    "conf/config.yaml": {
-        "train": {"steps": 40, "sample_every_n_steps": 20, "checkpoint_every_n_steps": 20},
-        "evaluate": {"num_samples": 200, "kid_subset_size": 100, "kid_subsets": 20},
-        "export": {"grid_images": 16},
-    },
-    "conf/metrics/classifier.yaml": {"classifier": {"epochs": 1}},
-}
-
-
-def deep_update(target: dict, changes: dict) -> None:
-    for key, value in changes.items():
-        if isinstance(value, dict):
-            deep_update(target[key], value)
-        else:
-            target[key] = value
-
-
-def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "WANDB_MODE": "offline",
-        "DVC_NO_ANALYTICS": "1",
-    }
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, (
-        f"{args} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    )
-    return result
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("repo")
-    for name in PROJECT_FILES:
-        source = PROJECT_ROOT / name
-        if source.is_dir():
-            shutil.copytree(
-                source, root / name, ignore=shutil.ignore_patterns("__pycache__", "tmp")
-            )
-        else:
-            shutil.copy2(source, root / name)
-    for relative, changes in TINY_BUDGET.items():
-        path = root / relative
-        config = yaml.safe_load(path.read_text())
-        deep_update(config, changes)
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-    run(["git", "init", "-q"], root)
-    run(["git", "-c", "user.email=ci@genlab", "-c", "user.name=ci", "add", "-A"], root)
-    run(["git", "-c", "user.email=ci@genlab", "-c", "user.name=ci", "commit", "-qm", "init"], root)
+    root = make_project_repo(tmp_path_factory.mktemp("repo"))
     run(["dvc", "repro"], root)
     return root
 

@@ -101,3 +101,40 @@ def test_disk_full_keeps_the_last_good_checkpoint(tmp_path, digits_dir, monkeypa
     assert checkpoint_step(run_dir / "checkpoints/last.ckpt") == 10
     assert not list((run_dir / "checkpoints").glob(".*.tmp")), "no half-written file left"
     assert not (run_dir / "generator.pt").exists() and not (run_dir / "train_summary.json").exists()
+
+
+def test_truncated_checkpoint_is_refused_before_any_work(tmp_path, digits_dir):
+    command = train_command(tmp_path, digits_dir, steps=30)
+    run_to_end(command, tmp_path)
+    last = tmp_path / "run/checkpoints/last.ckpt"
+    whole = last.read_bytes()
+    # Damaged after it was written (a copy cut short).
+    last.write_bytes(whole[: len(whole) // 2])
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.is_file()}
+
+    result = subprocess.run(
+        command,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "WANDB_MODE": "offline"},
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert f"{last} cannot be loaded" in result.stderr and "truncated or corrupt" in result.stderr
+    assert "train.resume=false" in result.stderr and "Traceback" not in result.stderr
+    after = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    assert after == before, "a refused run must not write anything"
+
+
+def test_a_finished_run_rerun_with_force_trains_again(tmp_path, digits_dir):
+    """`dvc repro -f` deletes the outputs; resuming a finished checkpoint would not remake
+    them, so the run starts over (and says why)."""
+    command = train_command(tmp_path, digits_dir, steps=20)
+    first = run_to_end(command, tmp_path)
+    for path in (tmp_path / "run/samples").glob("*.png"):
+        path.unlink()
+    again = run_to_end(command, tmp_path)
+    assert again["resumed"] is False and again["steps"] == 20
+    assert again["run_id"] != first["run_id"]
+    assert sorted(p.name for p in (tmp_path / "run/samples").glob("step_*.png"))

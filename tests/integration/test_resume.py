@@ -17,7 +17,7 @@ from ..conftest import PROJECT_ROOT
 pytestmark = pytest.mark.timeout(300)
 
 
-def train_command(tmp_path: Path, digits_dir: Path, *extra: str) -> list[str]:
+def train_command(tmp_path: Path, digits_dir: Path, *extra: str, steps: int = 300) -> list[str]:
     return [
         sys.executable,
         str(PROJECT_ROOT / "pipelines/train.py"),
@@ -28,7 +28,7 @@ def train_command(tmp_path: Path, digits_dir: Path, *extra: str) -> list[str]:
         "data.batch_size=16",
         "model.generator.base_channels=8",
         "model.discriminator.base_channels=8",
-        "train.steps=300",
+        f"train.steps={steps}",
         "train.checkpoint_every_n_steps=10",
         "train.sample_every_n_steps=100",
         *extra,

@@ -20,7 +20,7 @@ from genlab.data.store import read_meta
 from genlab.io import write_json
 from genlab.models.generator_file import save_generator
 from genlab.stages.entry import resolved_config
-from genlab.tracking.identity import code_version, config_hash
+from genlab.tracking.identity import code_version, config_hash, source_hash
 from genlab.tracking.wandb_setup import make_wandb_logger
 from genlab.training.callbacks import SampleGridCallback
 from genlab.training.checkpoints import LAST, prepare_checkpoint_dir
@@ -48,6 +48,7 @@ def training_fingerprint(config: dict[str, Any], data_meta: dict[str, Any]) -> s
     relevant = {key: config[key] for key in ("seed", "data", "model", "trainer")}
     relevant["steps"] = config["train"]["steps"]
     relevant["data_meta"] = data_meta
+    relevant["source"] = source_hash()
     return config_hash(relevant)
 
 
@@ -70,7 +71,10 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     steps_per_iteration = module.optimizer_steps_per_iteration
 
     fingerprint = training_fingerprint(config, data_meta)
-    resume, run_id = prepare_checkpoint_dir(checkpoint_dir, fingerprint, cfg.train.resume)
+    max_steps = cfg.train.steps * steps_per_iteration
+    resume, run_id = prepare_checkpoint_dir(
+        checkpoint_dir, fingerprint, cfg.train.resume, finished_at_global_step=max_steps
+    )
     provenance = {
         "model": cfg.model.name,
         "run_id": run_id,
@@ -111,7 +115,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     ]
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
-        max_steps=cfg.train.steps * steps_per_iteration,
+        max_steps=max_steps,
         callbacks=callbacks,
         logger=loggers,
         default_root_dir=str(run_dir),

@@ -18,6 +18,19 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def source_hash() -> str:
+    """A hash of genlab's own Python sources: a checkpoint written by other code is not resumed.
+
+    Content, not the git commit, so committing between a kill and the re-run keeps the resume.
+    """
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def code_version() -> str:
     """The git commit (with '-dirty' for local changes), or the package version outside git."""
     try:

@@ -104,6 +104,9 @@ def make_wandb_logger(
             mode=chosen_mode,
             settings=wandb.Settings(init_timeout=float(logger_cfg.init_timeout)),
         )
+        # Lightning always passes anonymous=None, which wandb>=0.2x answers with a deprecation
+        # warning on every run; dropping the key keeps the console to genlab's one W&B line.
+        wandb_logger._wandb_init.pop("anonymous", None)
         wandb_logger.experiment.config.update(config, allow_val_change=True)
         return wandb_logger
 

@@ -11,7 +11,10 @@ import logging
 import shutil
 from pathlib import Path
 
+import torch
+
 from genlab.io import write_text
+from genlab.stages.errors import StageInputError
 from genlab.tracking.identity import new_run_id
 
 log = logging.getLogger(__name__)
@@ -25,26 +28,34 @@ def _read(path: Path) -> str | None:
     return path.read_text().strip() if path.is_file() else None
 
 
-def _why_fresh(resume: bool, stored: str | None, fingerprint: str) -> str:
+def _why_fresh(resume: bool, stored: str | None, fingerprint: str, last: Path) -> str:
     if not resume:
         return "train.resume=false"
     if stored != fingerprint:
-        return "config changed since these checkpoints were written"
+        return "config or code changed since these checkpoints were written"
+    if last.is_file():
+        return "last.ckpt holds a finished run, and a finished run is re-run from the start"
     return "no last.ckpt to resume from"
 
 
 def prepare_checkpoint_dir(
-    directory: str | Path, fingerprint: str, resume: bool
+    directory: str | Path, fingerprint: str, resume: bool, finished_at_global_step: int
 ) -> tuple[bool, str]:
-    """Return (resume from last.ckpt?, run id). Stale checkpoints are removed, with a message."""
+    """Return (resume from last.ckpt?, run id). Stale checkpoints are removed, with a message.
+
+    Only an unfinished run is resumed: DVC re-runs a finished stage only when asked to
+    (``dvc repro -f``) and has then deleted its other outputs, which a resume would not remake.
+    """
     directory = Path(directory)
     stored = _read(directory / FINGERPRINT_FILE)
     run_id = _read(directory / RUN_ID_FILE)
-    if resume and (directory / LAST).is_file() and stored == fingerprint and run_id:
-        log.info("Resuming from %s (config fingerprint %s)", directory / LAST, fingerprint)
-        return True, run_id
+    last = directory / LAST
+    if resume and last.is_file() and stored == fingerprint and run_id:
+        if checkpoint_global_step(last) < finished_at_global_step:
+            log.info("Resuming from %s (config fingerprint %s)", last, fingerprint)
+            return True, run_id
     if directory.exists() and any(directory.iterdir()):
-        why = _why_fresh(resume, stored, fingerprint)
+        why = _why_fresh(resume, stored, fingerprint, last)
         log.warning("Starting fresh in %s (%s); removing old checkpoints.", directory, why)
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -52,3 +63,21 @@ def prepare_checkpoint_dir(
     write_text(directory / FINGERPRINT_FILE, fingerprint + "\n")
     write_text(directory / RUN_ID_FILE, run_id + "\n")
     return False, run_id
+
+
+def checkpoint_global_step(path: Path) -> int:
+    """The checkpoint's optimizer-step count; a truncated or corrupt file is refused before
+    any work, saying how to go on.
+
+    genlab writes checkpoints atomically, so this means the file was damaged afterwards (a
+    copy cut short, a full disk during ``dvc pull``, a hand edit).
+    """
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(checkpoint["global_step"])
+    except Exception as error:
+        raise StageInputError(
+            f"{path} cannot be loaded ({type(error).__name__}: {error}); it is truncated or "
+            f"corrupt. Delete it to start training afresh (`rm {path}`), or run with "
+            f"train.resume=false, which removes it."
+        ) from error

@@ -1,0 +1,1 @@
+"""Test-side helpers: copies of the project as real DVC repos, and planted failures."""

@@ -1,0 +1,95 @@
+"""The project copied into a temporary git + DVC repo, with a budget small enough for tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_FILES = [
+    "conf",
+    "pipelines",
+    "src",
+    "dvc.yaml",
+    "params.yaml",
+    ".dvc",
+    ".dvcignore",
+    ".gitignore",
+    "pyproject.toml",
+]
+TINY_BUDGET = {
+    "conf/config.yaml": {
+        "train": {"steps": 40, "sample_every_n_steps": 20, "checkpoint_every_n_steps": 20},
+        "evaluate": {"num_samples": 200, "kid_subset_size": 100, "kid_subsets": 20},
+        "export": {"grid_images": 16},
+    },
+    "conf/metrics/classifier.yaml": {"classifier": {"epochs": 1}},
+}
+
+
+def deep_update(target: dict, changes: dict) -> None:
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            deep_update(target.setdefault(key, {}), value)
+        else:
+            target[key] = value
+
+
+def edit_yaml(path: Path, changes: dict) -> None:
+    config = yaml.safe_load(path.read_text()) or {}
+    deep_update(config, changes)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def project_env() -> dict[str, str]:
+    """What a user's shell has: the venv's dvc on PATH, W&B offline; tests/ importable so
+    configs in a test repo may point ``_target_`` at planted failures."""
+    python_path = [str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PYTHONPATH": os.pathsep.join(filter(None, python_path)),
+        "WANDB_MODE": "offline",
+        "DVC_NO_ANALYTICS": "1",
+    }
+
+
+def run(args: list[str], cwd: Path, check: bool = True, timeout: int = 900):
+    result = subprocess.run(
+        args, cwd=cwd, env=project_env(), capture_output=True, text=True, timeout=timeout
+    )
+    if check:
+        assert result.returncode == 0, (
+            f"{args} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def git_commit(root: Path, message: str) -> None:
+    identity = ["-c", "user.email=ci@genlab", "-c", "user.name=ci"]
+    run(["git", *identity, "add", "-A"], root)
+    run(["git", *identity, "commit", "-qm", message], root)
+
+
+def make_project_repo(root: Path, models: list[str] | None = None) -> Path:
+    """Copy the project into ``root`` with the tiny budget, as a git repo with one commit."""
+    for name in PROJECT_FILES:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(
+                source, root / name, ignore=shutil.ignore_patterns("__pycache__", "tmp")
+            )
+        else:
+            shutil.copy2(source, root / name)
+    for relative, changes in TINY_BUDGET.items():
+        edit_yaml(root / relative, changes)
+    if models is not None:
+        edit_yaml(root / "params.yaml", {"pipeline": {"models": models}})
+    run(["git", "init", "-q"], root)
+    git_commit(root, "init")
+    return root
