@@ -37,6 +37,14 @@ def test_metrics_are_finite_and_recorded(repo, model):
     # Real data is far closer to real data than a 40-step model is.
     assert metrics["floor"]["fid"] < metrics["fid"]
     assert metrics["train_images_per_s"] > 0
+    from genlab.export.provenance import read_provenance
+
+    memorization = metrics["memorization"]
+    for space in ("feature", "pixel"):
+        assert 0 <= memorization[space]["fraction_below_threshold"] <= 1
+        assert memorization[space]["threshold"] > 0
+    pairs = read_provenance(repo / memorization["pairs_image"])
+    assert pairs["run_id"] == metrics["run_id"] and "nearest training image" in pairs["content"]
 
 
 def test_leaderboard_lists_every_model_beside_the_floor(repo):
@@ -48,7 +56,8 @@ def test_leaderboard_lists_every_model_beside_the_floor(repo):
     table = (repo / "leaderboard/leaderboard.md").read_text()
     for model in MODELS:
         assert f"| {model} |" in table
-    assert "floor (real vs real)" in table
+    assert "floor (real vs real)" in table and "too close (feat / px)" in table
+    assert all(0 <= board["models"][m]["memorization_pixel_fraction"] <= 1 for m in MODELS)
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
     assert "leaderboard/leaderboard.json" in json.dumps(shown)
 
@@ -80,6 +89,7 @@ def test_exports_load_and_match(repo, model):
     np.testing.assert_allclose(session.run(None, {"z": z.numpy()})[0], expected, atol=1e-4)
     card = (export / "MODEL_CARD.md").read_text()
     assert record["run_id"] in card and "Intended use" in card
+    assert "## Memorization" in card and "Samples closer than threshold" in card
     assert (export / "samples.png").is_file()
     grids = sorted(p.name for p in (repo / f"runs/{model}/samples").glob("step_*.png"))
     assert grids == ["step_000020.png", "step_000040.png"]

@@ -229,6 +229,7 @@ SECTIONS = (
     "## Limitations",
     "## Risks",
     "## Provenance",
+    "## Memorization",
 )
 
 
@@ -257,6 +258,23 @@ def _card_info() -> dict:
             "kid_mean": 0.0123,
             "kid_std": 0.0011,
             "floor": {"fid": 1.234, "isc_mean": 9.5, "kid_mean": 0.0002, "kid_std": 0.0001},
+            "memorization": {
+                "extractor": "classifier",
+                "expected_fraction_for_real_data": 0.05,
+                "feature": {
+                    "threshold": 1.5,
+                    "fraction_below_threshold": 0.031,
+                    "sample_nn_median": 4.2,
+                    "test_nn_median": 3.9,
+                },
+                "pixel": {
+                    "threshold": 3.25,
+                    "fraction_below_threshold": 0.0,
+                    "sample_nn_median": 7.1,
+                    "test_nn_median": 6.0,
+                },
+                "pairs_image": "metrics/dcgan_nearest_training.png",
+            },
         },
         "export": {
             "onnx": {"path": "models/gen.onnx", "max_abs_diff": 3.2e-07, "opset": 17},
@@ -281,6 +299,9 @@ def test_model_card_full(tmp_path: Path) -> None:
     assert "samples: 5000, reference: 360" in card
     assert "| ONNX | models/gen.onnx | 3.2e-07 |" in card
     assert "run-42" in card and "0123abc" in card and "CC BY-SA 3.0" in card
+    assert "| features (classifier) | 1.5 | 3.1% | 4.2 / 3.9 |" in card
+    assert "| pixels | 3.25 | 0.0% | 7.1 / 6 |" in card
+    assert "5% quantile" in card and "metrics/dcgan_nearest_training.png" in card
     assert NOT_RECORDED not in card
 
     path = write_model_card(tmp_path / "card" / "MODEL_CARD.md", _card_info())
@@ -293,7 +314,9 @@ def test_model_card_missing_items_render_not_recorded() -> None:
         del info[key]
     del info["data"]["licence"]
     del info["metrics"]["floor"]
+    del info["metrics"]["memorization"]
     card = render_model_card(info)
+    assert "Not measured: evaluate this model" in card
     for section in SECTIONS:
         assert section in card
     assert f"- **Code version:** {NOT_RECORDED}" in card

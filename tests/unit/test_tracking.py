@@ -109,3 +109,11 @@ def test_offline_run_and_evaluation_share_the_id(tmp_path):
 def test_disabled_mode_gives_no_logger(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     assert make_wandb_logger(logger_config(mode="disabled"), tmp_path, "x", "n", {}) is None
+
+
+def test_csv_logger_config_skips_wandb_for_evaluation(tmp_path):
+    """`logger=csv` has no W&B keys at all: evaluation must not touch W&B (or crash)."""
+    log_to_existing_run(
+        OmegaConf.create({"backend": "csv"}), tmp_path, "id1", {"eval/fid": 1.0}, "evaluate"
+    )
+    assert not (tmp_path / "wandb").exists()

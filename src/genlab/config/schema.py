@@ -88,6 +88,18 @@ class TrainConfig:
 
 
 @dataclass
+class MemorizationConfig:
+    quantile: float = MISSING
+    pairs: int = MISSING
+
+    def __post_init__(self) -> None:
+        _require(
+            0 < self.quantile < 1, "evaluate.memorization.quantile", "in (0, 1)", self.quantile
+        )
+        _require(self.pairs > 0, "evaluate.memorization.pairs", "> 0", self.pairs)
+
+
+@dataclass
 class EvaluateConfig:
     num_samples: int = MISSING
     sample_seed: int = MISSING
@@ -95,6 +107,7 @@ class EvaluateConfig:
     kid_subset_size: int = MISSING
     kid_subsets: int = MISSING
     untrained_baseline: bool = MISSING
+    memorization: MemorizationConfig = MISSING
 
     def __post_init__(self) -> None:
         _require(self.num_samples >= 2, "evaluate.num_samples", ">= 2", self.num_samples)

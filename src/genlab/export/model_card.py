@@ -85,6 +85,7 @@ def render_model_card(info: Mapping[str, Any]) -> str:
         _section("Out-of-scope uses", OUT_OF_SCOPE),
         _section("Training data", _data(info.get("data") or {})),
         _section("Evaluation", _metrics(info.get("metrics") or {})),
+        _section("Memorization", _memorization((info.get("metrics") or {}).get("memorization"))),
         _section("Exports", _exports(info.get("export") or {})),
         _section("Limitations", LIMITATIONS),
         _section("Risks", RISKS),
@@ -174,6 +175,31 @@ def _metrics(metrics: Mapping[str, Any]) -> str:
         "no generator can be expected to score better than it."
     )
     return "\n\n".join([header, "\n".join(table), note])
+
+
+def _memorization(report: Mapping[str, Any] | None) -> str:
+    if not report:
+        return "Not measured: evaluate this model (`dvc repro evaluate@<model>`) for the figures."
+    rows = [
+        "| Space | Threshold | Samples closer than threshold | Median distance to nearest "
+        "training image (samples / real test) |",
+        "|---|---|---|---|",
+    ]
+    for space, label in (("feature", f"features ({report.get('extractor')})"), ("pixel", "pixels")):
+        entry = report[space]
+        rows.append(
+            f"| {label} | {_fmt(entry['threshold'])} | "
+            f"{entry['fraction_below_threshold']:.1%} | "
+            f"{_fmt(entry['sample_nn_median'])} / {_fmt(entry['test_nn_median'])} |"
+        )
+    expected = report["expected_fraction_for_real_data"]
+    note = (
+        f"The threshold is the {expected:.0%} quantile of the distances from real test images to "
+        f"their nearest training image, so a model that never copies puts about {expected:.0%} "
+        f"of its samples under it; far more means samples reproduce training images. The "
+        f"closest pairs are drawn in `{report.get('pairs_image')}`."
+    )
+    return "\n\n".join(["\n".join(rows), note])
 
 
 def _exports(export: Mapping[str, Any]) -> str:

@@ -60,6 +60,12 @@ def build_leaderboard(results: dict[str, dict[str, Any]], rank_by: str) -> dict[
         row: dict[str, Any] = {"rank": rank, **{k: result[k] for k in SCORES}}
         if result.get("untrained"):
             row.update({f"untrained_{k}": result["untrained"][k] for k in ("fid", "kid_mean")})
+        memorization = result.get("memorization")
+        if memorization:
+            for space in ("feature", "pixel"):
+                fraction = memorization[space]["fraction_below_threshold"]
+                row[f"memorization_{space}_fraction"] = fraction
+            row["memorization_expected"] = memorization["expected_fraction_for_real_data"]
         row.update(
             run_id=result["run_id"],
             train_steps=result["train_steps"],
@@ -80,6 +86,15 @@ def _number(value: Any, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}g}"
 
 
+def _too_close(row: dict[str, Any]) -> str:
+    if "memorization_feature_fraction" not in row:
+        return "n/a"
+    return (
+        f"{row['memorization_feature_fraction']:.1%} / {row['memorization_pixel_fraction']:.1%}"
+        f" (real: {row['memorization_expected']:.0%})"
+    )
+
+
 def leaderboard_markdown(board: dict[str, Any]) -> str:
     floor = board["floor"]
     lines = [
@@ -88,23 +103,27 @@ def leaderboard_markdown(board: dict[str, Any]) -> str:
         f"Feature extractor: `{board['extractor']}`; ranked by `{board['rank_by']}`. FID and KID:",
         "lower is better; IS: higher is better. *Floor* is real-vs-real (train split vs test",
         "split): what a perfect generator would score. *Untrained* is the same network before",
-        "training, scored on the same samples' seeds.",
+        "training, scored on the same samples' seeds. *Too close*: share of samples nearer to a",
+        "training image (features / pixels) than the closest few percent of real test images are",
+        "(that few percent is what a model that never copies scores).",
         "",
-        "| rank | model | FID | KID | IS | untrained FID | untrained KID | steps | train img/s |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| rank | model | FID | KID | IS | untrained FID | untrained KID | too close (feat / px)"
+        " | steps | train img/s |",
+        "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for model, row in board["models"].items():
         lines.append(
             f"| {row['rank']} | {model} | {_number(row['fid'])} | "
             f"{_number(row['kid_mean'])} ± {_number(row['kid_std'], 2)} | "
             f"{_number(row['isc_mean'])} | {_number(row.get('untrained_fid'))} | "
-            f"{_number(row.get('untrained_kid_mean'))} | {row['train_steps']} | "
+            f"{_number(row.get('untrained_kid_mean'))} | {_too_close(row)} | "
+            f"{row['train_steps']} | "
             f"{_number(row['train_images_per_s'])} |"
         )
     lines.append(
         f"| | *floor (real vs real)* | {_number(floor['fid'])} | "
         f"{_number(floor['kid_mean'])} ± {_number(floor['kid_std'], 2)} | "
-        f"{_number(floor['isc_mean'])} | | | | |"
+        f"{_number(floor['isc_mean'])} | | | | | |"
     )
     return "\n".join(lines) + "\n"
 

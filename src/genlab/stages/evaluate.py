@@ -44,6 +44,38 @@ def extractor_weights(cfg: DictConfig) -> str | None:
     return weights
 
 
+def memorization_image_path(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.metrics_dir) / f"{cfg.model.name}_nearest_training.png"
+
+
+def check_memorization(
+    cfg: DictConfig, samples: torch.Tensor, train, test, weights: str | None, provenance: dict
+) -> dict[str, Any]:
+    """Memorization figures, and the grid of the closest sample / training-image pairs."""
+    from genlab.evaluation.memorization import fidelity_embedder, memorization_report
+    from genlab.export.provenance import save_grid
+
+    settings = cfg.evaluate.memorization
+    embed = fidelity_embedder(cfg.metrics.extractor, weights, cfg.evaluate.batch_size)
+    report, pairs = memorization_report(
+        samples,
+        torch.from_numpy(train.images),
+        torch.from_numpy(test.images),
+        embed,
+        quantile=settings.quantile,
+        num_pairs=settings.pairs,
+    )
+    path = memorization_image_path(cfg)
+    # Pairs side by side: each sample, then its nearest training image (not machine-made).
+    save_grid(
+        pairs.float().div(127.5).sub(1),
+        path,
+        {**provenance, "content": "pairs: generated sample, then its nearest training image"},
+        nrow=8,
+    )
+    return {**report, "extractor": cfg.metrics.extractor, "pairs_image": str(path)}
+
+
 def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     from genlab.evaluation.fidelity import compute_fidelity
 
@@ -76,6 +108,15 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
         untrained_scores = compute_fidelity(untrained_samples, test.images, **common)
         untrained = {key: untrained_scores[key] for key in REPORTED}
+    memorization = check_memorization(
+        cfg,
+        samples,
+        train,
+        test,
+        weights,
+        {k: record[k] for k in ("run_id", "config_hash", "code_version")}
+        | {"model": cfg.model.name},
+    )
     result = {
         "model": cfg.model.name,
         "run_id": record["run_id"],
@@ -84,6 +125,7 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         **{key: model_scores[key] for key in REPORTED},
         "floor": {key: floor_scores[key] for key in REPORTED},
         "untrained": untrained,
+        "memorization": memorization,
         "counts": {
             "samples": model_scores["num_samples"],
             "reference": model_scores["num_reference"],
@@ -108,7 +150,11 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         run_dir,
         record["run_id"],
         {f"eval/{k}": result[k] for k in REPORTED}
-        | {f"eval/floor_{k}": result["floor"][k] for k in REPORTED},
+        | {f"eval/floor_{k}": result["floor"][k] for k in REPORTED}
+        | {
+            f"eval/memorization_{space}_fraction": memorization[space]["fraction_below_threshold"]
+            for space in ("feature", "pixel")
+        },
         job_type="evaluate",
     )
     print(
@@ -117,5 +163,8 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"{k}={result[k]:.4g} (floor {result['floor'][k]:.4g})"
             for k in ("fid", "kid_mean", "isc_mean")
         )
+        + f"; samples closer to a training image than {memorization['quantile']:.0%} of real "
+        f"test images: {memorization['feature']['fraction_below_threshold']:.1%} (features), "
+        f"{memorization['pixel']['fraction_below_threshold']:.1%} (pixels)"
     )
     return result

@@ -150,8 +150,10 @@ def log_to_existing_run(
     job_type: str,
 ) -> None:
     """Add evaluation results to the training's W&B run (same id); never raises."""
+    if logger_cfg.backend != "wandb":
+        return
     mode, _ = resolve_mode(logger_cfg.mode, logger_cfg.init_timeout)
-    if mode == "disabled" or logger_cfg.backend != "wandb":
+    if mode == "disabled":
         return
     save_dir = prepare_environment(run_dir)
     try:

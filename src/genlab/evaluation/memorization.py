@@ -1,0 +1,104 @@
+"""How close do samples come to copying training images?
+
+For every sample, the distance to its nearest training image, in the evaluation extractor's
+feature space and in pixel space. "Too close" is calibrated on real data: the threshold is a low
+quantile of the distances from real *test* images to their nearest *training* image, so a model
+that generalises flags about that quantile of its samples, and a model that copies flags far more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from genlab.evaluation.fidelity import ImageTensorDataset, _resolve_extractor, as_uint8_images
+
+Embed = Callable[[torch.Tensor], torch.Tensor]
+
+
+def nearest_neighbours(
+    queries: torch.Tensor, keys: torch.Tensor, chunk: int = 512
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distance, index) of each query's nearest key, in float64 so that a copy measures 0."""
+    keys = keys.flatten(1).double()
+    distances, indices = [], []
+    for block in queries.flatten(1).double().split(chunk):
+        nearest = torch.cdist(block, keys, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1)
+        distances.append(nearest.values)
+        indices.append(nearest.indices)
+    return torch.cat(distances), torch.cat(indices)
+
+
+def pixels(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images as float vectors in [0, 1]."""
+    return as_uint8_images(images).flatten(1).double() / 255.0
+
+
+def fidelity_embedder(extractor: str, weights_path: str | None, batch_size: int = 100) -> Embed:
+    """The features torch-fidelity's FID uses, from the same extractor and weights."""
+    import torch_fidelity.utils as fidelity_utils
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    import genlab.evaluation.feature_extractors  # noqa: F401 - registers "genlab-classifier"
+
+    name, _ = _resolve_extractor(extractor, weights_path)
+    layer = FEATURE_EXTRACTORS_REGISTRY[name].get_default_feature_layer_for_metric("fid")
+    network = fidelity_utils.create_feature_extractor(
+        name, [layer], cuda=False, verbose=False, feature_extractor_weights_path=weights_path
+    )
+
+    def embed(images: torch.Tensor) -> torch.Tensor:
+        features = fidelity_utils.get_featuresdict_from_dataset(
+            ImageTensorDataset(images), network, batch_size, False, True, False
+        )
+        return features[layer]
+
+    return embed
+
+
+def _space_report(
+    samples: torch.Tensor, train: torch.Tensor, test: torch.Tensor, quantile: float
+) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor]:
+    sample_distance, sample_nearest = nearest_neighbours(samples, train)
+    test_distance, _ = nearest_neighbours(test, train)
+    threshold = torch.quantile(test_distance, quantile).item()
+    report = {
+        "threshold": threshold,
+        "fraction_below_threshold": (sample_distance < threshold).double().mean().item(),
+        "sample_nn_median": sample_distance.median().item(),
+        "test_nn_median": test_distance.median().item(),
+        "closest_sample_distance": sample_distance.min().item(),
+    }
+    return report, sample_distance, sample_nearest
+
+
+def memorization_report(
+    samples: torch.Tensor,
+    train: torch.Tensor,
+    test: torch.Tensor,
+    embed: Embed,
+    quantile: float = 0.05,
+    num_pairs: int = 16,
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """Figures for the metrics file, and (2 * num_pairs) uint8 images: the samples closest to
+    a training image (feature space), each followed by that training image."""
+    if not 0 < quantile < 1:
+        raise ValueError(f"evaluate.memorization.quantile must be in (0, 1), got {quantile}")
+    samples, train, test = (as_uint8_images(x) for x in (samples, train, test))
+    feature, feature_distance, feature_nearest = _space_report(
+        embed(samples), embed(train), embed(test), quantile
+    )
+    pixel, _, _ = _space_report(pixels(samples), pixels(train), pixels(test), quantile)
+    order = feature_distance.argsort()[: min(num_pairs, len(samples))]
+    pairs = torch.stack([samples[order], train[feature_nearest[order]]], dim=1)  # (k, 2, ...)
+    report = {
+        "quantile": quantile,
+        "expected_fraction_for_real_data": quantile,
+        "calibration": "threshold = quantile of test-to-nearest-train distances",
+        "feature": feature,
+        "pixel": pixel,
+        "pairs": int(len(order)),
+    }
+    return report, pairs.flatten(0, 1)
