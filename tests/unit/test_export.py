@@ -174,7 +174,9 @@ def test_png_provenance_round_trip(tmp_path: Path) -> None:
 
     assert DIGITAL_SOURCE_TYPE == IPTC_URL
     found = read_provenance(path)
+    watermark = found.pop("watermark")
     assert found == {"DigitalSourceType": IPTC_URL, "machine_generated": "true", **PROVENANCE}
+    assert watermark.startswith("none: image smaller than 256x256")
 
     with Image.open(path) as img:  # readable by plain PIL, no genlab needed
         text = dict(img.text)

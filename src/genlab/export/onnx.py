@@ -14,6 +14,7 @@ from torch import nn
 
 from genlab.export.errors import ExportError
 from genlab.export.torchscript import (
+    InputShape,
     _batch_sizes,
     _check_parity,
     _eval_on_cpu,
@@ -29,7 +30,7 @@ OUTPUT_NAME = "images"
 
 def export_onnx(
     generator: nn.Module,
-    latent_dim: int,
+    input_shape: InputShape,
     path: str | os.PathLike,
     *,
     opset: int = 17,
@@ -37,6 +38,8 @@ def export_onnx(
     parity_batch: int = 8,
     atol: float = 1e-4,
     metadata: Mapping[str, str] | None = None,
+    input_name: str = INPUT_NAME,
+    output_name: str = OUTPUT_NAME,
 ) -> dict[str, Any]:
     """Export ``generator`` (input ``z``, output ``images``, dynamic batch) to ONNX at ``path``.
 
@@ -46,9 +49,9 @@ def export_onnx(
     """
     target = Path(path)
     sizes = _batch_sizes(parity_batch)
-    latents = _latents(latent_dim, sizes, parity_seed)
+    latents = _latents(input_shape, sizes, parity_seed)
     with _eval_on_cpu(generator) as model, atomic_path(target) as tmp:
-        _export_graph(model, latents[0], tmp, opset)
+        _export_graph(model, latents[0], tmp, opset, (input_name, output_name))
         _stamp_and_check(tmp, metadata or {})
         diff = _max_abs_diff(model, _ort_runner(tmp), latents)
         _check_parity("ONNX", diff, atol, target)
@@ -66,7 +69,10 @@ def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
     return {prop.key: prop.value for prop in model.metadata_props}
 
 
-def _export_graph(model: nn.Module, example: torch.Tensor, tmp: Path, opset: int) -> None:
+def _export_graph(
+    model: nn.Module, example: torch.Tensor, tmp: Path, opset: int, names: tuple[str, str]
+) -> None:
+    input_name, output_name = names
     try:
         with _quiet_torch(), torch.no_grad():
             torch.onnx.export(
@@ -75,9 +81,9 @@ def _export_graph(model: nn.Module, example: torch.Tensor, tmp: Path, opset: int
                 str(tmp),
                 dynamo=False,
                 opset_version=opset,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                input_names=[input_name],
+                output_names=[output_name],
+                dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
             )
     except Exception as exc:  # torch raises many types here; callers only need ExportError
         raise ExportError(f"torch.onnx.export failed: {exc}") from exc
@@ -99,8 +105,10 @@ def _ort_runner(tmp: Path) -> Callable[[torch.Tensor], torch.Tensor]:
     """A callable running the saved file in onnxruntime on CPU, like the eager generator."""
     session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
 
+    input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
+
     def run(z: torch.Tensor) -> torch.Tensor:
-        (images,) = session.run([OUTPUT_NAME], {INPUT_NAME: z.numpy()})
+        (images,) = session.run([output_name], {input_name: z.numpy()})
         return torch.from_numpy(images)
 
     return run

@@ -32,14 +32,34 @@ _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 ImageLike = torch.Tensor | np.ndarray
 
 
-def save_png(image: ImageLike, path: str | os.PathLike, provenance: Mapping[str, str]) -> Path:
+def save_png(
+    image: ImageLike,
+    path: str | os.PathLike,
+    provenance: Mapping[str, str],
+    watermark: bool = True,
+) -> Path:
     """Write one (C,H,W) image (float in [-1, 1] or uint8; C = 1 or 3) as a labelled PNG.
 
     Each ``provenance`` entry (model, run_id, config_hash, code_version, created, ...) is
-    stored as ``genlab:<key>``, next to IPTC ``DigitalSourceType`` and an XMP packet.
+    stored as ``genlab:<key>``, next to IPTC ``DigitalSourceType`` and an XMP packet. With
+    ``watermark``, images large enough and in colour also get the invisible pixel watermark;
+    ``genlab:watermark`` says which happened.
     """
-    pil = Image.fromarray(*_to_pil_array(image))
-    info = _png_info(provenance)
+    from genlab.export import watermark as pixel_mark
+
+    array, mode = _to_pil_array(image)
+    entries = dict(provenance)
+    if watermark:
+        reason = pixel_mark.why_not_markable(array)
+        if reason is None:
+            array = pixel_mark.embed(array, entries.get("run_id"))
+            entries["watermark"] = (
+                f"invisible-watermark {pixel_mark.METHOD}: b'gl' + run id prefix (32 bits)"
+            )
+        else:
+            entries["watermark"] = f"none: {reason}"
+    pil = Image.fromarray(array, mode)
+    info = _png_info(entries)
     target = Path(path)
     with atomic_path(target) as tmp:
         pil.save(tmp, format="PNG", pnginfo=info)
@@ -51,6 +71,7 @@ def save_grid(
     path: str | os.PathLike,
     provenance: Mapping[str, str],
     nrow: int | None = None,
+    watermark: bool = True,
 ) -> Path:
     """Tile (N,C,H,W) images in [-1, 1] into one labelled PNG; ``nrow`` defaults to ~sqrt(N)."""
     from torchvision.utils import make_grid  # lazily, after genlab.io ran genlab's CPU shim
@@ -62,7 +83,7 @@ def save_grid(
     grid = make_grid(batch.clamp(-1, 1), nrow=per_row, padding=2, pad_value=-1.0)
     if batch.shape[1] == 1:
         grid = grid[:1]  # make_grid repeats gray to 3 channels; keep the PNG in mode "L"
-    return save_png(grid, path, provenance)
+    return save_png(grid, path, provenance, watermark=watermark)
 
 
 def read_provenance(path: str | os.PathLike) -> dict[str, str]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,15 @@ def _batch_sizes(parity_batch: int) -> tuple[int, ...]:
     return tuple(dict.fromkeys(sizes))
 
 
-def _latents(latent_dim: int, sizes: Sequence[int], seed: int) -> list[torch.Tensor]:
-    """Fixed normal latents, one batch per size, reproducible from ``seed``."""
+InputShape = int | Sequence[int]
+METADATA_FILE = "genlab.json"
+
+
+def _latents(input_shape: InputShape, sizes: Sequence[int], seed: int) -> list[torch.Tensor]:
+    """Fixed normal inputs of per-sample ``input_shape``, one batch per size, from ``seed``."""
+    shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
     rng = torch.Generator().manual_seed(seed)
-    return [torch.randn(n, latent_dim, generator=rng, dtype=torch.float32) for n in sizes]
+    return [torch.randn(n, *shape, generator=rng, dtype=torch.float32) for n in sizes]
 
 
 def _max_abs_diff(
@@ -85,29 +91,42 @@ def _check_parity(fmt: str, diff: float, atol: float, path: os.PathLike | str) -
 
 def export_torchscript(
     generator: nn.Module,
-    latent_dim: int,
+    input_shape: InputShape,
     path: str | os.PathLike,
     *,
     parity_seed: int = 0,
     parity_batch: int = 8,
     atol: float = 1e-4,
+    metadata: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Trace ``generator`` to TorchScript at ``path``; publish only if the reloaded file matches.
+
+    ``input_shape`` is one sample's input (the latent size for a generator). ``metadata`` is
+    stored inside the file (``genlab.json``), read back by :func:`read_torchscript_metadata`.
 
     Returns ``{"path", "max_abs_diff", "batch_sizes_checked"}``. Raises :class:`ExportError`
     (and leaves ``path`` untouched) when tracing fails or the parity check exceeds ``atol``.
     """
     target = Path(path)
     sizes = _batch_sizes(parity_batch)
-    latents = _latents(latent_dim, sizes, parity_seed)
+    latents = _latents(input_shape, sizes, parity_seed)
+    extra_files = {METADATA_FILE: json.dumps(dict(metadata or {}))}
     with _eval_on_cpu(generator) as model, atomic_path(target) as tmp:
         traced = _trace(model, latents[0])
         with _quiet_torch():
-            torch.jit.save(traced, str(tmp))
+            torch.jit.save(traced, str(tmp), _extra_files=extra_files)
             reloaded = torch.jit.load(str(tmp), map_location="cpu")
         diff = _max_abs_diff(model, reloaded, latents)
         _check_parity("TorchScript", diff, atol, target)
     return {"path": str(target), "max_abs_diff": diff, "batch_sizes_checked": list(sizes)}
+
+
+def read_torchscript_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata stored by :func:`export_torchscript` ({} for files written without)."""
+    extra_files = {METADATA_FILE: ""}
+    with _quiet_torch():
+        torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files)
+    return json.loads(extra_files[METADATA_FILE] or "{}")
 
 
 def _trace(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:

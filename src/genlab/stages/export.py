@@ -3,6 +3,7 @@ written into the export folder all at once."""
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
     from genlab.export.model_card import write_model_card
     from genlab.export.onnx import export_onnx
     from genlab.export.provenance import save_grid
+    from genlab.export.style_parts import export_style_parts, has_style_controls
     from genlab.export.torchscript import export_torchscript
 
     generator, record = load_generator(Path(cfg.paths.run_dir) / GENERATOR_FILE)
@@ -35,18 +37,34 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
     }
     export_dir = Path(cfg.paths.export_dir)
     parity = dict(parity_seed=cfg.export.parity_seed, atol=cfg.export.parity_atol)
+    # What `genlab generate` needs besides the graph: where it came from and its input size.
+    file_metadata = {**provenance, "latent_dim": str(generator.latent_dim)}
     with atomic_dir(export_dir) as staging:
         torchscript = export_torchscript(
-            generator, generator.latent_dim, staging / "generator.torchscript.pt", **parity
+            generator,
+            generator.latent_dim,
+            staging / "generator.torchscript.pt",
+            metadata=file_metadata,
+            **parity,
         )
         onnx = export_onnx(
             generator,
             generator.latent_dim,
             staging / "generator.onnx",
             opset=cfg.export.onnx_opset,
-            metadata=provenance,
+            metadata=file_metadata,
             **parity,
         )
+        style_controls = None
+        if has_style_controls(generator):
+            style_controls = export_style_parts(
+                generator,
+                staging,
+                file_metadata,
+                functools.partial(export_onnx, opset=cfg.export.onnx_opset),
+                export_torchscript,
+                **parity,
+            )
         latents = torch.randn(
             cfg.export.grid_images,
             generator.latent_dim,
@@ -59,6 +77,7 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
             "onnx": {**onnx, "path": str(export_dir / "generator.onnx")},
             "samples": str(export_dir / "samples.png"),
             "latent_dim": generator.latent_dim,
+            "style_controls": style_controls,
             "provenance": provenance,
         }
         write_json(staging / "export.json", summary)
