@@ -32,7 +32,7 @@ def reencoded(path, target):
 
 def test_colour_grid_carries_a_watermark_that_survives_stripping(tmp_path):
     path = save_grid(colour_digit_grid(), tmp_path / "grid.png", PROVENANCE)
-    assert read_provenance(path)["watermark"].startswith("invisible-watermark dwtDct")
+    assert read_provenance(path)["watermark"].startswith("invisible-watermark dwtDctSvd")
     report = verify_image(path)
     assert report["watermark"] == {"found": True, "run_id_prefix": "ab12", "matches_run_id": True}
 

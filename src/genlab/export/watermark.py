@@ -1,7 +1,10 @@
 """An invisible watermark in the pixels, because metadata is stripped by the first re-upload.
 
-Uses the ``invisible-watermark`` package's DWT-DCT method on the chroma channels (its
-defaults). The 32-bit payload is ``b"gl"`` plus the first two bytes of the run id, so a verify
+Uses the ``invisible-watermark`` package's DWT-DCT-SVD method on the chroma channels (its
+default strength): ``benchmarks/watermark_robustness.py`` measured it surviving every lossless
+re-encode where plain DWT-DCT lost half the marks to clipped colours, at about 33 dB PSNR;
+no variant survived a 10% resize or JPEG without visible artefacts on these small images.
+The 32-bit payload is ``b"gl"`` plus the first two bytes of the run id, so a verify
 can tell a genlab image from chance bits (1 in 65536) and name a run id prefix without metadata.
 The library refuses images under 256 x 256 and the payload lives in colour, so only RGB images of
 at least that size are marked (grids of CIFAR-sized samples, 64 px samples upscaled by the
@@ -15,7 +18,7 @@ import numpy as np
 MAGIC = b"gl"
 PAYLOAD_BYTES = 4
 MIN_SIDE = 256
-METHOD = "dwtDct"
+METHOD = "dwtDctSvd"
 
 
 def payload(run_id: str | None) -> bytes:
