@@ -7,8 +7,8 @@ no variant survived a 10% resize or JPEG without visible artefacts on these smal
 The 32-bit payload is ``b"gl"`` plus the first two bytes of the run id, so a verify
 can tell a genlab image from chance bits (1 in 65536) and name a run id prefix without metadata.
 The library refuses images under 256 x 256 and the payload lives in colour, so only RGB images of
-at least that size are marked (grids of CIFAR-sized samples, 64 px samples upscaled by the
-caller); smaller or gray images carry the metadata labels only, and say so.
+at least that size are marked (e.g. 8x8 grids of CIFAR-sized samples); smaller or gray images
+carry the metadata labels only, and say so in ``genlab:watermark``.
 """
 
 from __future__ import annotations
