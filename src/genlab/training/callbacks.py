@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -45,13 +46,16 @@ class SampleGridCallback(pl.Callback):
         z = pl_module.sample_latents(self.num_images, torch.Generator().manual_seed(self.seed))
         images = pl_module.generate(z).cpu()
         path = self.out_dir / f"step_{step:06d}.png"
-        save_grid(images, path, {**self.provenance, "step": str(step)})
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        provenance = {**self.provenance, "step": str(step), "created": created}
+        save_grid(images, path, provenance)
         self._log_image(trainer, "samples", path, f"sampling generator, step {step}")
         if hasattr(pl_module, "reconstruct"):
             originals = self._fixed_training_images(trainer)
             pairs = _interleave_rows(originals, pl_module.reconstruct(originals).cpu())
             recon_path = self.out_dir / f"reconstructions_step_{step:06d}.png"
-            save_grid(pairs, recon_path, {**self.provenance, "step": str(step)}, nrow=ROW)
+            # Half of this grid is training data: labelled, but no "machine-made" watermark.
+            save_grid(pairs, recon_path, provenance, nrow=ROW, watermark=False)
             self._log_image(trainer, "reconstructions", recon_path, f"rows: data / recon, {step}")
         return path
 
