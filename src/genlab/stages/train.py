@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from genlab.data.datamodule import ImageDataModule
@@ -30,6 +31,7 @@ from genlab.training.interruption import (
     CheckpointOnSigterm,
     TrainingInterrupted,
 )
+from genlab.training.replicas import ReplicaConsistencyCheck
 from genlab.training.reproducibility import RandomStateInCheckpoint
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,11 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     fingerprint = training_fingerprint(config, data_meta)
     max_steps = cfg.train.steps * steps_per_iteration
     resume, run_id = prepare_checkpoint_dir(
-        checkpoint_dir, fingerprint, cfg.train.resume, finished_at_global_step=max_steps
+        checkpoint_dir,
+        fingerprint,
+        cfg.train.resume,
+        finished_at_global_step=max_steps,
+        is_global_zero=rank_zero_only.rank == 0,  # from the env Lightning gives DDP children
     )
     provenance = {
         "model": cfg.model.name,
@@ -109,6 +115,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
             provenance=provenance,
         ),
         GANHealthMonitor(**cfg.train.health),
+        replica_check := ReplicaConsistencyCheck(),
         CheckpointOnSigterm(checkpoint_dir / LAST),
         RandomStateInCheckpoint(),
         RichProgressBar(),
@@ -121,6 +128,13 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         default_root_dir=str(run_dir),
         plugins=[AtomicCheckpointIO()],
     )
+    batch_sizes = {
+        "world_size": trainer.world_size,
+        "batch_size_per_device": cfg.data.batch_size,
+        "batch_size_global": cfg.data.batch_size * trainer.world_size,
+    }
+    for logger in loggers:
+        logger.log_hyperparams(batch_sizes)  # W&B config and csv/hparams.yaml
     started = time.perf_counter()
     resume_from = str(checkpoint_dir / LAST) if resume else None
     try:
@@ -141,9 +155,8 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         "resumed_from_step": module.start_step,
         "wall_time_s": round(elapsed, 2),
         "images_per_s": round(images_seen_here / elapsed, 1) if elapsed > 0 else None,
-        "world_size": trainer.world_size,
-        "batch_size_per_device": cfg.data.batch_size,
-        "batch_size_global": cfg.data.batch_size * trainer.world_size,
+        **batch_sizes,
+        "replica_max_abs_diff": replica_check.max_abs_diff,
         "final": {k: float(v) for k, v in trainer.callback_metrics.items()},
     }
     if trainer.is_global_zero:

@@ -39,17 +39,30 @@ def _why_fresh(resume: bool, stored: str | None, fingerprint: str, last: Path) -
 
 
 def prepare_checkpoint_dir(
-    directory: str | Path, fingerprint: str, resume: bool, finished_at_global_step: int
+    directory: str | Path,
+    fingerprint: str,
+    resume: bool,
+    finished_at_global_step: int,
+    is_global_zero: bool = True,
 ) -> tuple[bool, str]:
     """Return (resume from last.ckpt?, run id). Stale checkpoints are removed, with a message.
 
     Only an unfinished run is resumed: DVC re-runs a finished stage only when asked to
     (``dvc repro -f``) and has then deleted its other outputs, which a resume would not remake.
+    Under DDP, Lightning starts the other ranks once rank 0 has prepared the folder: they only
+    read its decision (``is_global_zero=False``), so the run id is never rewritten.
     """
     directory = Path(directory)
     stored = _read(directory / FINGERPRINT_FILE)
     run_id = _read(directory / RUN_ID_FILE)
     last = directory / LAST
+    if not is_global_zero:
+        if not run_id or stored != fingerprint:
+            raise StageInputError(
+                f"{directory} was not prepared by rank 0 for this config: start the run from "
+                f"rank 0 (Lightning's DDP launcher does), not on every rank by hand"
+            )
+        return last.is_file(), run_id
     if resume and last.is_file() and stored == fingerprint and run_id:
         if checkpoint_global_step(last) < finished_at_global_step:
             log.info("Resuming from %s (config fingerprint %s)", last, fingerprint)

@@ -1,0 +1,85 @@
+"""DDP on two CPU processes (gloo): one output folder, one W&B run, one set of checkpoints,
+identical weights on both ranks, and a killed run that resumes. Real processes throughout:
+Lightning's launcher re-executes the training script for rank 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from ..support.dvc_project import edit_yaml, git_commit, make_project_repo, run
+from .test_resume import run_to_end, train_command
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+DDP = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu"]
+
+
+def test_two_processes_train_one_run(tmp_path, digits_dir):
+    command = train_command(tmp_path, digits_dir, *DDP, "train.sample_every_n_steps=10", steps=30)
+    summary = run_to_end(command, tmp_path)
+
+    assert summary["world_size"] == 2 and summary["steps"] == 30
+    assert summary["batch_size_per_device"] == 16 and summary["batch_size_global"] == 32
+    assert summary["replica_max_abs_diff"] == 0.0, "ranks must hold identical weights"
+    run_dir = tmp_path / "run"
+    assert (run_dir / "checkpoints/run_id").read_text().strip() == summary["run_id"]
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1, "one W&B run per job"
+    hydra_logs = sorted(p.name for p in (tmp_path / "hydra").glob("*.log"))
+    assert hydra_logs == ["train.log", "train_ddp_process_1.log"], "one output folder, all ranks"
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
+        "step_000010.png",
+        "step_000020.png",
+        "step_000030.png",
+    ]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "config_fingerprint",
+        "last.ckpt",
+        "run_id",
+    ]
+    logged = yaml.safe_load((run_dir / "csv/hparams.yaml").read_text())
+    assert logged == {"world_size": 2, "batch_size_per_device": 16, "batch_size_global": 32}
+
+
+def test_killed_ddp_run_resumes(tmp_path, digits_dir):
+    command = train_command(tmp_path, digits_dir, *DDP, "train.checkpoint_every_n_steps=20")
+    last = tmp_path / "run/checkpoints/last.ckpt"
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "WANDB_MODE": "offline"},
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while not last.is_file() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # both ranks, as a cluster's kill does
+    process.wait()
+    assert last.is_file() and not (tmp_path / "run/generator.pt").exists()
+    run_id = (tmp_path / "run/checkpoints/run_id").read_text().strip()
+
+    summary = run_to_end(command, tmp_path)
+    assert summary["resumed"] is True and 0 < summary["resumed_from_step"] < 300
+    assert summary["steps"] == 300 and summary["run_id"] == run_id
+    assert summary["replica_max_abs_diff"] == 0.0
+
+
+def test_dvc_repro_with_the_ddp_trainer(tmp_path):
+    root = make_project_repo(tmp_path, models=["dcgan"])
+    edit_yaml(root / "params.yaml", {"pipeline": {"trainer": "ddp"}})
+    edit_yaml(root / "conf/trainer/ddp.yaml", {"accelerator": "cpu"})
+    git_commit(root, "ddp")
+    run(["dvc", "repro", "train@dcgan"], root)
+    summary = json.loads((root / "runs/dcgan/train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["replica_max_abs_diff"] == 0.0
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    assert "train@dcgan" in lock["stages"]
+    assert run(["dvc", "status", "train@dcgan"], root).stdout.strip().endswith("up to date.")
