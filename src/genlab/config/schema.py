@@ -50,6 +50,12 @@ class DataConfig:
 
 
 @dataclass
+class SpeedConfig:
+    channels_last: bool = MISSING
+    compile: bool = MISSING
+
+
+@dataclass
 class HealthConfig:
     window: int = MISSING
     overpower_accuracy: float = MISSING
@@ -78,6 +84,7 @@ class TrainConfig:
     checkpoint_every_n_steps: int = MISSING
     num_sample_images: int = MISSING
     resume: bool = MISSING
+    speed: SpeedConfig = MISSING
     health: HealthConfig = MISSING
 
     def __post_init__(self) -> None:

@@ -33,6 +33,7 @@ from genlab.training.interruption import (
 )
 from genlab.training.replicas import ReplicaConsistencyCheck
 from genlab.training.reproducibility import RandomStateInCheckpoint
+from genlab.training.speed import apply_speed_options
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     )
     data_meta = read_meta(cfg.data.dir)
     module = instantiate(cfg.model)
+    apply_speed_options(module, **cfg.train.speed)
     steps_per_iteration = module.optimizer_steps_per_iteration
 
     fingerprint = training_fingerprint(config, data_meta)
