@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -82,3 +83,19 @@ def _interleave_rows(originals: torch.Tensor, reconstructions: torch.Tensor) -> 
     for start in range(0, len(originals), ROW):
         rows += [originals[start : start + ROW], reconstructions[start : start + ROW]]
     return torch.cat(rows)
+
+
+class TrainingLoopTimer(pl.Callback):
+    """Seconds spent in the training loop itself (Lightning's setup and teardown excluded), the
+    figure training throughput is computed from."""
+
+    def __init__(self):
+        self.started: float | None = None
+        self.seconds: float | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.started is not None:
+            self.seconds = time.perf_counter() - self.started
