@@ -25,7 +25,8 @@ def machine() -> str:
     import torch
 
     cpu = platform.processor() or platform.machine()
-    text = f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, torch {torch.__version__}"
+    python = platform.python_version()
+    text = f"{os.cpu_count()} CPU cores ({cpu}), Python {python}, torch {torch.__version__}"
     if torch.cuda.is_available():
         text += f", GPU: {torch.cuda.get_device_name(0)}"
     return text
