@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import time
 
 import pytest
 import yaml
 
 from ..support.dvc_project import edit_yaml, git_commit, make_project_repo, run
-from .test_resume import run_to_end, train_command
+from .test_resume import run_to_end, start_training, train_command, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -50,17 +48,8 @@ def test_two_processes_train_one_run(tmp_path, digits_dir):
 def test_killed_ddp_run_resumes(tmp_path, digits_dir):
     command = train_command(tmp_path, digits_dir, *DDP, "train.checkpoint_every_n_steps=20")
     last = tmp_path / "run/checkpoints/last.ckpt"
-    process = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "WANDB_MODE": "offline"},
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 240
-    while not last.is_file() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
+    process = start_training(command, tmp_path, new_session=True)
+    wait_until(last.is_file, process)
     os.killpg(process.pid, signal.SIGKILL)  # both ranks, as a cluster's kill does
     process.wait()
     assert last.is_file() and not (tmp_path / "run/generator.pt").exists()

@@ -3,10 +3,6 @@ that never stopped (RNG states ride in the checkpoint, the data order is a funct
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 
 from ..conftest import TINY_MODEL_OVERRIDES, fit_for_steps
-from .test_resume import run_to_end, train_command
+from .test_resume import run_to_end, sigterm_after_first_grid, train_command
 
 MODELS = sorted(TINY_MODEL_OVERRIDES)
 
@@ -66,22 +62,9 @@ def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, digits
     run_to_end(train_command(uninterrupted_dir, digits_dir, *extra), uninterrupted_dir)
 
     command = train_command(interrupted_dir, digits_dir, *extra)
-    process = subprocess.Popen(
-        command,
-        cwd=interrupted_dir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "WANDB_MODE": "offline"},
-    )
-    samples = interrupted_dir / "run/samples"
-    deadline = time.monotonic() + 240
-    while not any(samples.glob("step_*.png")) and time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read()[-3000:]
-        time.sleep(0.1)
-    process.send_signal(signal.SIGTERM)  # mid-epoch: 300 steps of 16 span several epochs
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr[-3000:]
+    # Mid-epoch: 300 steps of 16 span several epochs.
+    returncode, stderr = sigterm_after_first_grid(command, interrupted_dir)
+    assert returncode == 143, stderr[-3000:]
 
     summary = run_to_end(command, interrupted_dir)
     assert summary["resumed"] is True and 0 < summary["resumed_from_step"] < 300

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import subprocess
-import time
 
 import pytest
 import torch
 
-from .test_resume import run_to_end, train_command
+from .test_resume import run_to_end, sigterm_after_first_grid, train_command
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -25,24 +23,9 @@ def checkpoint_step(path) -> int:
 def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes_from_it(tmp_path, digits_dir):
     command = train_command(tmp_path, digits_dir, "train.checkpoint_every_n_steps=1000")
     last = tmp_path / "run/checkpoints/last.ckpt"
-    process = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "WANDB_MODE": "offline"},
-    )
-    samples = tmp_path / "run/samples"
-    deadline = time.monotonic() + 180
-    while not any(samples.glob("step_*.png")) and time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read()[-3000:]
-        time.sleep(0.2)
-    assert not last.exists(), "no periodic checkpoint is due this early"
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
+    returncode, stderr = sigterm_after_first_grid(command, tmp_path)  # no periodic ckpt is due
 
-    assert process.returncode == 143, stderr[-3000:]
+    assert returncode == 143, stderr[-3000:]
     assert "stopped by SIGTERM at training step" in stderr and "Traceback" not in stderr
     stopped_at = int(stderr.split("stopped by SIGTERM at training step ")[1].split(";")[0])
     assert 100 <= stopped_at < 300

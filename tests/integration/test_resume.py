@@ -48,19 +48,41 @@ def run_to_end(command: list[str], cwd: Path) -> dict:
     return json.loads((cwd / "run/train_summary.json").read_text())
 
 
+def start_training(command: list[str], cwd: Path, new_session: bool = False) -> subprocess.Popen:
+    """A training process in the background; ``new_session`` gives DDP's ranks one group."""
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "WANDB_MODE": "offline"},
+        start_new_session=new_session,
+    )
+
+
+def wait_until(condition, process: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, f"training ended early: {process.stderr.read()[-3000:]}"
+        assert time.monotonic() < deadline, "timed out waiting for the training process"
+        time.sleep(0.1)
+
+
+def sigterm_after_first_grid(command: list[str], cwd: Path) -> tuple[int, str]:
+    """SIGTERM a run once it has rendered its first sample grid (mid-run, mid-epoch)."""
+    process = start_training(command, cwd)
+    wait_until(lambda: any((cwd / "run/samples").glob("step_*.png")), process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr
+
+
 def test_killed_run_resumes_from_last_checkpoint(tmp_path, digits_dir):
     command = train_command(tmp_path, digits_dir)
     last = tmp_path / "run/checkpoints/last.ckpt"
-    process = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "WANDB_MODE": "offline"},
-    )
-    deadline = time.monotonic() + 180
-    while not last.is_file() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
+    process = start_training(command, tmp_path)
+    wait_until(last.is_file, process)
     time.sleep(1.0)  # let a few more checkpoints land
     process.send_signal(signal.SIGKILL)
     process.wait()

@@ -40,9 +40,15 @@ class Split:
 
 
 def write_dataset(
-    directory: str | os.PathLike, splits: dict[str, Split], meta: dict[str, Any]
+    directory: str | os.PathLike,
+    splits: dict[str, Split],
+    meta: dict[str, Any],
+    extra_files: dict[str, Any] | None = None,
 ) -> None:
-    """Write all splits and the metadata at once: either the whole dataset appears or none."""
+    """Write all splits and the metadata at once: either the whole dataset appears or none.
+
+    ``extra_files`` ({name: JSON-able}) land beside them (a manifest, a duplicate report).
+    """
     missing = set(SPLITS) - set(splits)
     if missing:
         raise DatasetError(f"dataset is missing splits: {sorted(missing)}")
@@ -58,6 +64,8 @@ def write_dataset(
         for name, split in splits.items():
             np.savez(tmp / f"{name}.npz", images=split.images, labels=split.labels.astype(np.int64))
         write_json(tmp / "meta.json", meta)
+        for name, payload in (extra_files or {}).items():
+            write_json(tmp / name, payload)
 
 
 def read_split(directory: str | os.PathLike, split: str) -> Split:

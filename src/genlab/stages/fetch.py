@@ -13,10 +13,20 @@ from genlab.data.store import read_meta, write_dataset
 def run_fetch(cfg: DictConfig) -> dict[str, Any]:
     source = instantiate(cfg.data.source)
     splits = source.load()
-    write_dataset(cfg.data.dir, splits, source.meta())
+    extra_files = source.extra_files() if hasattr(source, "extra_files") else None
+    write_dataset(cfg.data.dir, splits, source.meta(), extra_files)
     meta = read_meta(cfg.data.dir)
     print(
         f"fetch: wrote {cfg.data.dir} ({meta['counts']}, {meta['channels']}x"
         f"{meta['image_size']}x{meta['image_size']})"
     )
+    for skipped in meta.get("skipped", []):
+        print(f"fetch: skipped unreadable {skipped['file']}: {skipped['error']}")
+    duplicates = meta.get("duplicates")
+    if duplicates:
+        print(
+            f"fetch: {duplicates['exact_duplicates']} exact duplicate(s), "
+            f"{duplicates['near_duplicate_pairs']} near-duplicate pair(s); see "
+            f"{cfg.data.dir}/duplicates.json"
+        )
     return meta
