@@ -37,7 +37,7 @@ def test_folder_dataset_through_dvc_repro_and_a_changed_image(tmp_path):
     metrics = json.loads((root / "metrics/dcgan.json").read_text())
     assert metrics["counts"]["samples"] == 200
     card = (root / "exports/dcgan/MODEL_CARD.md").read_text()
-    assert "folder" in card
+    assert "**Duplicates:** 1 exact" in card and "**Unreadable files skipped:** 1" in card
     with Image.open(root / "exports/dcgan/samples.png") as grid:
         assert grid.size[0] > 4 * 64
 

@@ -141,16 +141,27 @@ def _details(info: Mapping[str, Any]) -> str:
 
 def _data(data: Mapping[str, Any]) -> str:
     licence = data.get("licence", data.get("license"))
-    return _bullets(
-        [
-            ("Dataset", data.get("name")),
-            ("Images per split", data.get("counts")),
-            ("Image size", data.get("image_size")),
-            ("Channels", data.get("channels")),
-            ("Licence", licence),
-            ("Source", data.get("source")),
-        ]
-    )
+    rows = [
+        ("Dataset", data.get("name")),
+        ("Images per split", data.get("counts")),
+        ("Image size", data.get("image_size")),
+        ("Channels", data.get("channels")),
+        ("Licence", licence),
+        ("Source", data.get("source")),
+    ]
+    duplicates = data.get("duplicates")
+    if duplicates:  # only datasets genlab builds from files carry the report
+        rows.append(
+            (
+                "Duplicates",
+                f"{duplicates['exact_duplicates']} exact, {duplicates['near_duplicate_pairs']} "
+                f"near-duplicate pairs ({duplicates['method']}); they inflate the memorization "
+                f"figures and bias FID; the list is in duplicates.json beside the dataset",
+            )
+        )
+    if data.get("skipped"):
+        rows.append(("Unreadable files skipped", len(data["skipped"])))
+    return _bullets(rows)
 
 
 def _metrics(metrics: Mapping[str, Any]) -> str:
