@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
+import time
 
 import pytest
 import yaml
@@ -72,3 +74,22 @@ def test_dvc_repro_with_the_ddp_trainer(tmp_path):
     lock = yaml.safe_load((root / "dvc.lock").read_text())
     assert "train@dcgan" in lock["stages"]
     assert run(["dvc", "status", "train@dcgan"], root).stdout.strip().endswith("up to date.")
+
+
+def test_other_ranks_wait_for_rank_zero_to_prepare_the_folder(tmp_path):
+    """On SLURM every rank starts at once: rank 1 must read rank 0's run id, not make one."""
+    from genlab.training.checkpoints import prepare_checkpoint_dir
+
+    folder = tmp_path / "checkpoints"
+    seen = {}
+
+    def rank_one() -> None:
+        seen["rank1"] = prepare_checkpoint_dir(folder, "fp", True, 100, is_global_zero=False)
+
+    waiting = threading.Thread(target=rank_one)
+    waiting.start()
+    time.sleep(1.0)
+    assert waiting.is_alive(), "rank 1 must wait while rank 0 has not decided"
+    decided = prepare_checkpoint_dir(folder, "fp", True, 100, is_global_zero=True)
+    waiting.join(timeout=10)
+    assert seen["rank1"] == decided == (False, (folder / "run_id").read_text().strip())

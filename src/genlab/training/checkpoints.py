@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import torch
@@ -57,12 +58,7 @@ def prepare_checkpoint_dir(
     run_id = _read(directory / RUN_ID_FILE)
     last = directory / LAST
     if not is_global_zero:
-        if not run_id or stored != fingerprint:
-            raise StageInputError(
-                f"{directory} was not prepared by rank 0 for this config: start the run from "
-                f"rank 0 (Lightning's DDP launcher does), not on every rank by hand"
-            )
-        return last.is_file(), run_id
+        return _wait_for_rank_zero(directory, fingerprint)
     if resume and last.is_file() and stored == fingerprint and run_id:
         if checkpoint_global_step(last) < finished_at_global_step:
             log.info("Resuming from %s (config fingerprint %s)", last, fingerprint)
@@ -76,6 +72,26 @@ def prepare_checkpoint_dir(
     write_text(directory / FINGERPRINT_FILE, fingerprint + "\n")
     write_text(directory / RUN_ID_FILE, run_id + "\n")
     return False, run_id
+
+
+RANK_ZERO_WAIT_S = 120
+
+
+def _wait_for_rank_zero(directory: Path, fingerprint: str) -> tuple[bool, str]:
+    """Other ranks read rank 0's decision. Lightning's launcher starts them after rank 0 wrote
+    it; on SLURM all ranks start together, so they wait for it (up to RANK_ZERO_WAIT_S)."""
+    deadline = time.monotonic() + RANK_ZERO_WAIT_S
+    while True:
+        stored = _read(directory / FINGERPRINT_FILE)
+        run_id = _read(directory / RUN_ID_FILE)
+        if run_id and stored == fingerprint:
+            return (directory / LAST).is_file(), run_id
+        if time.monotonic() > deadline:
+            raise StageInputError(
+                f"{directory} was not prepared by rank 0 for this config within "
+                f"{RANK_ZERO_WAIT_S} s: is rank 0 running, and on the same file system?"
+            )
+        time.sleep(0.5)
 
 
 def checkpoint_global_step(path: Path) -> int:
