@@ -84,3 +84,23 @@ def test_resumable_sampler_continues_the_uninterrupted_order():
         assert continued[: len(stream) - start * batch] == stream[start * batch :], start
     other_seed = [i for i in ResumableShuffleSampler(length=10, batch_size=batch, seed=4)]
     assert other_seed != stream[:8]
+
+
+def test_ddp_ranks_draw_distinct_latents_and_one_process_is_untouched():
+    from types import SimpleNamespace
+
+    import torch
+
+    from genlab.training.reproducibility import DistinctRandomnessPerRank
+
+    def latents_after_start(world_size: int, rank: int) -> torch.Tensor:
+        torch.manual_seed(0)
+        trainer = SimpleNamespace(world_size=world_size, global_rank=rank)
+        DistinctRandomnessPerRank().on_train_start(trainer, None)
+        return torch.randn(4, 8)
+
+    assert not torch.equal(latents_after_start(2, 0), latents_after_start(2, 1))
+    assert torch.equal(latents_after_start(2, 1), latents_after_start(2, 1)), "reproducible"
+    torch.manual_seed(0)
+    untouched = torch.randn(4, 8)
+    assert torch.equal(latents_after_start(1, 0), untouched), "single process unchanged"

@@ -32,7 +32,7 @@ from genlab.training.interruption import (
     TrainingInterrupted,
 )
 from genlab.training.replicas import ReplicaConsistencyCheck
-from genlab.training.reproducibility import RandomStateInCheckpoint
+from genlab.training.reproducibility import DistinctRandomnessPerRank, RandomStateInCheckpoint
 from genlab.training.speed import apply_speed_options
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         loop_timer := TrainingLoopTimer(),
         CheckpointOnSigterm(checkpoint_dir / LAST),
         RandomStateInCheckpoint(),
+        DistinctRandomnessPerRank(),
         # Redrawing every step cost 10% of DCGAN's CPU throughput (benchmarks/throughput.py).
         RichProgressBar(refresh_rate=PROGRESS_REFRESH_STEPS),
     ]

@@ -47,3 +47,15 @@ def _set_numpy_state(state: dict[str, Any]) -> None:
     np.random.set_state(
         (state["kind"], keys, state["position"], state["has_gauss"], state["cached_gaussian"])
     )
+
+
+class DistinctRandomnessPerRank(pl.Callback):
+    """Under DDP every rank starts from the same seed (and a resume restores rank 0's RNG state
+    on all of them), so each would draw the same latents, noise and augmentations. Once
+    training starts, each rank re-seeds from one shared draw plus its rank: distinct streams,
+    still a function of the seed (or of the checkpoint)."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.world_size > 1:
+            shared = int(torch.randint(0, 2**62, (1,)).item())  # the same draw on every rank
+            torch.manual_seed(shared + trainer.global_rank)
