@@ -104,3 +104,16 @@ def test_ddp_ranks_draw_distinct_latents_and_one_process_is_untouched():
     torch.manual_seed(0)
     untouched = torch.randn(4, 8)
     assert torch.equal(latents_after_start(1, 0), untouched), "single process unchanged"
+
+
+def test_rotation_task_labels_each_quarter_turn():
+    import numpy as np
+
+    from genlab.data.store import Split
+    from genlab.evaluation.self_supervised import rotation_task
+
+    images = np.arange(2 * 1 * 3 * 3, dtype=np.uint8).reshape(2, 1, 3, 3)
+    task = rotation_task(Split(images, np.full(2, -1, dtype=np.int64)))
+    assert task.images.shape == (8, 1, 3, 3) and task.labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert np.array_equal(task.images[2, 0], np.rot90(images[0, 0]))
+    assert np.array_equal(task.images[4, 0], images[0, 0, ::-1, ::-1])

@@ -142,8 +142,15 @@ class ClassifierTrainingConfig:
     epochs: int = MISSING
     batch_size: int = MISSING
     lr: float = MISSING
+    unlabelled: str = MISSING
 
     def __post_init__(self) -> None:
+        _require(
+            self.unlabelled in ("self_supervised", "fail"),
+            "metrics.classifier.unlabelled",
+            "self_supervised or fail",
+            self.unlabelled,
+        )
         for key in ("feature_dim", "epochs", "batch_size"):
             value = getattr(self, key)
             _require(value > 0, f"metrics.classifier.{key}", "> 0", value)

@@ -166,13 +166,14 @@ def _data(data: Mapping[str, Any]) -> str:
 
 def _metrics(metrics: Mapping[str, Any]) -> str:
     floor = metrics.get("floor") or {}
-    header = _bullets(
-        [
-            ("Feature extractor", metrics.get("extractor")),
-            ("Sample counts", metrics.get("counts")),
-            ("Real splits used", metrics.get("splits")),
-        ]
-    )
+    rows = [
+        ("Feature extractor", metrics.get("extractor")),
+        ("Sample counts", metrics.get("counts")),
+        ("Real splits used", metrics.get("splits")),
+    ]
+    if metrics.get("extractor_objective"):
+        rows.insert(1, ("Extractor trained for", metrics["extractor_objective"]))
+    header = _bullets(rows)
     table = [
         "| Metric | Better | Model | Real-vs-real floor |",
         "|---|---|---|---|",

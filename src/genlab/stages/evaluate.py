@@ -4,6 +4,7 @@ all measured with the same extractor."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,16 @@ def extractor_weights(cfg: DictConfig) -> str | None:
         )
         raise StageInputError(f"feature extractor weights {weights} not found: {hint}")
     return weights
+
+
+def extractor_objective(cfg: DictConfig) -> str:
+    """What the feature extractor was trained for, as recorded by train_classifier."""
+    if cfg.metrics.extractor != "classifier":
+        return "ImageNet classification (InceptionV3)"
+    report = Path(cfg.metrics.weights_path).with_suffix(".json")
+    if report.is_file():
+        return json.loads(report.read_text()).get("objective", "supervised")
+    return "supervised: the dataset's class labels"
 
 
 def memorization_image_path(cfg: DictConfig) -> Path:
@@ -118,10 +129,16 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         {k: record[k] for k in ("run_id", "config_hash", "code_version")}
         | {"model": cfg.model.name},
     )
+    objective = extractor_objective(cfg)
+    if objective.startswith("self-supervised"):
+        # Rotation classes say nothing about sample quality: no Inception-style score.
+        for scores in (model_scores, floor_scores, untrained or {}):
+            scores.update(isc_mean=None, isc_std=None)
     result = {
         "model": cfg.model.name,
         "run_id": record["run_id"],
         "extractor": cfg.metrics.extractor,
+        "extractor_objective": objective,
         "weights_sha256": model_scores.get("weights_sha256"),
         **{key: model_scores[key] for key in REPORTED},
         "floor": {key: floor_scores[key] for key in REPORTED},
@@ -150,8 +167,8 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         cfg.logger,
         run_dir,
         record["run_id"],
-        {f"eval/{k}": result[k] for k in REPORTED}
-        | {f"eval/floor_{k}": result["floor"][k] for k in REPORTED}
+        {f"eval/{k}": result[k] for k in REPORTED if result[k] is not None}
+        | {f"eval/floor_{k}": result["floor"][k] for k in REPORTED if result[k] is not None}
         | {
             f"eval/memorization_{space}_fraction": memorization[space]["fraction_below_threshold"]
             for space in ("feature", "pixel")
@@ -163,6 +180,7 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         + ", ".join(
             f"{k}={result[k]:.4g} (floor {result['floor'][k]:.4g})"
             for k in ("fid", "kid_mean", "isc_mean")
+            if result[k] is not None
         )
         + f"; samples closer to a training image than {memorization['quantile']:.0%} of real "
         f"test images: {memorization['feature']['fraction_below_threshold']:.1%} (features), "

@@ -18,13 +18,19 @@ def run_train_classifier(cfg: DictConfig) -> dict[str, Any]:
     if cfg.metrics.extractor != "classifier" or settings is None:
         raise SystemExit("train_classifier: metrics.extractor is not 'classifier'; nothing to do")
     train, test = read_split(cfg.data.dir, "train"), read_split(cfg.data.dir, "test")
+    objective = "supervised: the dataset's class labels"
     if int(train.labels.min()) < 0:
+        from genlab.evaluation.self_supervised import OBJECTIVE, rotation_task
         from genlab.stages.errors import StageInputError
 
-        raise StageInputError(
-            f"{cfg.data.dir} has unlabelled images; the classifier extractor needs labels. "
-            f"Use metrics=inception instead."
-        )
+        if settings.unlabelled != "self_supervised":
+            raise StageInputError(
+                f"{cfg.data.dir} has unlabelled images and the classifier extractor needs "
+                f"labels. Set metrics.classifier.unlabelled=self_supervised (a rotation-"
+                f"prediction network trained on the images), or use metrics=inception."
+            )
+        print(f"train_classifier: {cfg.data.dir} is unlabelled; training the {OBJECTIVE}")
+        train, test, objective = rotation_task(train), rotation_task(test), OBJECTIVE
     model, report = train_classifier(
         train,
         test,
@@ -34,6 +40,7 @@ def run_train_classifier(cfg: DictConfig) -> dict[str, Any]:
         lr=settings.lr,
         seed=cfg.seed,
     )
+    report["objective"] = objective
     path = Path(cfg.paths.classifier)
     save_classifier(model, path, report)
     write_json(path.with_suffix(".json"), report)

@@ -1,0 +1,74 @@
+"""A folder without class subfolders: every stage runs, the classifier extractor falls back to a
+self-supervised (rotation) network trained on the images, and the metrics say so."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from genlab.stages.errors import StageInputError
+from genlab.stages.evaluate import run_evaluate
+from genlab.stages.export import run_export
+from genlab.stages.fetch import run_fetch
+from genlab.stages.train import run_train
+from genlab.stages.train_classifier import run_train_classifier
+
+from ..conftest import TINY_MODEL_OVERRIDES, compose_config_dir
+from ..support.images import shape_image
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def unlabelled_config(root: Path, *extra: str):
+    images = root / "images"
+    images.mkdir(exist_ok=True)
+    for index in range(60):
+        shape_image("circles" if index % 2 else "squares", index).save(images / f"{index}.png")
+    return compose_config_dir(
+        "data=folder",
+        f"data.source.path={images}",
+        "data.image_size=32",
+        "data.batch_size=16",
+        f"paths.data_dir={root / 'data'}",
+        f"paths.run_dir={root / 'run'}",
+        f"paths.metrics_dir={root / 'metrics'}",
+        f"paths.export_dir={root / 'export'}",
+        f"paths.classifier={root / 'classifier.pt'}",
+        f"paths.cache_dir={root / 'cache'}",
+        "metrics.classifier.epochs=1",
+        "logger=csv",
+        "train.steps=3",
+        "evaluate.num_samples=40",
+        "evaluate.kid_subset_size=20",
+        "evaluate.kid_subsets=5",
+        "export.grid_images=4",
+        *TINY_MODEL_OVERRIDES["dcgan"],
+        *extra,
+    )
+
+
+def test_unlabelled_folder_trains_evaluates_and_exports(tmp_path):
+    cfg = unlabelled_config(tmp_path)
+    meta = run_fetch(cfg)
+    assert meta["labelled"] is False and meta["classes"] == []
+    report = run_train_classifier(cfg)
+    assert report["objective"].startswith("self-supervised") and report["num_classes"] == 4
+    run_train(cfg)
+    metrics = run_evaluate(cfg)
+    assert metrics["extractor_objective"].startswith("self-supervised: predict the rotation")
+    assert metrics["isc_mean"] is None and metrics["floor"]["isc_mean"] is None
+    assert math.isfinite(metrics["fid"]) and math.isfinite(metrics["kid_mean"])
+    assert json.loads((tmp_path / "metrics/dcgan.json").read_text())["isc_mean"] is None
+    run_export(cfg)
+    card = (tmp_path / "export/MODEL_CARD.md").read_text()
+    assert "**Extractor trained for:** self-supervised" in card
+
+
+def test_unlabelled_folder_with_fail_says_what_to_do(tmp_path):
+    cfg = unlabelled_config(tmp_path, "metrics.classifier.unlabelled=fail")
+    run_fetch(cfg)
+    with pytest.raises(StageInputError, match="metrics.classifier.unlabelled=self_supervised"):
+        run_train_classifier(cfg)
