@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from genlab.data.sources.folder import FolderSource
 from genlab.data.store import DatasetError
 
 from ..support.images import write_shapes_folder
+from .test_torchvision_sources import mirror  # noqa: F401 - the local HTTP server fixture
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,7 @@ def shapes(tmp_path_factory):
 
 def source(path, **overrides) -> FolderSource:
     settings = dict(image_size=64, channels=3, seed=0)
-    return FolderSource(str(path), **{**settings, **overrides})
+    return FolderSource(str(path) if path else "", **{**settings, **overrides})
 
 
 def test_a_corrupt_file_fails_the_stage_by_name(shapes):
@@ -105,3 +107,33 @@ def test_missing_path_and_empty_folder_say_what_to_do(tmp_path):
         source(tmp_path / "nope").load()
     with pytest.raises(DatasetError, match="no PNG or JPEG images"):
         source(tmp_path).load()
+
+
+def test_archive_from_a_url_with_its_checksum(shapes, mirror, tmp_path):  # noqa: F811
+    import hashlib
+
+    root, _ = shapes
+    served, base_url = mirror
+    archive = Path(shutil.make_archive(str(served / "shapes"), "zip", root))
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    downloads = tmp_path / "downloads"
+    expected = source(root, on_error="skip").load()["train"].images
+
+    remote = source(
+        None,
+        url=base_url + "shapes.zip",
+        sha256=digest,
+        download_dir=str(downloads),
+        on_error="skip",
+    )
+    assert np.array_equal(remote.load()["train"].images, expected)
+    assert remote.meta()["source"].startswith(base_url) and digest in remote.meta()["source"]
+
+    wrong = source(
+        None, url=base_url + "shapes.zip", sha256="0" * 64, download_dir=str(tmp_path / "other")
+    )
+    with pytest.raises(DatasetError, match="expected 0000"):
+        wrong.load()
+    assert not any((tmp_path / "other").iterdir()), "a failed download leaves nothing behind"
+    with pytest.raises(ValueError, match="data.source.sha256 is required"):
+        source(None, url=base_url + "shapes.zip")

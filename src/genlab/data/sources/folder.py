@@ -1,4 +1,5 @@
-"""A user's own images: a folder (one subfolder per class gives labels) or a .zip / .tar.gz.
+"""A user's own images: a folder (one subfolder per class gives labels) or a .zip / .tar.gz,
+local or downloaded from a URL whose sha256 the config states.
 
 Every file is decoded, converted to the configured mode, fitted to a square (centre crop or
 pad) and resized with a named filter, all recorded in the metadata. Files that cannot be read
@@ -60,12 +61,22 @@ class FolderSource:
         seed: int = 0,
         near_duplicate_distance: int = 4,
         licence: str | None = None,
+        url: str | None = None,
+        sha256: str | None = None,
+        download_dir: str = "data/_downloads",
     ):
         if channels not in (1, 3):
             raise ValueError(f"data.channels must be 1 or 3, got {channels}")
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"data.source.test_fraction must be in (0, 1), got {test_fraction}")
-        self.path = Path(path)
+        if url and not sha256:
+            raise ValueError(
+                "data.source.sha256 is required with data.source.url: the expected checksum of "
+                "the archive, so a changed or truncated download is caught"
+            )
+        self.url = url
+        self.sha256 = sha256.lower() if sha256 else None
+        self.path = Path(download_dir) / Path(url.split("?")[0]).name if url else Path(path)
         self.image_size = image_size
         self.channels = channels
         self.resize_filter = _choice("resize_filter", resize_filter, FILTERS)
@@ -160,10 +171,37 @@ class FolderSource:
             raise DatasetError(f"{self.path} is not a readable archive ({error})") from error
         return target
 
+    def _download(self) -> None:
+        """Fetch ``url`` into ``path`` unless a file with the expected checksum is there."""
+        import urllib.request
+
+        if self.path.is_file() and _sha256(self.path) == self.sha256:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".partial")
+        try:
+            with urllib.request.urlopen(self.url, timeout=60) as response:
+                with open(partial, "wb") as out:
+                    while block := response.read(1 << 20):
+                        out.write(block)
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            raise DatasetError(f"could not download {self.url}: {error}") from error
+        got = _sha256(partial)
+        if got != self.sha256:
+            partial.unlink()
+            raise DatasetError(
+                f"{self.url} has sha256 {got}, expected {self.sha256} (data.source.sha256): the "
+                f"file changed upstream or the download was cut; nothing was kept"
+            )
+        partial.replace(self.path)
+
     # --- the source interface --------------------------------------------------------------
     def load(self) -> dict[str, Split]:
         from genlab.data.duplicates import find_duplicates
 
+        if self.url:
+            self._download()
         with tempfile.TemporaryDirectory() as scratch:
             images, labels = self._read_all(self._extracted(Path(scratch)))
         names = [entry["file"] for entry in self._manifest]
@@ -184,7 +222,7 @@ class FolderSource:
             source_digest.update(f"{entry['file']}\0{entry['sha256']}\n".encode())
         return {
             "name": "folder",
-            "source": str(self.path),
+            "source": f"{self.url} (sha256 {self.sha256})" if self.url else str(self.path),
             "licence": self.licence or "not given: set data.source.licence",
             "classes": self._classes,
             "labelled": bool(self._classes),
