@@ -41,12 +41,20 @@ def known_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-def stage_main(run: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
+class StageFailure(RuntimeError):
+    """A known failure, already phrased for the user, with the exit code it stands for."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def run_checked(run: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
+    """Validate, run, and turn every known failure into one StageFailure."""
     try:
         validate_config(cfg)
     except ConfigError as error:
-        print(f"genlab: {error}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
+        raise StageFailure(str(error), EXIT_BAD_INPUT) from None
     from hydra.errors import InstantiationException
 
     from genlab.training.interruption import TrainingInterrupted
@@ -54,11 +62,22 @@ def stage_main(run: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     try:
         return run(cfg)
     except TrainingInterrupted as error:
-        print(f"genlab: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
+        raise StageFailure(str(error), error.exit_code) from None
     except InstantiationException as error:  # a constructor refused a config value
-        print(f"genlab: invalid config: {error}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
+        raise StageFailure(f"invalid config: {error}", EXIT_BAD_INPUT) from None
     except known_errors() as error:
-        print(f"genlab: {type(error).__name__}: {error}", file=sys.stderr)
-        sys.exit(EXIT_FAILED)
+        raise StageFailure(f"{type(error).__name__}: {error}", EXIT_FAILED) from None
+
+
+def stage_main(run: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
+    """A single run exits non-zero with one message; a sweep job records its failure instead,
+    so that the other jobs still run (the sweep summary reports it and sets the exit code)."""
+    from genlab.tracking.sweep import in_sweep, record_job
+
+    if in_sweep():
+        return record_job(lambda: run_checked(run, cfg))
+    try:
+        return run_checked(run, cfg)
+    except StageFailure as failure:
+        print(f"genlab: {failure}", file=sys.stderr)
+        sys.exit(failure.exit_code)

@@ -22,7 +22,7 @@ from genlab.io import write_json
 from genlab.models.generator_file import save_generator
 from genlab.stages.entry import resolved_config
 from genlab.tracking.identity import code_version, config_hash, source_hash
-from genlab.tracking.wandb_setup import make_wandb_logger
+from genlab.tracking.wandb_setup import finish_wandb_runs, make_wandb_logger
 from genlab.training.callbacks import SampleGridCallback, TrainingLoopTimer
 from genlab.training.checkpoints import LAST, prepare_checkpoint_dir
 from genlab.training.health import GANHealthMonitor
@@ -141,42 +141,50 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     }
     for logger in loggers:
         logger.log_hyperparams(batch_sizes)  # W&B config and csv/hparams.yaml
-    started = time.perf_counter()
-    resume_from = str(checkpoint_dir / LAST) if resume else None
+    succeeded = False
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
-    except SIGTERMException:
-        raise TrainingInterrupted(
-            f"stopped by SIGTERM at training step {module.training_steps}; saved "
-            f"{checkpoint_dir / LAST}. Run the same command (or `dvc repro`) again to resume."
-        ) from None
-    elapsed = time.perf_counter() - started
-    loop_seconds = loop_timer.seconds or elapsed
-    steps_done = module.training_steps
-    images_seen_here = trainer.world_size * cfg.data.batch_size * (steps_done - module.start_step)
-    summary = {
-        "run_id": run_id,
-        "model": cfg.model.name,
-        "steps": steps_done,
-        "resumed": resume,
-        "resumed_from_step": module.start_step,
-        "wall_time_s": round(elapsed, 2),
-        "training_loop_s": round(loop_seconds, 2),
-        # Images per second of the training loop (setup excluded), all ranks together.
-        "images_per_s": round(images_seen_here / loop_seconds, 1) if loop_seconds > 0 else None,
-        **batch_sizes,
-        "replica_max_abs_diff": replica_check.max_abs_diff,
-        "final": {k: float(v) for k, v in trainer.callback_metrics.items()},
-    }
-    if trainer.is_global_zero:
-        record = {**provenance, "config": config, "data_meta": data_meta, "train": summary}
-        save_generator(
-            run_dir / GENERATOR_FILE,
-            module.sampling_generator(),
-            OmegaConf.to_container(cfg.model[module.sampling_network_key], resolve=True),
-            record,
-        )
-        write_json(run_dir / SUMMARY_FILE, summary)
-    for logger in loggers:
-        logger.finalize("success")
-    return summary
+        started = time.perf_counter()
+        resume_from = str(checkpoint_dir / LAST) if resume else None
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        except SIGTERMException:
+            raise TrainingInterrupted(
+                f"stopped by SIGTERM at training step {module.training_steps}; saved "
+                f"{checkpoint_dir / LAST}. Run the same command (or `dvc repro`) again to resume."
+            ) from None
+        elapsed = time.perf_counter() - started
+        loop_seconds = loop_timer.seconds or elapsed
+        steps_done = module.training_steps
+        trained_here = steps_done - module.start_step
+        images_seen_here = trainer.world_size * cfg.data.batch_size * trained_here
+        summary = {
+            "run_id": run_id,
+            "model": cfg.model.name,
+            "steps": steps_done,
+            "resumed": resume,
+            "resumed_from_step": module.start_step,
+            "wall_time_s": round(elapsed, 2),
+            "training_loop_s": round(loop_seconds, 2),
+            # Images per second of the training loop (setup excluded), all ranks together.
+            "images_per_s": round(images_seen_here / loop_seconds, 1) if loop_seconds > 0 else None,
+            **batch_sizes,
+            "replica_max_abs_diff": replica_check.max_abs_diff,
+            "final": {k: float(v) for k, v in trainer.callback_metrics.items()},
+        }
+        if trainer.is_global_zero:
+            record = {**provenance, "config": config, "data_meta": data_meta, "train": summary}
+            save_generator(
+                run_dir / GENERATOR_FILE,
+                module.sampling_generator(),
+                OmegaConf.to_container(cfg.model[module.sampling_network_key], resolve=True),
+                record,
+            )
+            write_json(run_dir / SUMMARY_FILE, summary)
+        for logger in loggers:
+            logger.finalize("success")
+        succeeded = True
+        return summary
+    finally:
+        # Sweep jobs share one process (basic launcher): each must close its own W&B run, or
+        # the next job's logger would silently log into it.
+        finish_wandb_runs(loggers, succeeded)

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from genlab.tracking.sweep import sweep_name
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
@@ -72,6 +74,16 @@ def prepare_environment(run_dir: str | os.PathLike) -> Path:
     return run_dir
 
 
+def run_tags(logger_cfg: Any, config: dict[str, Any]) -> list[str]:
+    """The configured tags plus data and model, so dashboards filter without manual setup."""
+    automatic = [
+        f"{key}:{config[key]['name']}"
+        for key in ("data", "model")
+        if isinstance(config.get(key), dict) and "name" in config[key]
+    ]
+    return list(dict.fromkeys([*logger_cfg.tags, *automatic]))
+
+
 def make_wandb_logger(
     logger_cfg: Any,
     run_dir: str | os.PathLike,
@@ -94,8 +106,8 @@ def make_wandb_logger(
         wandb_logger = WandbLogger(
             project=logger_cfg.project,
             entity=logger_cfg.entity,
-            group=logger_cfg.group,
-            tags=list(logger_cfg.tags),
+            group=logger_cfg.group or sweep_name(),  # a sweep's runs share its name
+            tags=run_tags(logger_cfg, config),
             name=run_name,
             id=run_id,
             resume="allow",
@@ -130,6 +142,18 @@ def make_wandb_logger(
             "W&B: logging offline (%s); upload later with `wandb sync %s`", reason, run_path
         )
     return wandb_logger
+
+
+def finish_wandb_runs(loggers: list[Any], succeeded: bool) -> None:
+    """Close the W&B runs these loggers started (exit code 1 for a failed job)."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and getattr(logger, "_experiment", None) is not None:
+            try:
+                logger.experiment.finish(exit_code=0 if succeeded else 1)
+            except Exception as error:  # closing a log must never fail the run
+                log.warning("W&B run did not close cleanly: %s", error)
 
 
 def _reset_wandb_service() -> None:

@@ -1,0 +1,100 @@
+"""Hydra sweeps (`-m`): one folder and one run per job, failures recorded, one summary at the end.
+
+Each job writes ``genlab_job.json`` (status, error, run id, overrides) into its own Hydra output
+folder, whatever launcher ran it (basic, joblib, submitit). The ``SweepSummary`` callback reads
+them all when the sweep ends, prints which jobs failed and why, writes
+``sweep_summary.json`` in the sweep folder and exits non-zero if any job failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from genlab.io import write_json
+
+log = logging.getLogger("genlab")
+
+JOB_STATUS_FILE = "genlab_job.json"
+SUMMARY_FILE = "sweep_summary.json"
+
+
+def _hydra_config() -> Any | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def in_sweep() -> bool:
+    from hydra.types import RunMode
+
+    hydra_cfg = _hydra_config()
+    return hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN
+
+
+def sweep_name() -> str | None:
+    """The sweep folder's name (its start time by default): the W&B group of its runs."""
+    hydra_cfg = _hydra_config()
+    return Path(hydra_cfg.sweep.dir).name if in_sweep() else None
+
+
+def job_run_dir(model_name: str) -> str:
+    """`runs/<model>` for a single run; a sweep job's own folder otherwise (resolver
+    ``genlab_run_dir``), so two jobs of one sweep never share checkpoints."""
+    if in_sweep():
+        return str(Path(_hydra_config().runtime.output_dir) / "run")
+    return f"runs/{model_name}"
+
+
+def record_job(run: Callable[[], Any]) -> Any:
+    """Run one sweep job; write its status, never raise (the others must still run)."""
+    from genlab.stages.entry import StageFailure
+
+    hydra_cfg = _hydra_config()
+    status: dict[str, Any] = {
+        "job": int(hydra_cfg.job.num),
+        "overrides": list(hydra_cfg.overrides.task),
+        "output_dir": hydra_cfg.runtime.output_dir,
+    }
+    result = None
+    try:
+        result = run()
+        status["status"] = "ok"
+        if isinstance(result, dict) and "run_id" in result:
+            status["run_id"] = result["run_id"]
+    except StageFailure as failure:
+        status.update(status="failed", error=str(failure), exit_code=failure.exit_code)
+    except Exception as error:  # an unexpected bug in one job must not end the sweep
+        log.error("job %s crashed:\n%s", status["job"], traceback.format_exc())
+        status.update(status="failed", error=f"{type(error).__name__}: {error}", exit_code=1)
+    write_json(Path(hydra_cfg.runtime.output_dir) / JOB_STATUS_FILE, status)
+    return result
+
+
+class SweepSummary(Callback):
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        jobs = [
+            json.loads(path.read_text()) for path in sorted(sweep_dir.glob(f"*/{JOB_STATUS_FILE}"))
+        ]
+        jobs.sort(key=lambda job: job["job"])
+        failed = [job for job in jobs if job["status"] != "ok"]
+        write_json(
+            sweep_dir / SUMMARY_FILE,
+            {"jobs": jobs, "failed": len(failed), "succeeded": len(jobs) - len(failed)},
+        )
+        print(f"\nsweep {sweep_dir}: {len(jobs) - len(failed)} of {len(jobs)} jobs succeeded")
+        for job in jobs:
+            detail = job.get("run_id", "") if job["status"] == "ok" else job["error"]
+            print(f"  #{job['job']} {job['status']:6} {' '.join(job['overrides'])}  {detail}")
+        if failed:
+            print(f"{len(failed)} job(s) failed; see {sweep_dir / SUMMARY_FILE}", file=sys.stderr)
+            sys.exit(1)

@@ -1,0 +1,57 @@
+"""Hydra multirun on the training entry point: each job its own folder, run id and W&B run; a
+failing job does not stop the others; the sweep ends with a summary and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ..conftest import PROJECT_ROOT, TINY_MODEL_OVERRIDES
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+LEARNING_RATES = ["1e-4", "2e-4", "5e-4", "1e30"]  # the last one diverges: a failing job
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_sweep_with_one_failing_job_finishes_the_others(tmp_path, digits_dir, launcher):
+    sweep_dir = tmp_path / "multirun"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "pipelines/train.py"),
+            "-m",
+            f"hydra/launcher={launcher}",
+            f"model.optim.lr={','.join(LEARNING_RATES)}",
+            f"data.dir={digits_dir}",
+            f"hydra.sweep.dir={sweep_dir}",
+            "logger.mode=offline",
+            "train.steps=20",
+            "data.batch_size=16",
+            *TINY_MODEL_OVERRIDES["dcgan"],
+            *(["hydra.launcher.n_jobs=2"] if launcher == "joblib" else []),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=500,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "3 of 4 jobs succeeded" in result.stdout
+    summary = json.loads((sweep_dir / "sweep_summary.json").read_text())
+    assert summary["failed"] == 1 and summary["succeeded"] == 3
+    failed = next(job for job in summary["jobs"] if job["status"] == "failed")
+    assert "model.optim.lr=1e+30" in failed["overrides"] and "became nan" in failed["error"]
+    run_ids = set()
+    for job in summary["jobs"]:
+        run_dir = sweep_dir / str(job["job"]) / "run"
+        assert (run_dir / "checkpoints/run_id").is_file(), "each job has its own checkpoints"
+        if job["status"] == "ok":
+            train = json.loads((run_dir / "train_summary.json").read_text())
+            assert train["run_id"] == job["run_id"] and train["steps"] == 20
+            assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
+            run_ids.add(job["run_id"])
+    assert len(run_ids) == 3, "one W&B run per job"
