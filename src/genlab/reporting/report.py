@@ -1,0 +1,375 @@
+"""One self-contained HTML page comparing the runs, for people without a W&B account.
+
+Why not `dvc plots show`: its HTML loads Vega / Vega-Lite from a CDN (jsdelivr), so on a
+machine without internet (or behind a proxy, or opened from an archived artifact years later) it
+renders as an empty page. This page is built from the same files DVC tracks instead -- the
+`compare` stage's metrics file ``leaderboard/leaderboard.json``, the `train` stages' plots files
+``runs/<model>/csv/metrics.csv`` (Lightning's CSVLogger), their sample grids, and the
+`evaluate` stages' nearest-training-image pictures -- and has no external reference at all: the
+images are embedded as base64 data URIs and the curves are drawn here with matplotlib (Agg) into
+PNGs, embedded the same way. One file, written atomically, that any browser opens offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genlab.io import write_text
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SAMPLES_RE = re.compile(r"^step_(\d+)\.png$")
+RECONSTRUCTIONS_RE = re.compile(r"^reconstructions_step_(\d+)\.png$")
+# CSVLogger columns that are bookkeeping or 0/1 flags, not curves worth a panel
+NOT_CURVES = ("epoch", "step")
+NOT_CURVE_PREFIXES = ("health/",)
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An image ready for the page: the data URI and what a screen reader should say."""
+
+    data_uri: str
+    alt: str
+    caption: str
+
+
+def png_data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def picture_from_file(path: Path, alt: str, caption: str) -> Picture | None:
+    """None when the file is absent or is not a PNG (the page says so instead of breaking)."""
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    if not data.startswith(PNG_MAGIC):
+        return None
+    return Picture(png_data_uri(data), alt, caption)
+
+
+def latest_step_file(folder: Path, pattern: re.Pattern[str]) -> tuple[int, Path] | None:
+    """The file of the highest training step matching ``pattern`` (``step_NNNNNN.png``)."""
+    if not folder.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := pattern.match(p.name))]
+    return max(found) if found else None
+
+
+def read_curves(csv_path: Path) -> dict[str, list[tuple[float, float]]]:
+    """(step, value) per metric from a CSVLogger file. Lightning writes one row per log call
+    with empty cells for metrics not logged in that call, so every cell is optional."""
+    curves: dict[str, list[tuple[float, float]]] = {}
+    with csv_path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            step = _as_float(row.get("step"))
+            if step is None:
+                continue
+            for name, cell in row.items():
+                if name is None or name in NOT_CURVES or name.startswith(NOT_CURVE_PREFIXES):
+                    continue
+                value = _as_float(cell)
+                if value is not None:
+                    curves.setdefault(name, []).append((step, value))
+    return curves
+
+
+def _as_float(cell: str | None) -> float | None:
+    if cell is None or cell.strip() == "":
+        return None
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def curves_png(model: str, curves: dict[str, list[tuple[float, float]]]) -> bytes:
+    """One small panel per metric, step on x. Figure + Agg canvas directly: no pyplot state,
+    no display needed."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = sorted(curves)
+    columns = min(3, len(names))
+    rows = math.ceil(len(names) / columns)
+    figure = Figure(figsize=(3.4 * columns, 2.5 * rows), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        if index >= len(names):
+            axis.set_visible(False)
+            continue
+        name = names[index]
+        steps, values = zip(*curves[name], strict=True)
+        axis.plot(steps, values, linewidth=1.0, color="#1f77b4")
+        axis.set_title(name, fontsize=9)
+        axis.set_xlabel("step", fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.grid(alpha=0.3)
+    figure.suptitle(f"{model}: training curves", fontsize=11)
+    out = io.BytesIO()
+    figure.savefig(out, format="png", metadata={"Software": None})
+    return out.getvalue()
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}g}"
+
+
+def _percent(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+TABLE_HEADER = (
+    "rank",
+    "model",
+    "run id",
+    "FID",
+    "KID",
+    "IS",
+    "untrained FID",
+    "untrained KID",
+    "too close (feat / px)",
+    "steps",
+    "train img/s",
+)
+
+
+def leaderboard_rows(board: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """(css class, cells) per table row, models in rank order, then the real-vs-real floor."""
+    rows = []
+    for model in board["ranking"]:
+        row = board["models"][model]
+        too_close = "n/a"
+        if "memorization_feature_fraction" in row:
+            too_close = (
+                f"{_percent(row['memorization_feature_fraction'])} / "
+                f"{_percent(row.get('memorization_pixel_fraction'))}"
+                f" (real: {_percent(row.get('memorization_expected'))})"
+            )
+        rows.append(
+            (
+                "model",
+                [
+                    str(row.get("rank", "")),
+                    model,
+                    str(row.get("run_id", "n/a")),
+                    _number(row.get("fid")),
+                    f"{_number(row.get('kid_mean'))} ± {_number(row.get('kid_std'), 2)}",
+                    _number(row.get("isc_mean")),
+                    _number(row.get("untrained_fid")),
+                    _number(row.get("untrained_kid_mean")),
+                    too_close,
+                    str(row.get("train_steps", "n/a")),
+                    _number(row.get("train_images_per_s")),
+                ],
+            )
+        )
+    floor = board["floor"]
+    rows.append(
+        (
+            "floor",
+            [
+                "",
+                "floor (real vs real)",
+                "",
+                _number(floor.get("fid")),
+                f"{_number(floor.get('kid_mean'))} ± {_number(floor.get('kid_std'), 2)}",
+                _number(floor.get("isc_mean")),
+                *[""] * 5,
+            ],
+        )
+    )
+    return rows
+
+
+def _table(board: dict[str, Any]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in TABLE_HEADER)
+    body = []
+    for css, cells in leaderboard_rows(board):
+        tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+        body.append(f'<tr class="{css}">{tds}</tr>')
+    return (
+        f'<table id="leaderboard"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def _figure(picture: Picture, css: str) -> str:
+    return (
+        f'<figure class="{css}"><img src="{picture.data_uri}" alt="{html.escape(picture.alt)}">'
+        f"<figcaption>{html.escape(picture.caption)}</figcaption></figure>"
+    )
+
+
+def _note(text: str) -> str:
+    return f'<p class="note missing">{html.escape(text)}</p>'
+
+
+def _model_pictures(model: str, run_id: str, runs_dir: Path) -> list[str]:
+    samples_dir = runs_dir / model / "samples"
+    parts = []
+    for pattern, what in ((SAMPLES_RE, "samples"), (RECONSTRUCTIONS_RE, "reconstructions")):
+        latest = latest_step_file(samples_dir, pattern)
+        if latest is None:
+            if what == "samples":
+                parts.append(_note(f"{model}: no sample grid (step_*.png) in {samples_dir}"))
+            continue
+        step, path = latest
+        picture = picture_from_file(
+            path,
+            alt=f"{what} grid machine-generated by {model} (run {run_id}) at training step {step}",
+            caption=f"{model}: {what}, step {step}",
+        )
+        if picture is None:
+            parts.append(_note(f"{model}: {path} is not a PNG image"))
+        else:
+            parts.append(_figure(picture, f"grid {what}"))
+    return parts
+
+
+def _model_curves(model: str, runs_dir: Path) -> str:
+    csv_path = runs_dir / model / "csv" / "metrics.csv"
+    if not csv_path.is_file():
+        return _note(
+            f"{model}: no training curves: {csv_path} not found (train with the CSV logger "
+            f"beside W&B, or re-run `dvc repro train@{model}`)"
+        )
+    curves = read_curves(csv_path)
+    if not curves:
+        return _note(f"{model}: {csv_path} holds no logged training metrics")
+    picture = Picture(
+        png_data_uri(curves_png(model, curves)),
+        alt=f"training curves of {model}: {', '.join(sorted(curves))} against step",
+        caption=f"{model}: from {csv_path}",
+    )
+    return _figure(picture, "curves")
+
+
+def _memorization(model: str, run_id: str, metrics_dir: Path | None) -> str:
+    if metrics_dir is None:
+        return ""
+    path = metrics_dir / f"{model}_nearest_training.png"
+    picture = picture_from_file(
+        path,
+        alt=f"the closest pairs: each sample of {model} (run {run_id}), then its nearest "
+        "training image",
+        caption=f"{model}: closest pairs, each generated sample then its nearest real training "
+        "image",
+    )
+    return _figure(picture, "nearest") if picture else _note(f"{model}: no {path}")
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222;max-width:1200px}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
+th,td{border:1px solid #bbb;padding:.3rem .6rem;text-align:right}
+td:nth-child(2),th:nth-child(2),td:nth-child(3){text-align:left}
+tr.floor{font-style:italic;background:#f3f3f3}
+.row{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
+figure{margin:0}
+figure.grid img,figure.nearest img{width:274px;image-rendering:pixelated;border:1px solid #ccc}
+figure.curves img{max-width:100%}
+figcaption{font-size:.85rem;color:#555;max-width:274px}
+figure.curves figcaption{max-width:none}
+.note{color:#a33}
+.provenance{background:#fff6d6;padding:.5rem .8rem;border-left:4px solid #e0b000}
+"""
+
+
+def render_html(
+    board: dict[str, Any], runs_dir: Path, metrics_dir: Path | None, title: str, sources: str
+) -> str:
+    """The page as a string: no I/O besides reading the run files."""
+    models = list(board["ranking"])
+    run_ids = {m: str(board["models"][m].get("run_id", "n/a")) for m in models}
+    provenance = ", ".join(f"{m} = {r}" for m, r in run_ids.items())
+    samples, curves, nearest = [], [], []
+    for model in models:
+        samples.append(
+            f'<div class="model" data-model="{html.escape(model)}">'
+            f"<h3>{html.escape(model)}</h3>"
+            f'<div class="row">{"".join(_model_pictures(model, run_ids[model], runs_dir))}</div>'
+            "</div>"
+        )
+        curves.append(_model_curves(model, runs_dir))
+        nearest.append(_memorization(model, run_ids[model], metrics_dir))
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<header><h1>{html.escape(title)}</h1>",
+        '<p class="provenance">The sample grids and reconstructions on this page are '
+        f"machine-generated by genlab (run ids: {html.escape(provenance)}); the memorization "
+        "pictures pair generated samples with the real training images nearest to them.</p>",
+        "</header>",
+        '<section id="leaderboard-section"><h2>Leaderboard</h2>',
+        f"<p>Feature extractor: <code>{html.escape(str(board.get('extractor')))}</code>; ranked "
+        f"by <code>{html.escape(str(board.get('rank_by')))}</code>. FID and KID: lower is "
+        "better; IS: higher is better. <em>Floor</em>: real vs real (train vs test split), what "
+        "a perfect generator would score. <em>Untrained</em>: the same network before "
+        "training. <em>Too close</em>: share of samples nearer to a training image than the "
+        "closest few percent of real test images are.</p>",
+        _table(board),
+        "</section>",
+        '<section id="samples"><h2>Latest sample grids</h2>',
+        '<div class="row">',
+        *samples,
+        "</div></section>",
+        '<section id="curves"><h2>Training curves</h2>',
+        *curves,
+        "</section>",
+    ]
+    if metrics_dir is not None:
+        parts += [
+            '<section id="memorization"><h2>Memorization check: nearest training images</h2>',
+            '<div class="row">',
+            *nearest,
+            "</div></section>",
+        ]
+    parts += [f"<footer><p>Built from {html.escape(sources)}.</p></footer>", "</body></html>"]
+    return "\n".join(parts) + "\n"
+
+
+def build_report(
+    leaderboard_json: Path,
+    runs_dir: Path,
+    out_html: Path,
+    *,
+    metrics_dir: Path | None = None,
+    title: str = "genlab: model comparison",
+) -> Path:
+    """Write the comparison page to ``out_html`` (atomically) and return its path.
+
+    ``leaderboard_json`` is the compare stage's output; ``runs_dir`` holds ``<model>/samples``
+    and ``<model>/csv/metrics.csv``; ``metrics_dir`` the evaluate stage's
+    ``<model>_nearest_training.png`` (None leaves that section out). A model's missing files
+    become a note on the page; a missing leaderboard raises FileNotFoundError.
+    """
+    leaderboard_json, runs_dir = Path(leaderboard_json), Path(runs_dir)
+    board = json.loads(leaderboard_json.read_text())
+    sources = _sources(leaderboard_json, runs_dir, metrics_dir)
+    page = render_html(board, runs_dir, metrics_dir and Path(metrics_dir), title, sources)
+    write_text(out_html, page)
+    return Path(out_html)
+
+
+def _sources(leaderboard_json: Path, runs_dir: Path, metrics_dir: Path | None) -> str:
+    files: Iterable[str] = (
+        str(leaderboard_json),
+        f"{runs_dir}/<model>/csv/metrics.csv",
+        f"{runs_dir}/<model>/samples/",
+    )
+    if metrics_dir is not None:
+        files = (*files, f"{metrics_dir}/<model>_nearest_training.png")
+    return ", ".join(files) + " (the files DVC tracks as metrics, plots and outputs)"

@@ -1,0 +1,29 @@
+"""report: the comparison page (leaderboard, curves, sample grids) as one offline HTML file,
+for people who have neither a W&B account nor DVC's CDN-loaded plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from genlab.reporting import build_report
+from genlab.stages.errors import StageInputError
+
+
+def run_report(cfg: DictConfig) -> Path:
+    settings = cfg.report
+    leaderboard = Path(settings.leaderboard)
+    if not leaderboard.is_file():
+        raise StageInputError(
+            f"{leaderboard} not found: build the leaderboard first (`dvc repro compare`)"
+        )
+    out_html = build_report(
+        leaderboard,
+        Path(settings.runs_dir),
+        Path(settings.out_html),
+        metrics_dir=Path(cfg.paths.metrics_dir),
+        title=settings.title,
+    )
+    print(f"report: {out_html} (open it in any browser; it loads nothing from the network)")
+    return out_html

@@ -1,0 +1,238 @@
+"""The offline comparison page: table rows, embedded PNGs of the right size, no network
+references, and a note (not a crash) where a run's files are missing."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+from genlab.io import write_json
+from genlab.reporting import build_report
+from genlab.reporting.report import read_curves
+from genlab.stages.compare import build_leaderboard
+from genlab.stages.errors import StageInputError
+from genlab.stages.report import run_report
+
+SCORES = {"dcgan": 140.0, "vae": 60.0, "stylegan": 38.0}
+RUN_IDS = {"dcgan": "aaaa1111", "vae": "bbbb2222", "stylegan": "cccc3333"}
+# the latest grid of each model, a distinct size per model so a mix-up shows
+GRID_SIZES = {"dcgan": (40, 40), "vae": (44, 44), "stylegan": (48, 48)}
+RECONSTRUCTION_SIZE = (52, 52)
+NEAREST_SIZE = (60, 30)
+GAN_CSV = """epoch,health/mode_collapse,step,train/d_real_accuracy,train/loss_d,train/loss_g
+0,,9,1.0,0.07,3.9
+0,,19,0.9,,4.6
+1,0,29,0.8,0.04,4.9
+"""
+VAE_CSV = """epoch,step,train/kl,train/loss,train/neg_elbo_bits_per_dim
+0,9,219.2,555.9,1.08
+0,19,,470.5,
+1,29,68.1,416.5,0.67
+"""
+
+
+def png(path: Path, size: tuple[int, int], shade: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("L", size, shade).save(path)
+
+
+def metrics_result(model: str) -> dict:
+    fid = SCORES[model]
+    return {
+        "extractor": "classifier",
+        "fid": fid,
+        "kid_mean": fid * 5,
+        "kid_std": 20.0,
+        "isc_mean": 5.0,
+        "isc_std": 0.2,
+        "floor": {"fid": 3.65, "kid_mean": -26.6, "kid_std": 13.6, "isc_mean": 9.3, "isc_std": 0.1},
+        "untrained": {"fid": 1300.0, "kid_mean": 3400.0},
+        "memorization": {
+            "feature": {"fraction_below_threshold": 0.002},
+            "pixel": {"fraction_below_threshold": 0.0},
+            "expected_fraction_for_real_data": 0.05,
+        },
+        "run_id": RUN_IDS[model],
+        "train_steps": 20,
+        "train_images_per_s": 1000.0,
+    }
+
+
+def write_project(root: Path) -> tuple[Path, Path, Path]:
+    """leaderboard.json, runs/ and metrics/ as a finished `dvc repro` leaves them; stylegan
+    trained without the CSV logger (no metrics.csv)."""
+    board = build_leaderboard({m: metrics_result(m) for m in SCORES}, "kid_mean")
+    leaderboard = root / "leaderboard" / "leaderboard.json"
+    write_json(leaderboard, board)
+    runs, metrics = root / "runs", root / "metrics"
+    for model, size in GRID_SIZES.items():
+        png(runs / model / "samples" / "step_000010.png", (20, 20), 40)  # older: not shown
+        png(runs / model / "samples" / "step_000020.png", size, 200)
+        png(metrics / f"{model}_nearest_training.png", NEAREST_SIZE, 120)
+    png(runs / "vae" / "samples" / "reconstructions_step_000020.png", RECONSTRUCTION_SIZE, 90)
+    (runs / "dcgan" / "csv").mkdir(parents=True)
+    (runs / "dcgan" / "csv" / "metrics.csv").write_text(GAN_CSV)
+    (runs / "vae" / "csv").mkdir(parents=True)
+    (runs / "vae" / "csv" / "metrics.csv").write_text(VAE_CSV)
+    return leaderboard, runs, metrics
+
+
+class PageParser(HTMLParser):
+    """The page's images and the text of each leaderboard row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[dict[str, str]] = []
+        self.rows: list[list[str]] = []
+        self._in_table = False
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "img":
+            self.images.append(attributes)
+        elif tag == "table" and attributes.get("id") == "leaderboard":
+            self._in_table = True
+        elif self._in_table and tag == "tr":
+            self.rows.append([])
+        elif self._in_table and tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._in_table = False
+        elif tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse(page: str) -> PageParser:
+    parser = PageParser()
+    parser.feed(page)
+    return parser
+
+
+def decoded_png(data_uri: str) -> Image.Image:
+    prefix = "data:image/png;base64,"
+    assert data_uri.startswith(prefix), data_uri[:40]
+    raw = base64.b64decode(data_uri[len(prefix) :], validate=True)
+    assert raw.startswith(b"\x89PNG")
+    return Image.open(io.BytesIO(raw))
+
+
+@pytest.fixture
+def page(tmp_path) -> tuple[str, Path]:
+    leaderboard, runs, metrics = write_project(tmp_path)
+    out = tmp_path / "leaderboard" / "report.html"
+    out = build_report(leaderboard, runs, out, metrics_dir=metrics)
+    return out.read_text(), out
+
+
+def test_table_has_a_row_per_model_in_rank_order_and_the_floor(page):
+    rows = parse(page[0]).rows
+    header, body = rows[0], rows[1:]
+    assert header[:3] == ["rank", "model", "run id"]
+    assert [r[1] for r in body] == ["stylegan", "vae", "dcgan", "floor (real vs real)"]
+    for row in body[:3]:
+        assert row[2] == RUN_IDS[row[1]]
+        assert row[3] == f"{SCORES[row[1]]:.4g}"
+    assert body[3][3] == "3.65", "the floor row carries the real-vs-real FID"
+
+
+def test_every_picture_is_an_embedded_png_of_the_right_size(page):
+    images = parse(page[0]).images
+    by_alt = {img["alt"]: decoded_png(img["src"]) for img in images}
+    assert len(by_alt) == len(images), "alt texts are distinct"
+    for model, size in GRID_SIZES.items():
+        (alt,) = [a for a in by_alt if a.startswith("samples grid") and f" {model} " in a]
+        assert RUN_IDS[model] in alt and "step 20" in alt, "latest step, with its run id"
+        assert by_alt[alt].size == size
+        (nearest,) = [a for a in by_alt if a.startswith("the closest pairs") and model in a]
+        assert by_alt[nearest].size == NEAREST_SIZE
+    (reconstructions,) = [a for a in by_alt if a.startswith("reconstructions grid")]
+    assert "vae" in reconstructions and by_alt[reconstructions].size == RECONSTRUCTION_SIZE
+    curves = [a for a in by_alt if a.startswith("training curves")]
+    assert len(curves) == 2, "dcgan and vae have a metrics.csv, stylegan does not"
+    assert all(by_alt[a].width > 300 for a in curves)
+    # 3 sample grids + 1 reconstruction grid + 2 curve figures + 3 nearest-pair pictures
+    assert len(images) == 9
+
+
+def test_nothing_is_loaded_from_the_network(page):
+    text = page[0]
+    without_data = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)
+    assert "http" not in without_data.lower()
+    for reference in ("//", "url(", "<script", "<link", "@import"):
+        assert reference not in without_data
+    sources = re.findall(r'(?:src|href)="([^"]*)"', text)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+
+
+def test_header_names_the_runs_and_says_the_images_are_generated(page):
+    header = page[0].split("</header>")[0]
+    assert "machine-generated by genlab" in header
+    assert all(run_id in header for run_id in RUN_IDS.values())
+
+
+def test_a_missing_csv_is_a_note_not_a_crash(page):
+    text = page[0]
+    notes = re.findall(r'<p class="note missing">([^<]*)</p>', text)
+    assert len(notes) == 1
+    assert notes[0].startswith("stylegan: no training curves") and "metrics.csv" in notes[0]
+
+
+def test_written_atomically_and_missing_leaderboard_refused(page, tmp_path):
+    out = page[1]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["leaderboard.json", "report.html"]
+    cfg = OmegaConf.create(
+        {
+            "paths": {"metrics_dir": str(tmp_path / "metrics")},
+            "report": {
+                "leaderboard": str(tmp_path / "nowhere.json"),
+                "runs_dir": str(tmp_path / "runs"),
+                "out_html": str(tmp_path / "other.html"),
+                "title": "t",
+            },
+        }
+    )
+    with pytest.raises(StageInputError, match="dvc repro compare"):
+        run_report(cfg)
+    assert not (tmp_path / "other.html").exists()
+
+
+def test_stage_writes_the_page_from_config(tmp_path):
+    leaderboard, runs, metrics = write_project(tmp_path)
+    cfg = OmegaConf.create(
+        {
+            "paths": {"metrics_dir": str(metrics)},
+            "report": {
+                "leaderboard": str(leaderboard),
+                "runs_dir": str(runs),
+                "out_html": str(tmp_path / "out" / "report.html"),
+                "title": "My <runs>",
+            },
+        }
+    )
+    out = run_report(cfg)
+    assert out == tmp_path / "out" / "report.html"
+    assert "<title>My &lt;runs&gt;</title>" in out.read_text()
+
+
+def test_curves_skip_empty_cells_and_bookkeeping_columns(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text(GAN_CSV)
+    curves = read_curves(path)
+    assert sorted(curves) == ["train/d_real_accuracy", "train/loss_d", "train/loss_g"]
+    assert curves["train/loss_d"] == [(9.0, 0.07), (29.0, 0.04)]
+    assert curves["train/loss_g"] == [(9.0, 3.9), (19.0, 4.6), (29.0, 4.9)]
