@@ -58,6 +58,10 @@ def test_leaderboard_lists_every_model_beside_the_floor(repo):
         assert f"| {model} |" in table
     assert "floor (real vs real)" in table and "too close (feat / px)" in table
     assert all(0 <= board["models"][m]["memorization_pixel_fraction"] <= 1 for m in MODELS)
+    page = (repo / "leaderboard/report.html").read_text()
+    for model in MODELS:
+        assert board["models"][model]["run_id"] in page
+    assert page.count("data:image/png;base64,") >= 2 * len(MODELS)  # grids and curves
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
     assert "leaderboard/leaderboard.json" in json.dumps(shown)
 

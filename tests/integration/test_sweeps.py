@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from ..conftest import PROJECT_ROOT, TINY_MODEL_OVERRIDES
 
@@ -55,3 +56,64 @@ def test_sweep_with_one_failing_job_finishes_the_others(tmp_path, digits_dir, la
             assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
             run_ids.add(job["run_id"])
     assert len(run_ids) == 3, "one W&B run per job"
+
+
+def _train_classifier(tmp_path, digits_dir) -> str:
+    weights = tmp_path / "classifier.pt"
+    subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "pipelines/train_classifier.py"),
+            f"data.dir={digits_dir}",
+            "metrics=classifier",
+            "metrics.classifier.epochs=1",
+            f"paths.classifier={weights}",
+        ],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return str(weights)
+
+
+def test_optuna_search_minimizes_the_objective_and_survives_a_diverging_trial(tmp_path, digits_dir):
+    sweep_dir = tmp_path / "multirun"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "pipelines/train.py"),
+            "-m",
+            "search=optuna",
+            # A seeded random sampler picks 1e30 (diverges), 2e-4, 1e30 over the 3 trials.
+            "hydra/sweeper/sampler=random",
+            "hydra.sweeper.sampler.seed=0",
+            "hydra.sweeper.n_trials=3",
+            "model.optim.lr=choice(2e-4,1e30)",
+            f"data.dir={digits_dir}",
+            f"paths.classifier={_train_classifier(tmp_path, digits_dir)}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"hydra.sweep.dir={sweep_dir}",
+            "logger=csv",
+            "train.steps=20",
+            "train.objective.num_samples=100",
+            "data.batch_size=16",
+            *TINY_MODEL_OVERRIDES["dcgan"],
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=500,
+    )
+    assert "1 of 3 jobs succeeded" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 1, "failed trials are reported by a non-zero exit at the end"
+    summary = json.loads((sweep_dir / "sweep_summary.json").read_text())
+    (succeeded,) = [job for job in summary["jobs"] if job["status"] == "ok"]
+    assert all("became nan" in job["error"] for job in summary["jobs"] if job is not succeeded)
+    objective = succeeded["objective"]
+    assert objective["metric"] == "kid_mean" and objective["num_samples"] == 100
+    train = json.loads((sweep_dir / str(succeeded["job"]) / "run/train_summary.json").read_text())
+    assert train["objective"] == objective
+    optuna_result = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert optuna_result["best_params"] == {"model.optim.lr": 2e-4}
+    assert optuna_result["best_value"] == pytest.approx(objective["value"])

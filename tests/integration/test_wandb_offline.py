@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from ..support.wandb_files import history_rows
+from ..support.wandb_files import artifacts, history_rows
 from .test_resume import train_command
 
 pytestmark = pytest.mark.timeout(300)
@@ -46,3 +46,35 @@ def test_unreachable_server_run_completes_offline_with_one_warning(tmp_path, dig
     assert any(key.startswith("samples/") for row in rows for key in row), "and sample grids"
     steps = [row["trainer/global_step"] for row in rows if "train/loss_g" in row]
     assert steps == sorted(steps) and steps[-1] > 0
+
+
+def test_export_logs_the_model_and_its_card_as_a_wandb_model_artifact(tmp_path, digits_dir):
+    from genlab.stages.export import run_export
+    from genlab.stages.train import run_train
+
+    from ..conftest import TINY_MODEL_OVERRIDES, compose_config_dir
+
+    cfg = compose_config_dir(
+        *TINY_MODEL_OVERRIDES["dcgan"],
+        f"data.dir={digits_dir}",
+        f"paths.run_dir={tmp_path / 'run'}",
+        f"paths.export_dir={tmp_path / 'export'}",
+        f"paths.metrics_dir={tmp_path / 'metrics'}",
+        "logger.mode=offline",
+        "train.steps=3",
+        "export.grid_images=4",
+    )
+    summary = run_train(cfg)
+    run_export(cfg)
+
+    logged = [
+        artifact
+        for run_file in (tmp_path / "run/wandb").glob("offline-run-*/run-*.wandb")
+        for artifact in artifacts(run_file)
+    ]
+    assert len(logged) == 1, logged
+    (model,) = logged
+    assert model["type"] == "model" and model["name"] == "dcgan-generator"
+    assert f"run-{summary['run_id']}" in model["aliases"]
+    assert model["metadata"]["run_id"] == summary["run_id"]
+    assert {"MODEL_CARD.md", "generator.onnx", "generator.torchscript.pt"} <= set(model["files"])

@@ -57,3 +57,25 @@ def history_rows(run_file: Path) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def artifacts(run_file: Path) -> list[dict[str, Any]]:
+    """Every artifact the run logged: name, type, aliases, metadata and the files it holds."""
+    from wandb.proto import wandb_internal_pb2
+
+    found = []
+    for payload in _payloads(Path(run_file).read_bytes()):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") == "artifact":
+            artifact = record.artifact
+            found.append(
+                {
+                    "name": artifact.name,
+                    "type": artifact.type,
+                    "aliases": list(artifact.aliases),
+                    "metadata": json.loads(artifact.metadata or "{}"),
+                    "files": sorted(entry.path for entry in artifact.manifest.contents),
+                }
+            )
+    return found

@@ -117,3 +117,36 @@ def test_csv_logger_config_skips_wandb_for_evaluation(tmp_path):
         OmegaConf.create({"backend": "csv"}), tmp_path, "id1", {"eval/fid": 1.0}, "evaluate"
     )
     assert not (tmp_path / "wandb").exists()
+
+
+def test_train_entry_returns_the_objective_only_when_one_is_configured(compose_config):
+    from genlab.training.objective import sweeper_return
+
+    summary = {"run_id": "r", "objective": {"metric": "kid_mean", "value": 12.5}}
+    plain = compose_config()
+    assert sweeper_return(plain, summary) is summary
+    searching = compose_config("train.objective.metric=kid_mean")
+    assert sweeper_return(searching, summary) == 12.5
+    # A failed job (None) and a NaN score are both a failed trial, never a number to minimize.
+    assert sweeper_return(searching, None) is None
+    nan = {"objective": {"metric": "kid_mean", "value": float("nan")}}
+    assert sweeper_return(searching, nan) is None
+    with pytest.raises(Exception, match="train.objective.metric"):
+        from genlab.config import validate_config
+
+        validate_config(compose_config("train.objective.metric=accuracy"))
+
+
+def test_a_dvc_experiment_name_tags_the_run_and_joins_its_links(monkeypatch):
+    from genlab.tracking.identity import run_links
+    from genlab.tracking.wandb_setup import run_tags
+
+    config = {"data": {"name": "digits"}, "model": {"name": "vae"}}
+    logger_cfg = OmegaConf.create({"tags": []})
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    assert run_tags(logger_cfg, config) == ["data:digits", "model:vae"]
+    assert run_links("abc", "runs/vae")["dvc_experiment"] is None
+    monkeypatch.setenv("DVC_EXP_NAME", "lr-sweep-1")
+    assert "dvc_exp:lr-sweep-1" in run_tags(logger_cfg, config)
+    links = run_links("abc", "runs/vae")
+    assert links["dvc_experiment"] == "lr-sweep-1" and links["wandb_run_id"] == "abc"

@@ -77,6 +77,24 @@ class HealthConfig:
         )
 
 
+OBJECTIVES = ("kid_mean", "fid")
+
+
+@dataclass
+class ObjectiveConfig:
+    metric: str | None = MISSING
+    num_samples: int = MISSING
+
+    def __post_init__(self) -> None:
+        _require(
+            self.metric is None or self.metric in OBJECTIVES,
+            "train.objective.metric",
+            f"null or one of {list(OBJECTIVES)}",
+            self.metric,
+        )
+        _require(self.num_samples >= 2, "train.objective.num_samples", ">= 2", self.num_samples)
+
+
 @dataclass
 class TrainConfig:
     steps: int = MISSING
@@ -86,6 +104,7 @@ class TrainConfig:
     resume: bool = MISSING
     speed: SpeedConfig = MISSING
     health: HealthConfig = MISSING
+    objective: ObjectiveConfig = MISSING
 
     def __post_init__(self) -> None:
         _require(self.steps > 0, "train.steps", "> 0", self.steps)
@@ -220,6 +239,14 @@ class CompareConfig:
             _require(len(self.models) > 0, "compare.models", "a non-empty list", self.models)
 
 
+@dataclass
+class ReportConfig:
+    leaderboard: str = MISSING
+    runs_dir: str = MISSING
+    out_html: str = MISSING
+    title: str = MISSING
+
+
 RANKABLE = ("kid_mean", "fid", "isc_mean")
 
 
@@ -236,6 +263,7 @@ class RootConfig:
     evaluate: EvaluateConfig = MISSING
     export: ExportConfig = MISSING
     compare: CompareConfig = MISSING
+    report: ReportConfig = MISSING
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, "seed", ">= 0", self.seed)

@@ -137,6 +137,7 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     result = {
         "model": cfg.model.name,
         "run_id": record["run_id"],
+        "dvc_experiment": record["train"].get("links", {}).get("dvc_experiment"),
         "extractor": cfg.metrics.extractor,
         "extractor_objective": objective,
         "weights_sha256": model_scores.get("weights_sha256"),

@@ -15,6 +15,13 @@ from omegaconf import DictConfig
 from genlab.io import atomic_dir, write_json
 from genlab.models.generator_file import load_generator
 from genlab.stages.train import GENERATOR_FILE
+from genlab.tracking.wandb_setup import ModelArtifact, log_to_existing_run
+
+
+def _headline(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    if metrics is None:
+        return {}
+    return {key: metrics.get(key) for key in ("extractor", "fid", "kid_mean", "isc_mean")}
 
 
 def run_export(cfg: DictConfig) -> dict[str, Any]:
@@ -96,6 +103,19 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
                 "train": record["train"],
             },
         )
+    log_to_existing_run(
+        cfg.logger,
+        cfg.paths.run_dir,
+        record["run_id"],
+        {"export/onnx_max_abs_diff": onnx["max_abs_diff"]},
+        job_type="export",
+        model_artifact=ModelArtifact(
+            name=f"{cfg.model.name}-generator",
+            files=sorted(path for path in export_dir.iterdir() if path.is_file()),
+            description=f"genlab {cfg.model.name} generator: ONNX, TorchScript, model card",
+            metadata={**provenance, "metrics": _headline(metrics)},
+        ),
+    )
     print(
         f"export {cfg.model.name}: torchscript max|diff|={torchscript['max_abs_diff']:.2e}, "
         f"onnx max|diff|={onnx['max_abs_diff']:.2e} -> {export_dir}"

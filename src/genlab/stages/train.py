@@ -21,7 +21,7 @@ from genlab.data.store import read_meta
 from genlab.io import write_json
 from genlab.models.generator_file import save_generator
 from genlab.stages.entry import resolved_config
-from genlab.tracking.identity import code_version, config_hash, source_hash
+from genlab.tracking.identity import code_version, config_hash, run_links, source_hash
 from genlab.tracking.wandb_setup import finish_wandb_runs, make_wandb_logger
 from genlab.training.callbacks import SampleGridCallback, TrainingLoopTimer
 from genlab.training.checkpoints import LAST, prepare_checkpoint_dir
@@ -31,6 +31,7 @@ from genlab.training.interruption import (
     CheckpointOnSigterm,
     TrainingInterrupted,
 )
+from genlab.training.objective import quick_objective
 from genlab.training.replicas import ReplicaConsistencyCheck
 from genlab.training.reproducibility import DistinctRandomnessPerRank, RandomStateInCheckpoint
 from genlab.training.speed import apply_speed_options
@@ -45,6 +46,8 @@ warnings.filterwarnings("ignore", message="You're resuming from a checkpoint tha
 GENERATOR_FILE = "generator.pt"
 PROGRESS_REFRESH_STEPS = 20
 SUMMARY_FILE = "train_summary.json"
+# In the Hydra output folder: the run id, its W&B run and its DVC experiment, side by side.
+RUN_LINKS_FILE = "genlab_run.json"
 
 
 def training_fingerprint(config: dict[str, Any], data_meta: dict[str, Any]) -> str:
@@ -84,6 +87,9 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         finished_at_global_step=max_steps,
         is_global_zero=rank_zero_only.rank == 0,  # from the env Lightning gives DDP children
     )
+    links = run_links(run_id, run_dir)
+    if rank_zero_only.rank == 0 and links["hydra_output_dir"]:
+        write_json(Path(links["hydra_output_dir"]) / RUN_LINKS_FILE, links)
     provenance = {
         "model": cfg.model.name,
         "run_id": run_id,
@@ -98,7 +104,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
             run_dir,
             run_id=run_id,
             run_name=f"{cfg.model.name}-{run_id}",
-            config=config,
+            config={**config, "links": links},
         )
         if wandb_logger is not None:
             loggers.append(wandb_logger)
@@ -169,8 +175,16 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
             "images_per_s": round(images_seen_here / loop_seconds, 1) if loop_seconds > 0 else None,
             **batch_sizes,
             "replica_max_abs_diff": replica_check.max_abs_diff,
+            "links": links,
             "final": {k: float(v) for k, v in trainer.callback_metrics.items()},
         }
+        if trainer.is_global_zero and cfg.train.objective.metric is not None:
+            summary["objective"] = quick_objective(module.sampling_generator(), cfg)
+            for logger in loggers:
+                logger.log_metrics(
+                    {f"objective/{cfg.train.objective.metric}": summary["objective"]["value"]},
+                    step=steps_done,
+                )
         if trainer.is_global_zero:
             record = {**provenance, "config": config, "data_meta": data_meta, "train": summary}
             save_generator(

@@ -69,3 +69,22 @@ def persistent_run_id(path: str | os.PathLike) -> str:
     run_id = new_run_id()
     write_text(path, run_id + "\n")
     return run_id
+
+
+def dvc_experiment() -> str | None:
+    """The DVC experiment this process runs in (`dvc exp run` names it in the environment)."""
+    return os.environ.get("DVC_EXP_NAME") or None
+
+
+def run_links(run_id: str, run_dir: str | os.PathLike) -> dict[str, str | None]:
+    """Where each tool keeps this run, all under one id (the W&B run id is the run id)."""
+    from genlab.tracking.sweep import hydra_output_dir
+
+    return {
+        "run_id": run_id,
+        "wandb_run_id": run_id,
+        "run_dir": str(run_dir),
+        "hydra_output_dir": hydra_output_dir(),
+        "dvc_experiment": dvc_experiment(),
+        "dvc_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV") or None,
+    }

@@ -33,6 +33,11 @@ def _hydra_config() -> Any | None:
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
+def hydra_output_dir() -> str | None:
+    hydra_cfg = _hydra_config()
+    return None if hydra_cfg is None else str(hydra_cfg.runtime.output_dir)
+
+
 def in_sweep() -> bool:
     from hydra.types import RunMode
 
@@ -68,8 +73,8 @@ def record_job(run: Callable[[], Any]) -> Any:
     try:
         result = run()
         status["status"] = "ok"
-        if isinstance(result, dict) and "run_id" in result:
-            status["run_id"] = result["run_id"]
+        if isinstance(result, dict):
+            status.update({key: result[key] for key in ("run_id", "objective") if key in result})
     except StageFailure as failure:
         status.update(status="failed", error=str(failure), exit_code=failure.exit_code)
     except Exception as error:  # an unexpected bug in one job must not end the sweep
@@ -77,6 +82,14 @@ def record_job(run: Callable[[], Any]) -> Any:
         status.update(status="failed", error=f"{type(error).__name__}: {error}", exit_code=1)
     write_json(Path(hydra_cfg.runtime.output_dir) / JOB_STATUS_FILE, status)
     return result
+
+
+def _job_detail(job: dict[str, Any]) -> str:
+    if job["status"] != "ok":
+        return job["error"]
+    objective = job.get("objective")
+    score = f"  {objective['metric']}={objective['value']:.4g}" if objective else ""
+    return job.get("run_id", "") + score
 
 
 class SweepSummary(Callback):
@@ -93,7 +106,7 @@ class SweepSummary(Callback):
         )
         print(f"\nsweep {sweep_dir}: {len(jobs) - len(failed)} of {len(jobs)} jobs succeeded")
         for job in jobs:
-            detail = job.get("run_id", "") if job["status"] == "ok" else job["error"]
+            detail = _job_detail(job)
             print(f"  #{job['job']} {job['status']:6} {' '.join(job['overrides'])}  {detail}")
         if failed:
             print(f"{len(failed)} job(s) failed; see {sweep_dir / SUMMARY_FILE}", file=sys.stderr)

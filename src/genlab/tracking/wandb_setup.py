@@ -11,11 +11,16 @@ import logging
 import netrc
 import os
 import socket
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from genlab.tracking.identity import dvc_experiment
 from genlab.tracking.sweep import sweep_name
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +29,16 @@ DEFAULT_BASE_URL = "https://api.wandb.ai"
 
 def _base_url() -> str:
     return os.environ.get("WANDB_BASE_URL", DEFAULT_BASE_URL)
+
+
+@dataclass
+class ModelArtifact:
+    """Exported model files for W&B's model registry: name, files, and what they are."""
+
+    name: str
+    files: Sequence[Path]
+    description: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def has_credentials() -> bool:
@@ -81,6 +96,9 @@ def run_tags(logger_cfg: Any, config: dict[str, Any]) -> list[str]:
         for key in ("data", "model")
         if isinstance(config.get(key), dict) and "name" in config[key]
     ]
+    experiment = dvc_experiment()
+    if experiment:
+        automatic.append(f"dvc_exp:{experiment}")
     return list(dict.fromkeys([*logger_cfg.tags, *automatic]))
 
 
@@ -172,8 +190,12 @@ def log_to_existing_run(
     run_id: str,
     values: dict[str, Any],
     job_type: str,
+    model_artifact: ModelArtifact | None = None,
 ) -> None:
-    """Add evaluation results to the training's W&B run (same id); never raises."""
+    """Add a later stage's results to the training's W&B run (same id); never raises.
+
+    ``model_artifact``: exported files logged as a W&B artifact of type ``model``.
+    """
     if logger_cfg.backend != "wandb":
         return
     mode, _ = resolve_mode(logger_cfg.mode, logger_cfg.init_timeout)
@@ -195,6 +217,16 @@ def log_to_existing_run(
         )
         # Summary, not history: a resumed run's step counter would put these out of order.
         run.summary.update(values)
+        if model_artifact is not None:
+            artifact = wandb.Artifact(
+                model_artifact.name,
+                type="model",
+                description=model_artifact.description,
+                metadata=model_artifact.metadata,
+            )
+            for path in model_artifact.files:
+                artifact.add_file(str(path))
+            run.log_artifact(artifact, aliases=["latest", f"run-{run_id}"])
         run.finish()
     except Exception as error:
         log.warning("Could not log %s results to W&B run %s: %s", job_type, run_id, error)
