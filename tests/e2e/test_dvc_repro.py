@@ -155,6 +155,6 @@ def test_model_parameter_change_reruns_only_that_model(repo):  # last: it change
         assert set(json.loads(status)) == {"train@vae"}
         ran = run(["dvc", "repro"], repo).stdout
         executed = set(re.findall(r"Running stage '([^']+)'", ran))
-        assert executed == {"train@vae", "evaluate@vae", "export@vae", "compare"}, ran
+        assert executed == {"train@vae", "evaluate@vae", "export@vae", "compare", "report"}, ran
     finally:
         path.write_text(original)
