@@ -1,7 +1,10 @@
 """Wall time of one 4-job training sweep with Hydra's basic launcher (jobs one after another)
 against the joblib launcher (2 jobs at a time) and submitit_local.
 
-Run: `python benchmarks/sweep_launchers.py` (~2 min; needs `dvc repro fetch`).
+Parallel jobs get the cores split between them (``train.speed.threads``: joblib's ``n_jobs``,
+submitit's ``cpus_per_task``), so they do not oversubscribe the CPU.
+
+Run: `python benchmarks/sweep_launchers.py` (~10 min on 2 cores; needs `dvc repro fetch`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ LAUNCHERS = {
     "basic": [],
     "joblib (n_jobs=2)": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
     "submitit_local": ["hydra/launcher=submitit_local"],
+    "submitit_local (cpus_per_task=1)": [
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.cpus_per_task=1",
+    ],
 }
 
 
@@ -46,8 +53,10 @@ def sweep_seconds(launcher: list[str], steps: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--only", nargs="+", choices=list(LAUNCHERS), help="launchers to time")
     args = parser.parse_args()
-    times = {name: sweep_seconds(overrides, args.steps) for name, overrides in LAUNCHERS.items()}
+    chosen = ["basic", *(name for name in args.only or LAUNCHERS if name != "basic")]
+    times = {name: sweep_seconds(LAUNCHERS[name], args.steps) for name in chosen}
     basic = times["basic"]
     print(f"Machine: {machine()}")
     print(f"4 DCGAN jobs (lr sweep), {args.steps} iterations each, logger=csv\n")

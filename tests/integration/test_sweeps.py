@@ -4,10 +4,12 @@ failing job does not stop the others; the sweep ends with a summary and a non-ze
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 
 from ..conftest import PROJECT_ROOT, TINY_MODEL_OVERRIDES
@@ -53,6 +55,10 @@ def test_sweep_with_one_failing_job_finishes_the_others(tmp_path, digits_dir, la
         if job["status"] == "ok":
             train = json.loads((run_dir / "train_summary.json").read_text())
             assert train["run_id"] == job["run_id"] and train["steps"] == 20
+            # Two jobs at once share the cores instead of each taking all of them.
+            cores = os.cpu_count() or 1
+            expected = max(1, cores // 2) if launcher == "joblib" else torch.get_num_threads()
+            assert train["cpu_threads"] == expected
             assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
             run_ids.add(job["run_id"])
     assert len(run_ids) == 3, "one W&B run per job"

@@ -53,6 +53,15 @@ class DataConfig:
 class SpeedConfig:
     channels_last: bool = MISSING
     compile: bool = MISSING
+    threads: int | None = MISSING
+
+    def __post_init__(self) -> None:
+        _require(
+            self.threads is None or self.threads >= 1,
+            "train.speed.threads",
+            "null or >= 1",
+            self.threads,
+        )
 
 
 @dataclass

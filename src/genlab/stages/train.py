@@ -22,6 +22,7 @@ from genlab.io import write_json
 from genlab.models.generator_file import save_generator
 from genlab.stages.entry import resolved_config
 from genlab.tracking.identity import code_version, config_hash, run_links, source_hash
+from genlab.tracking.sweep import cpu_threads_per_job
 from genlab.tracking.wandb_setup import finish_wandb_runs, make_wandb_logger
 from genlab.training.callbacks import SampleGridCallback, TrainingLoopTimer
 from genlab.training.checkpoints import LAST, prepare_checkpoint_dir
@@ -34,7 +35,7 @@ from genlab.training.interruption import (
 from genlab.training.objective import quick_objective
 from genlab.training.replicas import ReplicaConsistencyCheck
 from genlab.training.reproducibility import DistinctRandomnessPerRank, RandomStateInCheckpoint
-from genlab.training.speed import apply_speed_options
+from genlab.training.speed import apply_speed_options, set_cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.paths.run_dir)
     checkpoint_dir = run_dir / "checkpoints"
     pl.seed_everything(cfg.seed, workers=True)
+    threads = set_cpu_threads(cfg.train.speed.threads or cpu_threads_per_job())
 
     datamodule = ImageDataModule(
         cfg.data.dir,
@@ -75,7 +77,8 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     )
     data_meta = read_meta(cfg.data.dir)
     module = instantiate(cfg.model)
-    apply_speed_options(module, **cfg.train.speed)
+    speed = cfg.train.speed
+    apply_speed_options(module, channels_last=speed.channels_last, compile=speed.compile)
     steps_per_iteration = module.optimizer_steps_per_iteration
 
     fingerprint = training_fingerprint(config, data_meta)
@@ -174,6 +177,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
             # Images per second of the training loop (setup excluded), all ranks together.
             "images_per_s": round(images_seen_here / loop_seconds, 1) if loop_seconds > 0 else None,
             **batch_sizes,
+            "cpu_threads": threads,
             "replica_max_abs_diff": replica_check.max_abs_diff,
             "links": links,
             "final": {k: float(v) for k, v in trainer.callback_metrics.items()},

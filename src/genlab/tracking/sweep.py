@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -49,6 +50,23 @@ def sweep_name() -> str | None:
     """The sweep folder's name (its start time by default): the W&B group of its runs."""
     hydra_cfg = _hydra_config()
     return Path(hydra_cfg.sweep.dir).name if in_sweep() else None
+
+
+def cpu_threads_per_job() -> int | None:
+    """The cores this job may use when its launcher runs several jobs at once on one machine:
+    the cores split over joblib's ``n_jobs``, or submitit's ``cpus_per_task``; None otherwise."""
+    if not in_sweep():
+        return None
+    launcher = _hydra_config().launcher
+    target = str(launcher.get("_target_", ""))
+    if "joblib" in target.lower():
+        cores = os.cpu_count() or 1
+        n_jobs = launcher.get("n_jobs") or -1
+        concurrent = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib's -1 = all
+        return max(1, cores // min(concurrent, cores))
+    if "submitit" in target.lower() and launcher.get("cpus_per_task"):
+        return int(launcher.cpus_per_task)
+    return None
 
 
 def job_run_dir(model_name: str) -> str:

@@ -23,3 +23,14 @@ def apply_speed_options(module: nn.Module, channels_last: bool, compile: bool) -
         for name in networks:
             getattr(module, name).compile()  # in place: state_dict keys stay the same
     return networks
+
+
+def set_cpu_threads(threads: int | None) -> int:
+    """torch's intra-op CPU threads for this process; ``None`` keeps torch's choice.
+
+    Parallel sweep jobs that each take every core oversubscribe the CPU and finish later than
+    the same jobs run one after another (benchmarks/sweep_launchers.py).
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
