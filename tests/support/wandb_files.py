@@ -41,41 +41,34 @@ def _payloads(data: bytes):
             break
 
 
-def history_rows(run_file: Path) -> list[dict[str, Any]]:
-    """Every ``wandb.log`` row recorded in the file, as {key: value}."""
+def _records(run_file: Path, record_type: str):
+    """The records of one type (``history``, ``artifact``, ...) in the order they were logged."""
     from wandb.proto import wandb_internal_pb2
 
-    rows = []
     for payload in _payloads(Path(run_file).read_bytes()):
         record = wandb_internal_pb2.Record()
         record.ParseFromString(payload)
-        if record.WhichOneof("record_type") == "history":
-            rows.append(
-                {
-                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                    for item in record.history.item
-                }
-            )
-    return rows
+        if record.WhichOneof("record_type") == record_type:
+            yield getattr(record, record_type)
+
+
+def history_rows(run_file: Path) -> list[dict[str, Any]]:
+    """Every ``wandb.log`` row recorded in the file, as {key: value}."""
+    return [
+        {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in row.item}
+        for row in _records(run_file, "history")
+    ]
 
 
 def artifacts(run_file: Path) -> list[dict[str, Any]]:
     """Every artifact the run logged: name, type, aliases, metadata and the files it holds."""
-    from wandb.proto import wandb_internal_pb2
-
-    found = []
-    for payload in _payloads(Path(run_file).read_bytes()):
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(payload)
-        if record.WhichOneof("record_type") == "artifact":
-            artifact = record.artifact
-            found.append(
-                {
-                    "name": artifact.name,
-                    "type": artifact.type,
-                    "aliases": list(artifact.aliases),
-                    "metadata": json.loads(artifact.metadata or "{}"),
-                    "files": sorted(entry.path for entry in artifact.manifest.contents),
-                }
-            )
-    return found
+    return [
+        {
+            "name": artifact.name,
+            "type": artifact.type,
+            "aliases": list(artifact.aliases),
+            "metadata": json.loads(artifact.metadata or "{}"),
+            "files": sorted(entry.path for entry in artifact.manifest.contents),
+        }
+        for artifact in _records(run_file, "artifact")
+    ]
