@@ -8,8 +8,8 @@ Two sweeps: ``--sweep models`` is the issue's own command (``model=dcgan,vae`` x
 rates, the default W&B logger, offline); ``--sweep lr`` is four DCGAN learning rates with the CSV
 logger, training only.
 
-Run: `python benchmarks/sweep_launchers.py --sweep models --steps 500 --ceiling` (~8 min on 2 cores; needs
-`dvc repro fetch`).
+Run: `python benchmarks/sweep_launchers.py --sweep models --steps 500 --ceiling`
+(~8 min on 2 cores; needs `dvc repro fetch`).
 """
 
 from __future__ import annotations
