@@ -109,7 +109,7 @@ def test_missing_path_and_empty_folder_say_what_to_do(tmp_path):
         source(tmp_path).load()
 
 
-def test_archive_from_a_url_with_its_checksum(shapes, mirror, tmp_path):  # noqa: F811
+def test_archive_from_a_url_with_its_checksum(shapes, mirror, tmp_path, capsys):  # noqa: F811
     import hashlib
 
     root, _ = shapes
@@ -127,6 +127,9 @@ def test_archive_from_a_url_with_its_checksum(shapes, mirror, tmp_path):  # noqa
         on_error="skip",
     )
     assert np.array_equal(remote.load()["train"].images, expected)
+    shown = capsys.readouterr().out
+    assert "fetch: downloading shapes.zip" in shown, shown
+    assert "fetch: reading" in shown and "fetch: hashing" in shown, shown
     assert remote.meta()["source"].startswith(base_url) and digest in remote.meta()["source"]
 
     wrong = source(

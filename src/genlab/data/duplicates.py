@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from rich.progress import track
 
 
 def perceptual_hashes(images: np.ndarray) -> np.ndarray:
@@ -20,7 +21,7 @@ def perceptual_hashes(images: np.ndarray) -> np.ndarray:
     import imagehash
 
     hashes = []
-    for image in images:
+    for image in track(images, description=f"fetch: hashing {len(images)} images for duplicates"):
         pil = Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0))
         bits = imagehash.phash(pil).hash.flatten()
         hashes.append(int("".join("1" if b else "0" for b in bits), 2))

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
+from rich.progress import track, wrap_file
 
 from genlab.data.store import DatasetError, Split
 
@@ -121,7 +122,12 @@ class FolderSource:
         labelled = all(len(r.parts) >= 2 for r in relative)
         self._classes = sorted({r.parts[0] for r in relative}) if labelled else []
         images, labels = [], []
-        for file, name in zip(files, relative, strict=True):
+        reading = track(
+            zip(files, relative, strict=True),
+            total=len(files),
+            description=f"fetch: reading {len(files)} images",
+        )
+        for file, name in reading:
             try:
                 array = self._decode(file)
             except Exception as error:  # PIL raises many kinds for broken files
@@ -181,9 +187,13 @@ class FolderSource:
         partial = self.path.with_name(self.path.name + ".partial")
         try:
             with urllib.request.urlopen(self.url, timeout=60) as response:
-                with open(partial, "wb") as out:
-                    while block := response.read(1 << 20):
-                        out.write(block)
+                size = int(response.headers.get("Content-Length") or 0)
+                description = f"fetch: downloading {self.path.name}"
+                # Without a Content-Length there is no total to draw a bar against.
+                with wrap_file(response, size, description=description, disable=not size) as body:
+                    with open(partial, "wb") as out:
+                        while block := body.read(1 << 20):
+                            out.write(block)
         except OSError as error:
             partial.unlink(missing_ok=True)
             raise DatasetError(f"could not download {self.url}: {error}") from error
