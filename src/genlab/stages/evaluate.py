@@ -45,6 +45,20 @@ def extractor_weights(cfg: DictConfig) -> str | None:
     return weights
 
 
+def fidelity_options(cfg: DictConfig) -> dict[str, Any]:
+    """compute_fidelity's settings against the test split, shared with the sweep objective so
+    both score alike and share the cached reference statistics."""
+    return dict(
+        extractor=cfg.metrics.extractor,
+        weights_path=extractor_weights(cfg),
+        kid_subset_size=cfg.evaluate.kid_subset_size,
+        kid_subsets=cfg.evaluate.kid_subsets,
+        batch_size=cfg.evaluate.batch_size,
+        cache_dir=cfg.paths.cache_dir,
+        reference_cache_name=f"{cfg.data.name}-{cfg.data.image_size}-test",
+    )
+
+
 def extractor_objective(cfg: DictConfig) -> str:
     """What the feature extractor was trained for, as recorded by train_classifier."""
     if cfg.metrics.extractor != "classifier":
@@ -93,20 +107,13 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     run_dir = Path(cfg.paths.run_dir)
     generator, record = load_generator(run_dir / GENERATOR_FILE)
-    weights = extractor_weights(cfg)
+    common = dict(  # before any work: a missing extractor weights file fails here
+        **fidelity_options(cfg),
+        verbose=cfg.metrics.extractor == "inception",  # minutes on a CPU: show progress
+    )
     train, test = read_split(cfg.data.dir, "train"), read_split(cfg.data.dir, "test")
     samples = sample_images(
         generator, cfg.evaluate.num_samples, cfg.evaluate.sample_seed, cfg.evaluate.batch_size
-    )
-    common = dict(
-        extractor=cfg.metrics.extractor,
-        weights_path=weights,
-        kid_subset_size=cfg.evaluate.kid_subset_size,
-        kid_subsets=cfg.evaluate.kid_subsets,
-        batch_size=cfg.evaluate.batch_size,
-        cache_dir=cfg.paths.cache_dir,
-        reference_cache_name=f"{cfg.data.name}-{cfg.data.image_size}-test",
-        verbose=cfg.metrics.extractor == "inception",  # minutes on a CPU: show progress
     )
     model_scores = compute_fidelity(samples, test.images, **common)
     floor_scores = compute_fidelity(train.images, test.images, **common)
@@ -125,7 +132,7 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         samples,
         train,
         test,
-        weights,
+        common["weights_path"],
         {k: record[k] for k in ("run_id", "config_hash", "code_version")}
         | {"model": cfg.model.name},
     )

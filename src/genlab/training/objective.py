@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 def quick_objective(generator: torch.nn.Module, cfg: DictConfig) -> dict[str, Any]:
     from genlab.data.store import read_split
     from genlab.evaluation.fidelity import compute_fidelity
-    from genlab.stages.evaluate import extractor_weights, sample_images
+    from genlab.stages.evaluate import fidelity_options, sample_images
 
     settings = cfg.train.objective
     was_training = generator.training
@@ -28,15 +28,7 @@ def quick_objective(generator: torch.nn.Module, cfg: DictConfig) -> dict[str, An
     finally:
         generator.train(was_training)
     scores = compute_fidelity(
-        samples,
-        read_split(cfg.data.dir, "test").images,
-        extractor=cfg.metrics.extractor,
-        weights_path=extractor_weights(cfg),
-        kid_subset_size=cfg.evaluate.kid_subset_size,
-        kid_subsets=cfg.evaluate.kid_subsets,
-        batch_size=cfg.evaluate.batch_size,
-        cache_dir=cfg.paths.cache_dir,
-        reference_cache_name=f"{cfg.data.name}-{cfg.data.image_size}-test",
+        samples, read_split(cfg.data.dir, "test").images, **fidelity_options(cfg)
     )
     return {
         "metric": settings.metric,
