@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.io import write_text
+from genlab.stages.compare import LEADERBOARD_COLUMNS, leaderboard_rows
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SAMPLES_RE = re.compile(r"^step_(\d+)\.png$")
@@ -122,83 +123,12 @@ def curves_png(model: str, curves: dict[str, list[tuple[float, float]]]) -> byte
     return out.getvalue()
 
 
-def _number(value: Any, digits: int = 4) -> str:
-    return "n/a" if value is None else f"{value:.{digits}g}"
-
-
-def _percent(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
-
-
-TABLE_HEADER = (
-    "rank",
-    "model",
-    "run id",
-    "FID",
-    "KID",
-    "IS",
-    "untrained FID",
-    "untrained KID",
-    "too close (feat / px)",
-    "steps",
-    "train img/s",
-)
-
-
-def leaderboard_rows(board: dict[str, Any]) -> list[tuple[str, list[str]]]:
-    """(css class, cells) per table row, models in rank order, then the real-vs-real floor."""
-    rows = []
-    for model in board["ranking"]:
-        row = board["models"][model]
-        too_close = "n/a"
-        if "memorization_feature_fraction" in row:
-            too_close = (
-                f"{_percent(row['memorization_feature_fraction'])} / "
-                f"{_percent(row.get('memorization_pixel_fraction'))}"
-                f" (real: {_percent(row.get('memorization_expected'))})"
-            )
-        rows.append(
-            (
-                "model",
-                [
-                    str(row.get("rank", "")),
-                    model,
-                    str(row.get("run_id", "n/a")),
-                    _number(row.get("fid")),
-                    f"{_number(row.get('kid_mean'))} ± {_number(row.get('kid_std'), 2)}",
-                    _number(row.get("isc_mean")),
-                    _number(row.get("untrained_fid")),
-                    _number(row.get("untrained_kid_mean")),
-                    too_close,
-                    str(row.get("train_steps", "n/a")),
-                    _number(row.get("train_images_per_s")),
-                ],
-            )
-        )
-    floor = board["floor"]
-    rows.append(
-        (
-            "floor",
-            [
-                "",
-                "floor (real vs real)",
-                "",
-                _number(floor.get("fid")),
-                f"{_number(floor.get('kid_mean'))} ± {_number(floor.get('kid_std'), 2)}",
-                _number(floor.get("isc_mean")),
-                *[""] * 5,
-            ],
-        )
-    )
-    return rows
-
-
 def _table(board: dict[str, Any]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in TABLE_HEADER)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in LEADERBOARD_COLUMNS)
     body = []
-    for css, cells in leaderboard_rows(board):
-        tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
-        body.append(f'<tr class="{css}">{tds}</tr>')
+    for kind, cells in leaderboard_rows(board):
+        tds = "".join(f"<td>{html.escape(cells[c])}</td>" for c in LEADERBOARD_COLUMNS)
+        body.append(f'<tr class="{kind}">{tds}</tr>')
     return (
         f'<table id="leaderboard"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>"

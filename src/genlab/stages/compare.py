@@ -82,21 +82,74 @@ def build_leaderboard(results: dict[str, dict[str, Any]], rank_by: str) -> dict[
     }
 
 
-def _number(value: Any, digits: int = 4) -> str:
+def format_number(value: Any, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}g}"
+
+
+def format_percent(value: Any, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}%}"
+
+
+LEADERBOARD_COLUMNS = (
+    "rank",
+    "model",
+    "run id",
+    "FID",
+    "KID",
+    "IS",
+    "untrained FID",
+    "untrained KID",
+    "too close (feat / px)",
+    "steps",
+    "train img/s",
+)
+MARKDOWN_COLUMNS = tuple(column for column in LEADERBOARD_COLUMNS if column != "run id")
 
 
 def _too_close(row: dict[str, Any]) -> str:
     if "memorization_feature_fraction" not in row:
         return "n/a"
     return (
-        f"{row['memorization_feature_fraction']:.1%} / {row['memorization_pixel_fraction']:.1%}"
-        f" (real: {row['memorization_expected']:.0%})"
+        f"{format_percent(row['memorization_feature_fraction'])} / "
+        f"{format_percent(row.get('memorization_pixel_fraction'))}"
+        f" (real: {format_percent(row.get('memorization_expected'), 0)})"
     )
 
 
+def _scores(row: dict[str, Any]) -> dict[str, str]:
+    return {
+        "FID": format_number(row.get("fid")),
+        "KID": f"{format_number(row.get('kid_mean'))} ± {format_number(row.get('kid_std'), 2)}",
+        "IS": format_number(row.get("isc_mean")),
+    }
+
+
+def leaderboard_rows(board: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    """The leaderboard's display text, one (kind, column -> text) per row: the models in rank
+    order (kind "model"), then the real-vs-real floor (kind "floor"). The Markdown table and
+    the report page both render these."""
+    rows = []
+    for model in board["ranking"]:
+        row = board["models"][model]
+        cells = {
+            "rank": str(row.get("rank", "")),
+            "model": model,
+            "run id": str(row.get("run_id", "n/a")),
+            **_scores(row),
+            "untrained FID": format_number(row.get("untrained_fid")),
+            "untrained KID": format_number(row.get("untrained_kid_mean")),
+            "too close (feat / px)": _too_close(row),
+            "steps": str(row.get("train_steps", "n/a")),
+            "train img/s": format_number(row.get("train_images_per_s")),
+        }
+        rows.append(("model", cells))
+    floor = dict.fromkeys(LEADERBOARD_COLUMNS, "")
+    floor.update(model="floor (real vs real)", **_scores(board["floor"]))
+    rows.append(("floor", floor))
+    return rows
+
+
 def leaderboard_markdown(board: dict[str, Any]) -> str:
-    floor = board["floor"]
     lines = [
         "# Leaderboard",
         "",
@@ -107,24 +160,16 @@ def leaderboard_markdown(board: dict[str, Any]) -> str:
         "training image (features / pixels) than the closest few percent of real test images are",
         "(that few percent is what a model that never copies scores).",
         "",
-        "| rank | model | FID | KID | IS | untrained FID | untrained KID | too close (feat / px)"
-        " | steps | train img/s |",
+        "| " + " | ".join(MARKDOWN_COLUMNS) + " |",
         "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
-    for model, row in board["models"].items():
+    for kind, cells in leaderboard_rows(board):
+        if kind == "floor":
+            cells = {**cells, "model": f"*{cells['model']}*"}
+        # An empty cell as "| |", the way Markdown tables are usually written by hand.
         lines.append(
-            f"| {row['rank']} | {model} | {_number(row['fid'])} | "
-            f"{_number(row['kid_mean'])} ± {_number(row['kid_std'], 2)} | "
-            f"{_number(row['isc_mean'])} | {_number(row.get('untrained_fid'))} | "
-            f"{_number(row.get('untrained_kid_mean'))} | {_too_close(row)} | "
-            f"{row['train_steps']} | "
-            f"{_number(row['train_images_per_s'])} |"
+            "|" + "|".join(f" {cells[c]} " if cells[c] else " " for c in MARKDOWN_COLUMNS) + "|"
         )
-    lines.append(
-        f"| | *floor (real vs real)* | {_number(floor['fid'])} | "
-        f"{_number(floor['kid_mean'])} ± {_number(floor['kid_std'], 2)} | "
-        f"{_number(floor['isc_mean'])} | | | | | |"
-    )
     return "\n".join(lines) + "\n"
 
 
