@@ -236,3 +236,23 @@ def test_curves_skip_empty_cells_and_bookkeeping_columns(tmp_path):
     assert sorted(curves) == ["train/d_real_accuracy", "train/loss_d", "train/loss_g"]
     assert curves["train/loss_d"] == [(9.0, 0.07), (29.0, 0.04)]
     assert curves["train/loss_g"] == [(9.0, 3.9), (19.0, 4.6), (29.0, 4.9)]
+
+
+def test_markdown_and_page_show_the_same_rows_in_rank_order(page, tmp_path):
+    """leaderboard.json stores models by name; both views must still list them by rank."""
+    import json
+
+    from genlab.stages.compare import leaderboard_markdown
+
+    board = json.loads((tmp_path / "leaderboard" / "leaderboard.json").read_text())
+    assert list(board["models"]) != board["ranking"], "the file's order is not the ranking"
+    markdown_rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in leaderboard_markdown(board).splitlines()
+        if line.startswith("| ") and not line.startswith("| rank")
+    ]
+    page_rows = parse(page[0]).rows[1:]
+    assert [row[1] for row in markdown_rows] == board["ranking"] + ["*floor (real vs real)*"]
+    for markdown_row, page_row in zip(markdown_rows, page_rows, strict=True):
+        assert markdown_row[0] == page_row[0]  # rank
+        assert markdown_row[2:] == page_row[3:], "the same figures, the page adds the run id"
