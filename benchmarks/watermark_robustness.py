@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from genlab.export import watermark
-from genlab.export.provenance import _to_pil_array
+from genlab import watermark
+from genlab.provenance import _to_pil_array
 
 TRIALS = 30
 RUN_ID = "ab12cd34"

@@ -1,16 +1,18 @@
-"""DVC stage compare: the leaderboard of every evaluated model."""
+"""DVC stage compare: `python pipelines/compare.py`.
+
+A stage script only composes the config and hands it to its stage module: genlab.code_deps
+derives the stage's code (dvc.yaml deps, the resume fingerprint) from that one import.
+"""
 
 import hydra
 
 import genlab  # noqa: F401  (must precede torchvision imports)
-from genlab.stages.entry import stage_main
+from genlab.stages import compare
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg):
-    from genlab.stages.compare import run_compare
-
-    return stage_main(run_compare, cfg)
+    return compare.main(cfg)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,18 @@
-"""DVC stage evaluate@<model>: FID / IS / KID of the trained generator (`model=<name>`)."""
+"""DVC stage evaluate@<model>: `python pipelines/evaluate.py model=dcgan`.
+
+A stage script only composes the config and hands it to its stage module: genlab.code_deps
+derives the stage's code (dvc.yaml deps, the resume fingerprint) from that one import.
+"""
 
 import hydra
 
 import genlab  # noqa: F401  (must precede torchvision imports)
-from genlab.stages.entry import stage_main
+from genlab.stages import evaluate
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg):
-    from genlab.stages.evaluate import run_evaluate
-
-    return stage_main(run_evaluate, cfg)
+    return evaluate.main(cfg)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,18 @@
-"""DVC stage export@<model>: TorchScript, ONNX, sample grid and model card (`model=<name>`)."""
+"""DVC stage export@<model>: `python pipelines/export.py model=dcgan`.
+
+A stage script only composes the config and hands it to its stage module: genlab.code_deps
+derives the stage's code (dvc.yaml deps, the resume fingerprint) from that one import.
+"""
 
 import hydra
 
 import genlab  # noqa: F401  (must precede torchvision imports)
-from genlab.stages.entry import stage_main
+from genlab.stages import export
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg):
-    from genlab.stages.export import run_export
-
-    return stage_main(run_export, cfg)
+    return export.main(cfg)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,18 @@
-"""DVC stage fetch: `python pipelines/fetch.py data=digits` writes data/<name>/{train,test}.npz."""
+"""DVC stage fetch: `python pipelines/fetch.py data=digits`.
+
+A stage script only composes the config and hands it to its stage module: genlab.code_deps
+derives the stage's code (dvc.yaml deps, the resume fingerprint) from that one import.
+"""
 
 import hydra
 
 import genlab  # noqa: F401  (must precede torchvision imports)
-from genlab.stages.entry import stage_main
+from genlab.stages import fetch
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg):
-    from genlab.stages.fetch import run_fetch
-
-    return stage_main(run_fetch, cfg)
+    return fetch.main(cfg)
 
 
 if __name__ == "__main__":

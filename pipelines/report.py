@@ -1,16 +1,18 @@
-"""DVC stage report: one self-contained HTML page comparing the models."""
+"""DVC stage report: `python pipelines/report.py`.
+
+A stage script only composes the config and hands it to its stage module: genlab.code_deps
+derives the stage's code (dvc.yaml deps, the resume fingerprint) from that one import.
+"""
 
 import hydra
 
 import genlab  # noqa: F401  (must precede torchvision imports)
-from genlab.stages.entry import stage_main
+from genlab.stages import report
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg):
-    from genlab.stages.report import run_report
-
-    return stage_main(run_report, cfg)
+    return report.main(cfg)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,18 @@
-"""DVC stage train@<model>: `python pipelines/train.py model=dcgan` (any Hydra override works)."""
+"""DVC stage train@<model>: `python pipelines/train.py model=dcgan` (any Hydra override works).
+
+A stage script only composes the config and hands it to its stage module: genlab.code_deps
+derives the stage's code (dvc.yaml deps, the resume fingerprint) from that one import.
+"""
 
 import hydra
 
 import genlab  # noqa: F401  (must precede torchvision imports)
-from genlab.stages.entry import stage_main
+from genlab.stages import train
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg):
-    from genlab.stages.train import run_train
-    from genlab.training.objective import sweeper_return
-
-    return sweeper_return(cfg, stage_main(run_train, cfg))
+    return train.main(cfg)
 
 
 if __name__ == "__main__":

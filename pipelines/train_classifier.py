@@ -1,16 +1,18 @@
-"""DVC stage train_classifier: the CNN whose features drive the offline metrics."""
+"""DVC stage train_classifier: `python pipelines/train_classifier.py data=digits`.
+
+A stage script only composes the config and hands it to its stage module: genlab.code_deps
+derives the stage's code (dvc.yaml deps, the resume fingerprint) from that one import.
+"""
 
 import hydra
 
 import genlab  # noqa: F401  (must precede torchvision imports)
-from genlab.stages.entry import stage_main
+from genlab.stages import train_classifier
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg):
-    from genlab.stages.train_classifier import run_train_classifier
-
-    return stage_main(run_train_classifier, cfg)
+    return train_classifier.main(cfg)
 
 
 if __name__ == "__main__":

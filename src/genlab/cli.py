@@ -67,8 +67,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from genlab.export.provenance import save_grid, save_png
     from genlab.generate import ExportedGenerator
+    from genlab.provenance import save_grid, save_png
 
     generator = ExportedGenerator.load(args.model)
     out: Path = args.out

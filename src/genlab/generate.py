@@ -18,12 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from genlab.errors import GenerateError
+from genlab.provenance import RUN_KEYS
+
 Run = Callable[[np.ndarray], np.ndarray]
-PROVENANCE_KEYS = ("model", "run_id", "config_hash", "code_version")
-
-
-class GenerateError(ValueError):
-    """An exported file or a request that cannot be served; the message says the fix."""
 
 
 def _load_onnx(path: Path) -> tuple[Run, dict[str, str]]:
@@ -125,7 +123,7 @@ class ExportedGenerator:
         return self.mapping is not None
 
     def provenance(self, **extra: str) -> dict[str, str]:
-        found = {k: self.metadata[k] for k in PROVENANCE_KEYS if k in self.metadata}
+        found = {k: self.metadata[k] for k in RUN_KEYS if k in self.metadata}
         return {
             **found,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -58,3 +58,18 @@ def write_json(path: str | os.PathLike, payload: Any) -> None:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes, read in chunks so a large archive never sits in memory.
+
+    ``algorithm`` is any name :func:`hashlib.new` knows; md5 is used only as a checksum here,
+    never for security, so it is requested with ``usedforsecurity=False``.
+    """
+    import hashlib
+
+    digest = hashlib.new(algorithm, usedforsecurity=False)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -8,12 +8,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from genlab.export.provenance import DIGITAL_SOURCE_TYPE, SOURCE_TYPE_KEY, read_provenance
+from genlab.provenance import (
+    DIGITAL_SOURCE_TYPE,
+    RUN_KEYS,
+    SOURCE_TYPE_KEY,
+    read_provenance,
+)
 
 
 def verify_image(path: str | os.PathLike) -> dict[str, Any]:
     """What the file says about itself: labels, provenance fields and the watermark check."""
-    from genlab.export import watermark
+    from genlab import watermark
 
     provenance = read_provenance(path)
     with Image.open(path) as image:
@@ -38,7 +43,7 @@ def describe(report: dict[str, Any]) -> str:
         lines.append(f"  machine-generated (IPTC {report['digital_source_type']})")
     else:
         lines.append("  no provenance metadata (never written, or stripped)")
-    for key in ("model", "run_id", "config_hash", "code_version", "created", "seed"):
+    for key in (*RUN_KEYS, "created", "seed"):
         if key in report["provenance"]:
             lines.append(f"  {key}: {report['provenance'][key]}")
     mark = report["watermark"]

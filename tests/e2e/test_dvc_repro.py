@@ -37,7 +37,7 @@ def test_metrics_are_finite_and_recorded(repo, model):
     # Real data is far closer to real data than a 40-step model is.
     assert metrics["floor"]["fid"] < metrics["fid"]
     assert metrics["train_images_per_s"] > 0
-    from genlab.export.provenance import read_provenance
+    from genlab.provenance import read_provenance
 
     memorization = metrics["memorization"]
     for space in ("feature", "pixel"):

@@ -39,7 +39,7 @@ def test_two_processes_train_one_run(tmp_path, digits_dir):
         "step_000030.png",
     ]
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
-        "config_fingerprint",
+        "training_fingerprint",
         "last.ckpt",
         "run_id",
     ]

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from genlab.cli import main
-from genlab.export.provenance import DIGITAL_SOURCE_TYPE, read_provenance
+from genlab.provenance import DIGITAL_SOURCE_TYPE, read_provenance
 from genlab.stages.export import run_export
 from genlab.stages.train import run_train
 
@@ -75,7 +75,7 @@ def test_generate_writes_labelled_images_per_seed(exported, tmp_path, file_name)
     for name in names:
         found = read_provenance(out / name)
         assert found["DigitalSourceType"] == DIGITAL_SOURCE_TYPE
-        for key in ("model", "run_id", "config_hash", "code_version"):
+        for key in ("model", "run_id", "training_fingerprint", "code_version"):
             assert found[key] == expected[key], (name, key)
         assert found["tool"] == "genlab generate" and found["created"]
     assert read_provenance(out / "seed_000002.png")["seed"] == "2"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from genlab.stages.errors import StageInputError
+from genlab.errors import StageInputError
 from genlab.stages.evaluate import run_evaluate
 from genlab.stages.export import run_export
 from genlab.stages.fetch import run_fetch

@@ -7,7 +7,8 @@ import pytest
 
 from genlab.data.datamodule import ImageDataModule, to_uint8, to_unit_range
 from genlab.data.sources.digits import DigitsSource
-from genlab.data.store import DatasetError, Split, read_meta, read_split, write_dataset
+from genlab.data.store import Split, read_meta, read_split, write_dataset
+from genlab.errors import DatasetError
 
 
 def test_digits_format_and_fixed_split(digits_dir):

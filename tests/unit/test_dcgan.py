@@ -9,7 +9,8 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from genlab.models.gan import GANModule, NonFiniteLossError
+from genlab.errors import NonFiniteLossError
+from genlab.models.gan import GANModule
 from genlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 
 from ..conftest import fit_for_steps

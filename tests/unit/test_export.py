@@ -14,16 +14,16 @@ import torch
 from PIL import Image
 from torch import nn
 
-from genlab.export.errors import ExportError
+from genlab.errors import ExportError
 from genlab.export.model_card import NOT_RECORDED, render_model_card, write_model_card
 from genlab.export.onnx import export_onnx, read_onnx_metadata
-from genlab.export.provenance import (
+from genlab.export.torchscript import export_torchscript
+from genlab.provenance import (
     DIGITAL_SOURCE_TYPE,
     read_provenance,
     save_grid,
     save_png,
 )
-from genlab.export.torchscript import export_torchscript
 
 LATENT = 16
 IPTC_URL = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -163,7 +163,7 @@ def test_onnx_mismatch_raises_and_writes_nothing(tmp_path: Path) -> None:
 PROVENANCE = {
     "model": "dcgan",
     "run_id": "run-42",
-    "config_hash": "deadbeef",
+    "training_fingerprint": "deadbeef",
     "code_version": "0123abc",
     "created": "2024-05-01T12:00:00+00:00",
 }

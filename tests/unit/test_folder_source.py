@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from genlab.data.sources.folder import FolderSource
-from genlab.data.store import DatasetError
+from genlab.errors import DatasetError
 
 from ..support.images import write_shapes_folder
 from .test_torchvision_sources import mirror  # noqa: F401 - the local HTTP server fixture
@@ -92,9 +92,9 @@ def test_a_folder_without_class_subfolders_is_unlabelled(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (dict(fit="stretch"), "data.source.fit"),
-        (dict(resize_filter="cubic"), "data.source.resize_filter"),
-        (dict(on_error="ignore"), "data.source.on_error"),
+        (dict(fit="stretch"), "fit must be one of"),
+        (dict(resize_filter="cubic"), "resize_filter must be one of"),
+        (dict(on_error="ignore"), "on_error must be one of"),
     ],
 )
 def test_bad_options_name_the_key(tmp_path, overrides, message):
@@ -138,5 +138,5 @@ def test_archive_from_a_url_with_its_checksum(shapes, mirror, tmp_path, capsys):
     with pytest.raises(DatasetError, match="expected 0000"):
         wrong.load()
     assert not any((tmp_path / "other").iterdir()), "a failed download leaves nothing behind"
-    with pytest.raises(ValueError, match="data.source.sha256 is required"):
+    with pytest.raises(ValueError, match="sha256 is required with url"):
         source(None, url=base_url + "shapes.zip")

@@ -11,9 +11,10 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from genlab.models.diagnostics import sample_diversity
 from genlab.models.gan import GANModule
 from genlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator
-from genlab.training.health import GANHealthMonitor, sample_diversity
+from genlab.training.health import GANHealthMonitor
 
 from ..conftest import fit_for_steps
 

@@ -142,11 +142,11 @@ def test_penalty_backpropagates_into_conv_d_with_batchnorm(
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: R1Penalty(gamma=-1), "model.regularizer.gamma must be >= 0, got -1"),
-        (lambda: R1Penalty(every_n_steps=0), "model.regularizer.every_n_steps"),
-        (lambda: R1Penalty(every_n_steps=2.0), "model.regularizer.every_n_steps"),
-        (lambda: GradientPenalty(weight=-0.5), "model.regularizer.weight must be >= 0"),
-        (lambda: GradientPenalty(every_n_steps=-3), "model.regularizer.every_n_steps"),
+        (lambda: R1Penalty(gamma=-1), "regularizer gamma must be >= 0, got -1"),
+        (lambda: R1Penalty(every_n_steps=0), "every_n_steps must be a positive integer"),
+        (lambda: R1Penalty(every_n_steps=2.0), "every_n_steps must be a positive integer"),
+        (lambda: GradientPenalty(weight=-0.5), "regularizer weight must be >= 0"),
+        (lambda: GradientPenalty(every_n_steps=-3), "every_n_steps must be a positive integer"),
     ],
 )
 def test_regularizer_argument_validation(make, message: str) -> None:

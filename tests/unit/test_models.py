@@ -152,7 +152,7 @@ def test_every_vae_likelihood_trains(compose_config, likelihood, channels):
 def test_misplaced_options_are_named(compose_config, overrides, message):
     from hydra.errors import HydraException
 
-    from genlab.config import ConfigError
+    from genlab.errors import ConfigError
 
     with pytest.raises((ConfigError, HydraException)) as info:
         validate_config(compose_config(*overrides))

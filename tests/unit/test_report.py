@@ -13,11 +13,11 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
+from genlab.errors import StageInputError
 from genlab.io import write_json
 from genlab.reporting import build_report
+from genlab.reporting.leaderboard import build_leaderboard
 from genlab.reporting.report import read_curves
-from genlab.stages.compare import build_leaderboard
-from genlab.stages.errors import StageInputError
 from genlab.stages.report import run_report
 
 SCORES = {"dcgan": 140.0, "vae": 60.0, "stylegan": 38.0}
@@ -242,7 +242,7 @@ def test_markdown_and_page_show_the_same_rows_in_rank_order(page, tmp_path):
     """leaderboard.json stores models by name; both views must still list them by rank."""
     import json
 
-    from genlab.stages.compare import leaderboard_markdown
+    from genlab.reporting.leaderboard import leaderboard_markdown
 
     board = json.loads((tmp_path / "leaderboard" / "leaderboard.json").read_text())
     assert list(board["models"]) != board["ranking"], "the file's order is not the ranking"

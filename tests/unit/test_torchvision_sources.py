@@ -25,7 +25,7 @@ import pytest
 
 import genlab  # noqa: F401  (before torchvision)
 from genlab.data.sources.torchvision_sources import Cifar10Source, IdxSource
-from genlab.data.store import DatasetError
+from genlab.errors import DatasetError
 
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -369,7 +369,7 @@ def test_download_of_wrong_bytes_is_refused(mnist, mirror):
 
 
 def test_mirrors_must_be_a_list_of_urls(tmp_path):
-    with pytest.raises(ValueError, match="data.source.mirrors"):
+    with pytest.raises(ValueError, match="mirrors must be a list of base URLs"):
         IdxSource(dataset="mnist", download_dir=tmp_path, mirrors="http://host/")
 
 

@@ -8,11 +8,16 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from genlab.export.provenance import read_provenance, save_grid, save_png
+from genlab.provenance import read_provenance, save_grid, save_png
 from genlab.verify import verify_image
 
 RUN_ID = "ab12cd34"
-PROVENANCE = {"model": "dcgan", "run_id": RUN_ID, "config_hash": "c0ffee", "code_version": "v1"}
+PROVENANCE = {
+    "model": "dcgan",
+    "run_id": RUN_ID,
+    "training_fingerprint": "c0ffee",
+    "code_version": "v1",
+}
 
 
 def colour_digit_grid() -> torch.Tensor:

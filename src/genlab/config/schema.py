@@ -11,9 +11,8 @@ from typing import Any
 
 from omegaconf import MISSING
 
-
-class RangeError(ValueError):
-    pass
+from genlab.errors import RangeError
+from genlab.metric_keys import OBJECTIVES, RANKABLE
 
 
 def _require(condition: bool, key: str, rule: str, value: Any) -> None:
@@ -84,9 +83,6 @@ class HealthConfig:
             ">= 0",
             self.collapse_diversity,
         )
-
-
-OBJECTIVES = ("kid_mean", "fid")
 
 
 @dataclass
@@ -223,6 +219,7 @@ class LoggerConfig:
     group: str | None = None
     tags: list[str] = field(default_factory=list)
     init_timeout: float = 30.0
+    lightning: Any = MISSING  # named _target_ nodes: checked against their signatures
 
     def __post_init__(self) -> None:
         _require(
@@ -256,9 +253,6 @@ class ReportConfig:
     title: str = MISSING
 
 
-RANKABLE = ("kid_mean", "fid", "isc_mean")
-
-
 @dataclass
 class RootConfig:
     seed: int = MISSING
@@ -266,6 +260,7 @@ class RootConfig:
     data: DataConfig = MISSING
     model: Any = MISSING  # _target_ nodes: checked against constructor signatures
     trainer: Any = MISSING
+    callbacks: Any = MISSING
     logger: LoggerConfig = MISSING
     metrics: MetricsConfig = MISSING
     train: TrainConfig = MISSING
@@ -276,3 +271,9 @@ class RootConfig:
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, "seed", ">= 0", self.seed)
+        _require(
+            self.train.objective.metric is None or "objective" in (self.callbacks or {}),
+            "train.objective.metric",
+            "null unless the objective callback is configured (search=optuna adds it)",
+            self.train.objective.metric,
+        )

@@ -11,13 +11,10 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from genlab.config.schema import RangeError, RootConfig
+from genlab.config.schema import RootConfig
+from genlab.errors import ConfigError, RangeError
 
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
-
-
-class ConfigError(ValueError):
-    """The composed config is invalid; the message names the key."""
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -32,8 +29,9 @@ def validate_config(cfg: DictConfig) -> None:
         key = getattr(error, "full_key", None) or "?"
         reason = str(error).split("\n")[0]
         raise ConfigError(f"Invalid config at `{key}`: {reason}") from None
-    for section in ("model", "trainer", "data"):
+    for section in ("model", "trainer", "data", "callbacks"):
         _check_targets(cfg[section], section)
+    _check_targets(cfg.logger.lightning, "logger.lightning")
 
 
 def _check_targets(node: Any, path: str) -> None:

@@ -9,7 +9,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from genlab.data.sampling import ResumableShuffleSampler
-from genlab.data.store import DatasetError, read_meta, read_split
+from genlab.data.store import read_meta, read_split
+from genlab.errors import DatasetError
 
 
 def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:

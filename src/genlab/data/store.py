@@ -14,13 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from genlab.errors import DatasetError
 from genlab.io import atomic_dir, write_json
 
 SPLITS = ("train", "test")
-
-
-class DatasetError(RuntimeError):
-    """A dataset is missing, corrupt or fails verification; the message says how to fix it."""
 
 
 @dataclass(frozen=True)

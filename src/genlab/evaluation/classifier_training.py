@@ -9,27 +9,18 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genlab.checks import require_positive
 from genlab.data.store import Split
+from genlab.errors import ClassifierError
 from genlab.io import atomic_path
 from genlab.networks.classifier import DomainClassifier, to_classifier_input
 
 _CONFIG_KEYS = ("in_channels", "num_classes", "feature_dim", "image_size")
-
-
-class ClassifierError(RuntimeError):
-    """The classifier file is missing or unusable; the message says how to fix it."""
-
-
-def _check_positive(**values: Any) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _check_splits(train: Split, test: Split) -> None:
@@ -94,7 +85,7 @@ def train_classifier(
     seed: int = 0,
 ) -> tuple[DomainClassifier, dict]:
     """Train a DomainClassifier with Adam; same data and seed give the same weights."""
-    _check_positive(feature_dim=feature_dim, epochs=epochs, batch_size=batch_size)
+    require_positive(feature_dim=feature_dim, epochs=epochs, batch_size=batch_size)
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
     _check_splits(train, test)

@@ -18,6 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from genlab.checks import require_positive
+from genlab.io import file_digest
+
 EXTRACTORS = {"classifier": "genlab-classifier", "inception": "inception-v3-compat"}
 _ISC_SPLITS = 10
 _HASH_CHARS = 16
@@ -50,14 +53,6 @@ class ImageTensorDataset(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         image = self.images[index]
         return image.expand(3, -1, -1) if image.shape[0] == 1 else image
-
-
-def _sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _sha256_images(images: torch.Tensor) -> str:
@@ -94,14 +89,8 @@ def _resolve_extractor(extractor: str, weights_path: str | None) -> tuple[str, s
         load_classifier(weights_path)  # fail early with the "run train_classifier" message
     elif weights_path is not None and not os.path.isfile(weights_path):
         raise FileNotFoundError(f"Inception weights file {weights_path} does not exist")
-    sha = _sha256_file(weights_path) if weights_path is not None else None
+    sha = file_digest(weights_path) if weights_path is not None else None
     return EXTRACTORS[extractor], sha
-
-
-def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def compute_fidelity(
@@ -121,7 +110,9 @@ def compute_fidelity(
 
     Only the reference is cached (when ``cache_dir`` is set): samples change every run.
     """
-    _check_positive(kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, batch_size=batch_size)
+    require_positive(
+        kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, batch_size=batch_size
+    )
     weights_path = None if weights_path is None else os.fspath(weights_path)
     fe_name, weights_sha = _resolve_extractor(extractor, weights_path)
     samples = as_uint8_images(samples, "samples")

@@ -12,8 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from omegaconf import DictConfig
 
+from genlab.data.store import Split
 from genlab.evaluation.fidelity import ImageTensorDataset, _resolve_extractor, as_uint8_images
+from genlab.layout import nearest_training_image
+from genlab.provenance import save_grid
 
 Embed = Callable[[torch.Tensor], torch.Tensor]
 
@@ -85,7 +89,7 @@ def memorization_report(
     """Figures for the metrics file, and (2 * num_pairs) uint8 images: the samples closest to
     a training image (feature space), each followed by that training image."""
     if not 0 < quantile < 1:
-        raise ValueError(f"evaluate.memorization.quantile must be in (0, 1), got {quantile}")
+        raise ValueError(f"memorization quantile must be in (0, 1), got {quantile}")
     samples, train, test = (as_uint8_images(x) for x in (samples, train, test))
     feature, feature_distance, feature_nearest = _space_report(
         embed(samples), embed(train), embed(test), quantile
@@ -102,3 +106,34 @@ def memorization_report(
         "pairs": int(len(order)),
     }
     return report, pairs.flatten(0, 1)
+
+
+def check_memorization(
+    cfg: DictConfig,
+    samples: torch.Tensor,
+    train: Split,
+    test: Split,
+    weights: str | None,
+    provenance: dict[str, str],
+) -> dict[str, Any]:
+    """Memorization figures, and the grid of the closest sample / training-image pairs."""
+    settings = cfg.evaluate.memorization
+    embed = fidelity_embedder(cfg.metrics.extractor, weights, cfg.evaluate.batch_size)
+    report, pairs = memorization_report(
+        samples,
+        torch.from_numpy(train.images),
+        torch.from_numpy(test.images),
+        embed,
+        quantile=settings.quantile,
+        num_pairs=settings.pairs,
+    )
+    path = nearest_training_image(cfg.paths.metrics_dir, cfg.model.name)
+    # Pairs side by side: each sample, then its nearest training image (not machine-made).
+    save_grid(
+        pairs.float().div(127.5).sub(1),
+        path,
+        {**provenance, "content": "pairs: generated sample, then its nearest training image"},
+        nrow=8,
+        watermark=False,  # half of it is real training data
+    )
+    return {**report, "extractor": cfg.metrics.extractor, "pairs_image": str(path)}

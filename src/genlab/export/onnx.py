@@ -12,7 +12,7 @@ import onnxruntime
 import torch
 from torch import nn
 
-from genlab.export.errors import ExportError
+from genlab.errors import ExportError
 from genlab.export.torchscript import (
     InputShape,
     _batch_sizes,

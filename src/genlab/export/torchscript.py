@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from genlab.export.errors import ExportError
+from genlab.errors import ExportError
 from genlab.io import atomic_path
 
 

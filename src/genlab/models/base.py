@@ -6,9 +6,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss went NaN/inf: training stops at once so no bad weights are ever checkpointed."""
+from genlab.errors import NonFiniteLossError
 
 
 class GenerativeModule(pl.LightningModule):

@@ -10,7 +10,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 def make_ema(model: nn.Module, decay: float) -> AveragedModel:
     if not 0.0 <= decay < 1.0:
-        raise ValueError(f"model.ema_decay must be in [0, 1), got {decay}")
+        raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
     ema = AveragedModel(
         copy.deepcopy(model), multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True
     )

@@ -12,10 +12,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from genlab.models.base import GenerativeModule, NonFiniteLossError
+from genlab.errors import NonFiniteLossError
+from genlab.models.base import GenerativeModule
+from genlab.models.diagnostics import sample_diversity
 from genlab.models.ema import make_ema
 from genlab.models.losses import NonSaturatingLoss
-from genlab.training.health import sample_diversity
 
 __all__ = ["GANModule", "NonFiniteLossError"]
 

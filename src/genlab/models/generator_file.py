@@ -14,8 +14,8 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from genlab.errors import StageInputError
 from genlab.io import atomic_path
-from genlab.stages.errors import StageInputError
 
 FORMAT_VERSION = 1
 

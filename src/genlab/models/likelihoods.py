@@ -34,7 +34,7 @@ class GaussianLikelihood(nn.Module):
     def __init__(self, sigma: float = 0.1, learn_sigma: bool = False):
         super().__init__()
         if not sigma > 0:
-            raise ValueError(f"model.likelihood.sigma must be > 0, got {sigma}")
+            raise ValueError(f"Gaussian likelihood sigma must be > 0, got {sigma}")
         self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma)), requires_grad=learn_sigma)
 
     def nll(self, raw: torch.Tensor, images: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,8 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
+from genlab.checks import require_positive
+
 
 class DiscriminatorRegularizer(Protocol):
     """What a model needs from a regularizer; lets it hold R1, GP or a custom one alike."""
@@ -23,14 +25,7 @@ class DiscriminatorRegularizer(Protocol):
 
 def _check_non_negative(name: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"model.regularizer.{name} must be >= 0, got {value!r}")
-
-
-def _check_every_n_steps(value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"model.regularizer.every_n_steps must be a positive integer, got {value!r}"
-        )
+        raise ValueError(f"regularizer {name} must be >= 0, got {value!r}")
 
 
 def _input_gradients(discriminator: nn.Module, x: Tensor) -> Tensor:
@@ -56,7 +51,7 @@ class R1Penalty:
 
     def __post_init__(self) -> None:
         _check_non_negative("gamma", self.gamma)
-        _check_every_n_steps(self.every_n_steps)
+        require_positive(every_n_steps=self.every_n_steps)
 
     def __call__(
         self, discriminator: nn.Module, real: Tensor, fake: Tensor, step: int
@@ -83,7 +78,7 @@ class GradientPenalty:
     def __post_init__(self) -> None:
         _check_non_negative("weight", self.weight)
         _check_non_negative("target_norm", self.target_norm)
-        _check_every_n_steps(self.every_n_steps)
+        require_positive(every_n_steps=self.every_n_steps)
 
     def __call__(
         self, discriminator: nn.Module, real: Tensor, fake: Tensor, step: int

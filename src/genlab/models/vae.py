@@ -44,9 +44,9 @@ class VAEModule(GenerativeModule):
                 f"set model.decoder.output={likelihood.decoder_output}"
             )
         if beta < 0:
-            raise ValueError(f"model.beta must be >= 0, got {beta}")
+            raise ValueError(f"KL weight beta must be >= 0, got {beta}")
         if kl_warmup_steps < 0:
-            raise ValueError(f"model.kl_warmup_steps must be >= 0, got {kl_warmup_steps}")
+            raise ValueError(f"KL warm-up steps must be >= 0, got {kl_warmup_steps}")
         self.encoder = encoder
         self.decoder = decoder
         self.likelihood = likelihood

@@ -12,13 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.checks import require_positive
+
 _BASE_CHANNELS = 32  # fixed, so a saved config fully describes the architecture
-
-
-def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -45,7 +41,7 @@ class DomainClassifier(nn.Module):
         image_size: int = 32,
     ):
         super().__init__()
-        _check_positive(
+        require_positive(
             in_channels=in_channels,
             num_classes=num_classes,
             feature_dim=feature_dim,

@@ -7,11 +7,7 @@ import math
 import torch
 from torch import nn
 
-
-def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+from genlab.checks import require_positive
 
 
 def _num_upsamplings(image_size: int) -> int:
@@ -37,7 +33,7 @@ class DCGANGenerator(nn.Module):
         self, latent_dim: int = 64, base_channels: int = 64, channels: int = 1, image_size: int = 32
     ):
         super().__init__()
-        _check_positive(latent_dim=latent_dim, base_channels=base_channels, channels=channels)
+        require_positive(latent_dim=latent_dim, base_channels=base_channels, channels=channels)
         stages = _num_upsamplings(image_size)
         self.latent_dim = latent_dim
         self.channels = channels
@@ -68,7 +64,7 @@ class DCGANDiscriminator(nn.Module):
 
     def __init__(self, base_channels: int = 64, channels: int = 1, image_size: int = 32):
         super().__init__()
-        _check_positive(base_channels=base_channels, channels=channels)
+        require_positive(base_channels=base_channels, channels=channels)
         stages = _num_upsamplings(image_size)
         width = base_channels
         layers: list[nn.Module] = [

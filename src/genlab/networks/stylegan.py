@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.networks.dcgan import _check_positive, _num_upsamplings
+from genlab.checks import require_positive
+from genlab.networks.dcgan import _num_upsamplings
 
 _SQRT2 = math.sqrt(2.0)
 _NOISE_SEED = 20200101  # fixed so eval-mode ("const") noise is the same in every fresh model
@@ -357,7 +358,7 @@ class StyleGANGenerator(nn.Module):
         w_avg_beta: float = 0.995,
     ):
         super().__init__()
-        _check_positive(
+        require_positive(
             latent_dim=latent_dim,
             w_dim=w_dim,
             mapping_depth=mapping_depth,
@@ -510,7 +511,7 @@ class StyleGANDiscriminator(nn.Module):
         mbstd_group_size: int = 4,
     ):
         super().__init__()
-        _check_positive(
+        require_positive(
             channels=channels,
             image_size=image_size,
             base_channels=base_channels,

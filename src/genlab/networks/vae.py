@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genlab.networks.dcgan import _check_positive, _num_upsamplings
+from genlab.checks import require_positive
+from genlab.networks.dcgan import _num_upsamplings
 
 DECODER_OUTPUTS = ("sigmoid", "tanh")
 
@@ -21,7 +22,7 @@ class ConvEncoder(nn.Module):
         self, latent_dim: int = 32, base_channels: int = 32, channels: int = 1, image_size: int = 32
     ):
         super().__init__()
-        _check_positive(latent_dim=latent_dim, base_channels=base_channels, channels=channels)
+        require_positive(latent_dim=latent_dim, base_channels=base_channels, channels=channels)
         stages = _num_upsamplings(image_size)
         width = base_channels
         layers = _conv_block(channels, width)
@@ -53,7 +54,7 @@ class ConvDecoder(nn.Module):
         output: str = "sigmoid",
     ):
         super().__init__()
-        _check_positive(latent_dim=latent_dim, base_channels=base_channels, channels=channels)
+        require_positive(latent_dim=latent_dim, base_channels=base_channels, channels=channels)
         if output not in DECODER_OUTPUTS:
             raise ValueError(f"decoder output must be one of {DECODER_OUTPUTS}, got {output!r}")
         stages = _num_upsamplings(image_size)

@@ -25,11 +25,18 @@ from pathlib import Path
 from typing import Any
 
 from genlab.io import write_text
-from genlab.stages.compare import LEADERBOARD_COLUMNS, leaderboard_rows
+from genlab.layout import (
+    RECONSTRUCTION_GRID,
+    SAMPLE_GRID,
+    RunLayout,
+    grid_pattern,
+    nearest_training_image,
+)
+from genlab.reporting.leaderboard import LEADERBOARD_COLUMNS, leaderboard_rows
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SAMPLES_RE = re.compile(r"^step_(\d+)\.png$")
-RECONSTRUCTIONS_RE = re.compile(r"^reconstructions_step_(\d+)\.png$")
+SAMPLES_RE = grid_pattern(SAMPLE_GRID)
+RECONSTRUCTIONS_RE = grid_pattern(RECONSTRUCTION_GRID)
 # CSVLogger columns that are bookkeeping or 0/1 flags, not curves worth a panel
 NOT_CURVES = ("epoch", "step")
 NOT_CURVE_PREFIXES = ("health/",)
@@ -147,7 +154,7 @@ def _note(text: str) -> str:
 
 
 def _model_pictures(model: str, run_id: str, runs_dir: Path) -> list[str]:
-    samples_dir = runs_dir / model / "samples"
+    samples_dir = RunLayout.at(runs_dir / model).samples
     parts = []
     for pattern, what in ((SAMPLES_RE, "samples"), (RECONSTRUCTIONS_RE, "reconstructions")):
         latest = latest_step_file(samples_dir, pattern)
@@ -169,7 +176,7 @@ def _model_pictures(model: str, run_id: str, runs_dir: Path) -> list[str]:
 
 
 def _model_curves(model: str, runs_dir: Path) -> str:
-    csv_path = runs_dir / model / "csv" / "metrics.csv"
+    csv_path = RunLayout.at(runs_dir / model).metrics_csv
     if not csv_path.is_file():
         return _note(
             f"{model}: no training curves: {csv_path} not found (train with the CSV logger "
@@ -189,7 +196,7 @@ def _model_curves(model: str, runs_dir: Path) -> str:
 def _memorization(model: str, run_id: str, metrics_dir: Path | None) -> str:
     if metrics_dir is None:
         return ""
-    path = metrics_dir / f"{model}_nearest_training.png"
+    path = nearest_training_image(metrics_dir, model)
     picture = picture_from_file(
         path,
         alt=f"the closest pairs: each sample of {model} (run {run_id}), then its nearest "

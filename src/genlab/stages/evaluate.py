@@ -4,109 +4,35 @@ all measured with the same extractor."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig
 
-from genlab.data.datamodule import to_uint8
 from genlab.data.store import read_split
+from genlab.evaluation.fidelity import compute_fidelity
+from genlab.evaluation.memorization import check_memorization
+from genlab.evaluation.settings import extractor_objective, fidelity_options, sample_images
 from genlab.io import write_json
+from genlab.layout import RunLayout, metrics_file
+from genlab.metric_keys import FIDELITY_SCORES
 from genlab.models.generator_file import build_untrained, load_generator
-from genlab.stages.errors import StageInputError
-from genlab.stages.train import GENERATOR_FILE
+from genlab.provenance import RUN_KEYS
+from genlab.stages.entry import stage_main
 from genlab.tracking.wandb_setup import log_to_existing_run
 
-REPORTED = ("fid", "isc_mean", "isc_std", "kid_mean", "kid_std")
+# Config sections this stage builds objects from (genlab.code_deps follows their _target_s):
+# the generator is rebuilt from the model config stored in generator.pt.
+INSTANTIATES = ("model",)
 
 
-@torch.no_grad()
-def sample_images(
-    generator: torch.nn.Module, count: int, seed: int, batch_size: int
-) -> torch.Tensor:
-    """``count`` uint8 images from fixed latents: the same seed always gives the same samples."""
-    latents = torch.randn(
-        count, generator.latent_dim, generator=torch.Generator().manual_seed(seed)
-    )
-    return torch.cat([to_uint8(generator(chunk)) for chunk in latents.split(batch_size)])
-
-
-def extractor_weights(cfg: DictConfig) -> str | None:
-    weights = cfg.metrics.weights_path
-    if weights is not None and not Path(weights).is_file():
-        hint = (
-            "run the train_classifier stage (`dvc repro train_classifier`)"
-            if cfg.metrics.extractor == "classifier"
-            else "set metrics.weights_path to a local InceptionV3 weights file, or null to download"
-        )
-        raise StageInputError(f"feature extractor weights {weights} not found: {hint}")
-    return weights
-
-
-def fidelity_options(cfg: DictConfig) -> dict[str, Any]:
-    """compute_fidelity's settings against the test split, shared with the sweep objective so
-    both score alike and share the cached reference statistics."""
-    return dict(
-        extractor=cfg.metrics.extractor,
-        weights_path=extractor_weights(cfg),
-        kid_subset_size=cfg.evaluate.kid_subset_size,
-        kid_subsets=cfg.evaluate.kid_subsets,
-        batch_size=cfg.evaluate.batch_size,
-        cache_dir=cfg.paths.cache_dir,
-        reference_cache_name=f"{cfg.data.name}-{cfg.data.image_size}-test",
-    )
-
-
-def extractor_objective(cfg: DictConfig) -> str:
-    """What the feature extractor was trained for, as recorded by train_classifier."""
-    if cfg.metrics.extractor != "classifier":
-        return "ImageNet classification (InceptionV3)"
-    report = Path(cfg.metrics.weights_path).with_suffix(".json")
-    if report.is_file():
-        return json.loads(report.read_text()).get("objective", "supervised")
-    return "supervised: the dataset's class labels"
-
-
-def memorization_image_path(cfg: DictConfig) -> Path:
-    return Path(cfg.paths.metrics_dir) / f"{cfg.model.name}_nearest_training.png"
-
-
-def check_memorization(
-    cfg: DictConfig, samples: torch.Tensor, train, test, weights: str | None, provenance: dict
-) -> dict[str, Any]:
-    """Memorization figures, and the grid of the closest sample / training-image pairs."""
-    from genlab.evaluation.memorization import fidelity_embedder, memorization_report
-    from genlab.export.provenance import save_grid
-
-    settings = cfg.evaluate.memorization
-    embed = fidelity_embedder(cfg.metrics.extractor, weights, cfg.evaluate.batch_size)
-    report, pairs = memorization_report(
-        samples,
-        torch.from_numpy(train.images),
-        torch.from_numpy(test.images),
-        embed,
-        quantile=settings.quantile,
-        num_pairs=settings.pairs,
-    )
-    path = memorization_image_path(cfg)
-    # Pairs side by side: each sample, then its nearest training image (not machine-made).
-    save_grid(
-        pairs.float().div(127.5).sub(1),
-        path,
-        {**provenance, "content": "pairs: generated sample, then its nearest training image"},
-        nrow=8,
-        watermark=False,  # half of it is real training data
-    )
-    return {**report, "extractor": cfg.metrics.extractor, "pairs_image": str(path)}
+def main(cfg: DictConfig) -> dict[str, Any]:
+    return stage_main(run_evaluate, cfg)
 
 
 def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
-    from genlab.evaluation.fidelity import compute_fidelity
-
     run_dir = Path(cfg.paths.run_dir)
-    generator, record = load_generator(run_dir / GENERATOR_FILE)
+    generator, record = load_generator(RunLayout.at(run_dir).generator)
     common = dict(  # before any work: a missing extractor weights file fails here
         **fidelity_options(cfg),
         verbose=cfg.metrics.extractor == "inception",  # minutes on a CPU: show progress
@@ -126,15 +52,14 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
             cfg.evaluate.batch_size,
         )
         untrained_scores = compute_fidelity(untrained_samples, test.images, **common)
-        untrained = {key: untrained_scores[key] for key in REPORTED}
+        untrained = {key: untrained_scores[key] for key in FIDELITY_SCORES}
     memorization = check_memorization(
         cfg,
         samples,
         train,
         test,
         common["weights_path"],
-        {k: record[k] for k in ("run_id", "config_hash", "code_version")}
-        | {"model": cfg.model.name},
+        {key: record[key] for key in RUN_KEYS if key != "model"} | {"model": cfg.model.name},
     )
     objective = extractor_objective(cfg)
     if objective.startswith("self-supervised"):
@@ -148,8 +73,8 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         "extractor": cfg.metrics.extractor,
         "extractor_objective": objective,
         "weights_sha256": model_scores.get("weights_sha256"),
-        **{key: model_scores[key] for key in REPORTED},
-        "floor": {key: floor_scores[key] for key in REPORTED},
+        **{key: model_scores[key] for key in FIDELITY_SCORES},
+        "floor": {key: floor_scores[key] for key in FIDELITY_SCORES},
         "untrained": untrained,
         "memorization": memorization,
         "counts": {
@@ -170,13 +95,13 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         "train_images_per_s": record["train"]["images_per_s"],
         "train_wall_time_s": record["train"]["wall_time_s"],
     }
-    write_json(Path(cfg.paths.metrics_dir) / f"{cfg.model.name}.json", result)
+    write_json(metrics_file(cfg.paths.metrics_dir, cfg.model.name), result)
     log_to_existing_run(
         cfg.logger,
         run_dir,
         record["run_id"],
-        {f"eval/{k}": result[k] for k in REPORTED if result[k] is not None}
-        | {f"eval/floor_{k}": result["floor"][k] for k in REPORTED if result[k] is not None}
+        {f"eval/{k}": result[k] for k in FIDELITY_SCORES if result[k] is not None}
+        | {f"eval/floor_{k}": result["floor"][k] for k in FIDELITY_SCORES if result[k] is not None}
         | {
             f"eval/memorization_{space}_fraction": memorization[space]["fraction_below_threshold"]
             for space in ("feature", "pixel")

@@ -12,10 +12,24 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from genlab import layout
+from genlab.export.model_card import write_model_card
+from genlab.export.onnx import export_onnx
+from genlab.export.style_parts import export_style_parts, has_style_controls
+from genlab.export.torchscript import export_torchscript
 from genlab.io import atomic_dir, write_json
 from genlab.models.generator_file import load_generator
-from genlab.stages.train import GENERATOR_FILE
+from genlab.provenance import RUN_KEYS, save_grid
+from genlab.stages.entry import stage_main
 from genlab.tracking.wandb_setup import ModelArtifact, log_to_existing_run
+
+# Config sections this stage builds objects from (genlab.code_deps follows their _target_s):
+# the generator is rebuilt from the model config stored in generator.pt.
+INSTANTIATES = ("model",)
+
+
+def main(cfg: DictConfig) -> dict[str, Any]:
+    return stage_main(run_export, cfg)
 
 
 def _headline(metrics: dict[str, Any] | None) -> dict[str, Any]:
@@ -25,23 +39,12 @@ def _headline(metrics: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def run_export(cfg: DictConfig) -> dict[str, Any]:
-    from genlab.export.model_card import write_model_card
-    from genlab.export.onnx import export_onnx
-    from genlab.export.provenance import save_grid
-    from genlab.export.style_parts import export_style_parts, has_style_controls
-    from genlab.export.torchscript import export_torchscript
-
-    generator, record = load_generator(Path(cfg.paths.run_dir) / GENERATOR_FILE)
-    metrics_path = Path(cfg.paths.metrics_dir) / f"{cfg.model.name}.json"
+    generator, record = load_generator(layout.RunLayout.at(cfg.paths.run_dir).generator)
+    metrics_path = layout.metrics_file(cfg.paths.metrics_dir, cfg.model.name)
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    provenance = {
-        "model": cfg.model.name,
-        "run_id": record["run_id"],
-        "config_hash": record["config_hash"],
-        "code_version": record["code_version"],
-        "created": created,
-    }
+    provenance = {**{key: record[key] for key in RUN_KEYS}, "model": cfg.model.name}
+    provenance["created"] = created
     export_dir = Path(cfg.paths.export_dir)
     parity = dict(parity_seed=cfg.export.parity_seed, atol=cfg.export.parity_atol)
     # What `genlab generate` needs besides the graph: where it came from and its input size.
@@ -50,14 +53,14 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
         torchscript = export_torchscript(
             generator,
             generator.latent_dim,
-            staging / "generator.torchscript.pt",
+            staging / layout.EXPORT_TORCHSCRIPT,
             metadata=file_metadata,
             **parity,
         )
         onnx = export_onnx(
             generator,
             generator.latent_dim,
-            staging / "generator.onnx",
+            staging / layout.EXPORT_ONNX,
             opset=cfg.export.onnx_opset,
             metadata=file_metadata,
             **parity,
@@ -78,18 +81,18 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
             generator=torch.Generator().manual_seed(cfg.export.parity_seed),
         )
         with torch.no_grad():
-            save_grid(generator(latents), staging / "samples.png", provenance)
+            save_grid(generator(latents), staging / layout.EXPORT_SAMPLES, provenance)
         summary = {
-            "torchscript": {**torchscript, "path": str(export_dir / "generator.torchscript.pt")},
-            "onnx": {**onnx, "path": str(export_dir / "generator.onnx")},
-            "samples": str(export_dir / "samples.png"),
+            "torchscript": {**torchscript, "path": str(export_dir / layout.EXPORT_TORCHSCRIPT)},
+            "onnx": {**onnx, "path": str(export_dir / layout.EXPORT_ONNX)},
+            "samples": str(export_dir / layout.EXPORT_SAMPLES),
             "latent_dim": generator.latent_dim,
             "style_controls": style_controls,
             "provenance": provenance,
         }
-        write_json(staging / "export.json", summary)
+        write_json(staging / layout.EXPORT_RECORD, summary)
         write_model_card(
-            staging / "MODEL_CARD.md",
+            staging / layout.MODEL_CARD,
             {
                 "model_name": cfg.model.name,
                 "family": record["config"]["model"]["_target_"],

@@ -8,6 +8,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from genlab.data.store import read_meta, write_dataset
+from genlab.stages.entry import stage_main
+
+INSTANTIATES = ("data",)  # the data source (genlab.code_deps follows its _target_)
+
+
+def main(cfg: DictConfig) -> dict[str, Any]:
+    return stage_main(run_fetch, cfg)
 
 
 def run_fetch(cfg: DictConfig) -> dict[str, Any]:

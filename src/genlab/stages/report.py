@@ -7,8 +7,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from genlab.errors import StageInputError
 from genlab.reporting import build_report
-from genlab.stages.errors import StageInputError
+from genlab.stages.entry import stage_main
+
+
+def main(cfg: DictConfig) -> Path:
+    return stage_main(run_report, cfg)
 
 
 def run_report(cfg: DictConfig) -> Path:

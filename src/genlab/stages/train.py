@@ -1,203 +1,82 @@
-"""train@<model>: Lightning fit with resumable checkpoints, sample grids and W&B logging."""
+"""train@<model>: Lightning fit with resumable checkpoints, sample grids and W&B logging.
+
+The steps are named below; what each callback and logger does lives in training/ and
+tracking/, and which of them run is config (conf/callbacks/, conf/logger/).
+"""
 
 from __future__ import annotations
 
-import logging
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
-from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from genlab.code_deps import stage_code
+from genlab.config import resolved_config
+from genlab.config.hydra_runtime import cpu_threads_per_job
 from genlab.data.datamodule import ImageDataModule
 from genlab.data.store import read_meta
+from genlab.errors import TrainingInterrupted
 from genlab.io import write_json
+from genlab.layout import RUN_LINKS_FILE, RunLayout
+from genlab.models.base import GenerativeModule
 from genlab.models.generator_file import save_generator
-from genlab.stages.entry import resolved_config
-from genlab.tracking.identity import code_version, config_hash, run_links, source_hash
-from genlab.tracking.sweep import cpu_threads_per_job
-from genlab.tracking.wandb_setup import finish_wandb_runs, make_wandb_logger
-from genlab.training.callbacks import SampleGridCallback, TrainingLoopTimer
-from genlab.training.checkpoints import LAST, prepare_checkpoint_dir
-from genlab.training.health import GANHealthMonitor
-from genlab.training.interruption import (
-    AtomicCheckpointIO,
-    CheckpointOnSigterm,
-    TrainingInterrupted,
-)
-from genlab.training.objective import quick_objective
-from genlab.training.replicas import ReplicaConsistencyCheck
-from genlab.training.reproducibility import DistinctRandomnessPerRank, RandomStateInCheckpoint
+from genlab.stages.entry import stage_main
+from genlab.tracking.identity import RunContext, code_version, run_links
+from genlab.tracking.sweep import sweeper_return
+from genlab.tracking.wandb_setup import finish_wandb_runs
+from genlab.training.checkpoints import prepare_checkpoint_dir, training_fingerprint
+from genlab.training.components import build_components, run_summaries
+from genlab.training.interruption import AtomicCheckpointIO
 from genlab.training.speed import apply_speed_options, set_cpu_threads
 
-log = logging.getLogger(__name__)
+# Config sections this stage builds objects from (genlab.code_deps follows their _target_s).
+INSTANTIATES = ("model", "trainer", "callbacks", "logger")
 
 # Our checkpoints are meant to hold the state after each iteration's updates.
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 # ResumableShuffleSampler restarts mid-epoch at the checkpoint's batch (tested bit-identical).
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
 
-GENERATOR_FILE = "generator.pt"
-PROGRESS_REFRESH_STEPS = 20
-SUMMARY_FILE = "train_summary.json"
-# In the Hydra output folder: the run id, its W&B run and its DVC experiment, side by side.
-RUN_LINKS_FILE = "genlab_run.json"
 
-
-def training_fingerprint(config: dict[str, Any], data_meta: dict[str, Any]) -> str:
-    """What must match for a checkpoint to be resumed: everything that shapes the weights."""
-    relevant = {key: config[key] for key in ("seed", "data", "model", "trainer")}
-    relevant["steps"] = config["train"]["steps"]
-    relevant["data_meta"] = data_meta
-    relevant["source"] = source_hash()
-    return config_hash(relevant)
+def main(cfg: DictConfig) -> Any:
+    """The train entry: a sweeper gets the objective, a single run its summary."""
+    return sweeper_return(cfg, stage_main(run_train, cfg))
 
 
 def run_train(cfg: DictConfig) -> dict[str, Any]:
-    config = resolved_config(cfg)
-    run_dir = Path(cfg.paths.run_dir)
-    checkpoint_dir = run_dir / "checkpoints"
+    layout = RunLayout.at(cfg.paths.run_dir)
     pl.seed_everything(cfg.seed, workers=True)
     threads = set_cpu_threads(cfg.train.speed.threads or cpu_threads_per_job())
-
-    datamodule = ImageDataModule(
-        cfg.data.dir,
-        batch_size=cfg.data.batch_size,
-        num_workers=cfg.data.num_workers,
-        image_size=cfg.data.image_size,
-        channels=cfg.data.channels,
-        seed=cfg.seed,
-    )
-    data_meta = read_meta(cfg.data.dir)
-    module = instantiate(cfg.model)
-    speed = cfg.train.speed
-    apply_speed_options(module, channels_last=speed.channels_last, compile=speed.compile)
-    steps_per_iteration = module.optimizer_steps_per_iteration
-
-    fingerprint = training_fingerprint(config, data_meta)
-    max_steps = cfg.train.steps * steps_per_iteration
-    resume, run_id = prepare_checkpoint_dir(
-        checkpoint_dir,
-        fingerprint,
-        cfg.train.resume,
-        finished_at_global_step=max_steps,
-        is_global_zero=rank_zero_only.rank == 0,  # from the env Lightning gives DDP children
-    )
-    links = run_links(run_id, run_dir)
-    if rank_zero_only.rank == 0 and links["hydra_output_dir"]:
-        write_json(Path(links["hydra_output_dir"]) / RUN_LINKS_FILE, links)
-    provenance = {
-        "model": cfg.model.name,
-        "run_id": run_id,
-        "config_hash": fingerprint,
-        "code_version": code_version(),
-    }
-
-    loggers: list[Any] = [CSVLogger(str(run_dir), name="csv", version="")]
-    if cfg.logger.backend == "wandb":
-        wandb_logger = make_wandb_logger(
-            cfg.logger,
-            run_dir,
-            run_id=run_id,
-            run_name=f"{cfg.model.name}-{run_id}",
-            config={**config, "links": links},
-        )
-        if wandb_logger is not None:
-            loggers.append(wandb_logger)
-
-    callbacks = [
-        ModelCheckpoint(
-            dirpath=checkpoint_dir,
-            save_last=True,
-            save_top_k=0,
-            every_n_train_steps=cfg.train.checkpoint_every_n_steps * steps_per_iteration,
-        ),
-        SampleGridCallback(
-            every_n_steps=cfg.train.sample_every_n_steps,
-            num_images=cfg.train.num_sample_images,
-            out_dir=run_dir / "samples",
-            seed=cfg.seed,
-            provenance=provenance,
-        ),
-        GANHealthMonitor(**cfg.train.health),
-        replica_check := ReplicaConsistencyCheck(),
-        loop_timer := TrainingLoopTimer(),
-        CheckpointOnSigterm(checkpoint_dir / LAST),
-        RandomStateInCheckpoint(),
-        DistinctRandomnessPerRank(),
-        # Redrawing every step cost 10% of DCGAN's CPU throughput (benchmarks/throughput.py).
-        RichProgressBar(refresh_rate=PROGRESS_REFRESH_STEPS),
-    ]
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg)
+    max_steps = cfg.train.steps * module.optimizer_steps_per_iteration
+    context, resume = start_run(cfg, layout, max_steps)
+    loggers = build_components(cfg.logger.lightning, context)
+    callbacks = build_components(cfg.callbacks, context)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
         max_steps=max_steps,
         callbacks=callbacks,
         logger=loggers,
-        default_root_dir=str(run_dir),
+        default_root_dir=str(layout.root),
         plugins=[AtomicCheckpointIO()],
     )
-    batch_sizes = {
-        "world_size": trainer.world_size,
-        "batch_size_per_device": cfg.data.batch_size,
-        "batch_size_global": cfg.data.batch_size * trainer.world_size,
-    }
-    for logger in loggers:
-        logger.log_hyperparams(batch_sizes)  # W&B config and csv/hparams.yaml
+    batch_sizes = log_batch_sizes(trainer, loggers, cfg.data.batch_size)
     succeeded = False
     try:
-        started = time.perf_counter()
-        resume_from = str(checkpoint_dir / LAST) if resume else None
-        try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
-        except SIGTERMException:
-            raise TrainingInterrupted(
-                f"stopped by SIGTERM at training step {module.training_steps}; saved "
-                f"{checkpoint_dir / LAST}. Run the same command (or `dvc repro`) again to resume."
-            ) from None
-        elapsed = time.perf_counter() - started
-        loop_seconds = loop_timer.seconds or elapsed
-        steps_done = module.training_steps
-        trained_here = steps_done - module.start_step
-        images_seen_here = trainer.world_size * cfg.data.batch_size * trained_here
-        summary = {
-            "run_id": run_id,
-            "model": cfg.model.name,
-            "steps": steps_done,
-            "resumed": resume,
-            "resumed_from_step": module.start_step,
-            "wall_time_s": round(elapsed, 2),
-            "training_loop_s": round(loop_seconds, 2),
-            # Images per second of the training loop (setup excluded), all ranks together.
-            "images_per_s": round(images_seen_here / loop_seconds, 1) if loop_seconds > 0 else None,
-            **batch_sizes,
-            "cpu_threads": threads,
-            "replica_max_abs_diff": replica_check.max_abs_diff,
-            "links": links,
-            "final": {k: float(v) for k, v in trainer.callback_metrics.items()},
-        }
-        if trainer.is_global_zero and cfg.train.objective.metric is not None:
-            summary["objective"] = quick_objective(module.sampling_generator(), cfg)
-            for logger in loggers:
-                logger.log_metrics(
-                    {f"objective/{cfg.train.objective.metric}": summary["objective"]["value"]},
-                    step=steps_done,
-                )
+        elapsed = fit(trainer, module, datamodule, layout, resume)
+        summary = training_summary(context, module, trainer, resume, elapsed, batch_sizes)
+        summary.update(cpu_threads=threads, **run_summaries([*callbacks, *loggers]))
+        images_per_step = trainer.world_size * cfg.data.batch_size
+        summary.update(throughput(summary, images_per_step, module))
         if trainer.is_global_zero:
-            record = {**provenance, "config": config, "data_meta": data_meta, "train": summary}
-            save_generator(
-                run_dir / GENERATOR_FILE,
-                module.sampling_generator(),
-                OmegaConf.to_container(cfg.model[module.sampling_network_key], resolve=True),
-                record,
-            )
-            write_json(run_dir / SUMMARY_FILE, summary)
+            save_run(cfg, context, module, summary)
         for logger in loggers:
             logger.finalize("success")
         succeeded = True
@@ -206,3 +85,129 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         # Sweep jobs share one process (basic launcher): each must close its own W&B run, or
         # the next job's logger would silently log into it.
         finish_wandb_runs(loggers, succeeded)
+
+
+def build_datamodule(cfg: DictConfig) -> ImageDataModule:
+    return ImageDataModule(
+        cfg.data.dir,
+        batch_size=cfg.data.batch_size,
+        num_workers=cfg.data.num_workers,
+        image_size=cfg.data.image_size,
+        channels=cfg.data.channels,
+        seed=cfg.seed,
+    )
+
+
+def build_module(cfg: DictConfig) -> GenerativeModule:
+    module = instantiate(cfg.model)
+    speed = cfg.train.speed
+    apply_speed_options(module, channels_last=speed.channels_last, compile=speed.compile)
+    return module
+
+
+def start_run(cfg: DictConfig, layout: RunLayout, max_steps: int) -> tuple[RunContext, bool]:
+    """Settle the run: resume an unfinished run of the same config and code (and keep its id),
+    or start fresh with a new id; record where each tool keeps it."""
+    config = resolved_config(cfg)
+    data_meta = read_meta(cfg.data.dir)
+    fingerprint = training_fingerprint(config, data_meta, stage_code("train", config))
+    resume, run_id = prepare_checkpoint_dir(
+        layout.checkpoints,
+        fingerprint,
+        cfg.train.resume,
+        finished_at_global_step=max_steps,
+        is_global_zero=rank_zero_only.rank == 0,  # from the env Lightning gives DDP children
+    )
+    links = run_links(run_id, layout.root)
+    if rank_zero_only.rank == 0 and links["hydra_output_dir"]:
+        write_json(f"{links['hydra_output_dir']}/{RUN_LINKS_FILE}", links)
+    provenance = {
+        "model": cfg.model.name,
+        "run_id": run_id,
+        "training_fingerprint": fingerprint,
+        "code_version": code_version(),
+    }
+    return RunContext(cfg, config, run_id, layout, links, provenance, data_meta), resume
+
+
+def log_batch_sizes(trainer: pl.Trainer, loggers: list[Any], batch_size: int) -> dict[str, int]:
+    batch_sizes = {
+        "world_size": trainer.world_size,
+        "batch_size_per_device": batch_size,
+        "batch_size_global": batch_size * trainer.world_size,
+    }
+    for logger in loggers:
+        logger.log_hyperparams(batch_sizes)  # W&B config and csv/hparams.yaml
+    return batch_sizes
+
+
+def fit(
+    trainer: pl.Trainer,
+    module: GenerativeModule,
+    datamodule: ImageDataModule,
+    layout: RunLayout,
+    resume: bool,
+) -> float:
+    """Train (from last.ckpt when resuming); seconds taken. SIGTERM leaves a checkpoint."""
+    started = time.perf_counter()
+    resume_from = str(layout.last_checkpoint) if resume else None
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    except SIGTERMException:
+        raise TrainingInterrupted(
+            f"stopped by SIGTERM at training step {module.training_steps}; saved "
+            f"{layout.last_checkpoint}. Run the same command (or `dvc repro`) again to resume."
+        ) from None
+    return time.perf_counter() - started
+
+
+def training_summary(
+    context: RunContext,
+    module: GenerativeModule,
+    trainer: pl.Trainer,
+    resume: bool,
+    elapsed: float,
+    batch_sizes: dict[str, int],
+) -> dict[str, Any]:
+    return {
+        "run_id": context.run_id,
+        "model": context.cfg.model.name,
+        "steps": module.training_steps,
+        "resumed": resume,
+        "resumed_from_step": module.start_step,
+        "wall_time_s": round(elapsed, 2),
+        **batch_sizes,
+        "links": context.links,
+        "final": {k: float(v) for k, v in trainer.callback_metrics.items()},
+    }
+
+
+def throughput(
+    summary: dict[str, Any], images_per_step: int, module: GenerativeModule
+) -> dict[str, float | None]:
+    """Images per second of the training loop (setup excluded), all ranks together."""
+    loop_seconds = summary.get("training_loop_s") or summary["wall_time_s"]
+    images = images_per_step * (module.training_steps - module.start_step)
+    return {
+        "training_loop_s": loop_seconds,
+        "images_per_s": round(images / loop_seconds, 1) if loop_seconds > 0 else None,
+    }
+
+
+def save_run(
+    cfg: DictConfig, context: RunContext, module: GenerativeModule, summary: dict[str, Any]
+) -> None:
+    """generator.pt (the sampling network, its config and the run record) and the summary."""
+    record = {
+        **context.provenance,
+        "config": context.config,
+        "data_meta": context.data_meta,
+        "train": summary,
+    }
+    save_generator(
+        context.layout.generator,
+        module.sampling_generator(),
+        OmegaConf.to_container(cfg.model[module.sampling_network_key], resolve=True),
+        record,
+    )
+    write_json(context.layout.summary, summary)

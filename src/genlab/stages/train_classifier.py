@@ -8,21 +8,25 @@ from typing import Any
 from omegaconf import DictConfig
 
 from genlab.data.store import read_split
+from genlab.errors import StageInputError
+from genlab.evaluation.classifier_training import save_classifier, train_classifier
+from genlab.evaluation.self_supervised import OBJECTIVE, rotation_task
+from genlab.evaluation.settings import SUPERVISED_OBJECTIVE
 from genlab.io import write_json
+from genlab.stages.entry import stage_main
+
+
+def main(cfg: DictConfig) -> dict[str, Any]:
+    return stage_main(run_train_classifier, cfg)
 
 
 def run_train_classifier(cfg: DictConfig) -> dict[str, Any]:
-    from genlab.evaluation.classifier_training import save_classifier, train_classifier
-
     settings = cfg.metrics.classifier
     if cfg.metrics.extractor != "classifier" or settings is None:
         raise SystemExit("train_classifier: metrics.extractor is not 'classifier'; nothing to do")
     train, test = read_split(cfg.data.dir, "train"), read_split(cfg.data.dir, "test")
-    objective = "supervised: the dataset's class labels"
+    objective = SUPERVISED_OBJECTIVE
     if int(train.labels.min()) < 0:
-        from genlab.evaluation.self_supervised import OBJECTIVE, rotation_task
-        from genlab.stages.errors import StageInputError
-
         if settings.unlabelled != "self_supervised":
             raise StageInputError(
                 f"{cfg.data.dir} has unlabelled images and the classifier extractor needs "

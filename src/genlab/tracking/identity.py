@@ -1,4 +1,4 @@
-"""What identifies a run: its id, the hash of the config that made it, and the code version."""
+"""What identifies a run: its id, the hash of what made it, the code version, where it lives."""
 
 from __future__ import annotations
 
@@ -7,28 +7,21 @@ import json
 import os
 import secrets
 import subprocess
+from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from genlab.io import write_text
+from omegaconf import DictConfig
+
+from genlab.config.hydra_runtime import hydra_output_dir
+from genlab.layout import RunLayout
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    canonical = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
+def stable_hash(payload: dict[str, Any]) -> str:
+    """A short hash of a JSON-able dict that does not depend on key order."""
+    canonical = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def source_hash() -> str:
-    """A hash of genlab's own Python sources: a checkpoint written by other code is not resumed.
-
-    Content, not the git commit, so committing between a kill and the re-run keeps the resume.
-    """
-    package = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def code_version() -> str:
@@ -50,25 +43,11 @@ def code_version() -> str:
         ).stdout.strip()
         return f"{sha}-dirty" if dirty else sha
     except (OSError, subprocess.SubprocessError):
-        from genlab import __version__
-
-        return f"genlab-{__version__}"
+        return f"genlab-{metadata.version('genlab')}"
 
 
 def new_run_id() -> str:
     return secrets.token_hex(4)
-
-
-def persistent_run_id(path: str | os.PathLike) -> str:
-    """The run id stored at ``path``, created on first use so a resumed run keeps its id."""
-    path = Path(path)
-    if path.is_file():
-        stored = path.read_text().strip()
-        if stored:
-            return stored
-    run_id = new_run_id()
-    write_text(path, run_id + "\n")
-    return run_id
 
 
 def dvc_experiment() -> str | None:
@@ -78,8 +57,6 @@ def dvc_experiment() -> str | None:
 
 def run_links(run_id: str, run_dir: str | os.PathLike) -> dict[str, str | None]:
     """Where each tool keeps this run, all under one id (the W&B run id is the run id)."""
-    from genlab.tracking.sweep import hydra_output_dir
-
     return {
         "run_id": run_id,
         "wandb_run_id": run_id,
@@ -88,3 +65,21 @@ def run_links(run_id: str, run_dir: str | os.PathLike) -> dict[str, str | None]:
         "dvc_experiment": dvc_experiment(),
         "dvc_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV") or None,
     }
+
+
+@dataclass
+class RunContext:
+    """What a training run knows once its id is settled, for the callbacks and loggers that
+    need it: conf/ nodes with ``_partial_: true`` are called with ``context=`` this."""
+
+    cfg: DictConfig
+    config: dict[str, Any]  # the resolved config, as recorded
+    run_id: str
+    layout: RunLayout
+    links: dict[str, str | None]
+    provenance: dict[str, str] = field(default_factory=dict)
+    data_meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.layout.root

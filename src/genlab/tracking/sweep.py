@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import math
 import sys
 import traceback
 from collections.abc import Callable
@@ -20,68 +20,17 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from genlab.config.hydra_runtime import hydra_config
+from genlab.errors import GenlabError
 from genlab.io import write_json
+from genlab.layout import JOB_STATUS_FILE, SWEEP_SUMMARY_FILE
 
 log = logging.getLogger("genlab")
-
-JOB_STATUS_FILE = "genlab_job.json"
-SUMMARY_FILE = "sweep_summary.json"
-
-
-def _hydra_config() -> Any | None:
-    from hydra.core.hydra_config import HydraConfig
-
-    return HydraConfig.get() if HydraConfig.initialized() else None
-
-
-def hydra_output_dir() -> str | None:
-    hydra_cfg = _hydra_config()
-    return None if hydra_cfg is None else str(hydra_cfg.runtime.output_dir)
-
-
-def in_sweep() -> bool:
-    from hydra.types import RunMode
-
-    hydra_cfg = _hydra_config()
-    return hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN
-
-
-def sweep_name() -> str | None:
-    """The sweep folder's name (its start time by default): the W&B group of its runs."""
-    hydra_cfg = _hydra_config()
-    return Path(hydra_cfg.sweep.dir).name if in_sweep() else None
-
-
-def cpu_threads_per_job() -> int | None:
-    """The cores this job may use when its launcher runs several jobs at once on one machine:
-    the cores split over joblib's ``n_jobs``, or submitit's ``cpus_per_task``; None otherwise."""
-    if not in_sweep():
-        return None
-    launcher = _hydra_config().launcher
-    target = str(launcher.get("_target_", ""))
-    if "joblib" in target.lower():
-        cores = os.cpu_count() or 1
-        n_jobs = launcher.get("n_jobs") or -1
-        concurrent = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib's -1 = all
-        return max(1, cores // min(concurrent, cores))
-    if "submitit" in target.lower() and launcher.get("cpus_per_task"):
-        return int(launcher.cpus_per_task)
-    return None
-
-
-def job_run_dir(model_name: str) -> str:
-    """`runs/<model>` for a single run; a sweep job's own folder otherwise (resolver
-    ``genlab_run_dir``), so two jobs of one sweep never share checkpoints."""
-    if in_sweep():
-        return str(Path(_hydra_config().runtime.output_dir) / "run")
-    return f"runs/{model_name}"
 
 
 def record_job(run: Callable[[], Any]) -> Any:
     """Run one sweep job; write its status, never raise (the others must still run)."""
-    from genlab.stages.entry import StageFailure
-
-    hydra_cfg = _hydra_config()
+    hydra_cfg = hydra_config()
     status: dict[str, Any] = {
         "job": int(hydra_cfg.job.num),
         "overrides": list(hydra_cfg.overrides.task),
@@ -93,8 +42,8 @@ def record_job(run: Callable[[], Any]) -> Any:
         status["status"] = "ok"
         if isinstance(result, dict):
             status.update({key: result[key] for key in ("run_id", "objective") if key in result})
-    except StageFailure as failure:
-        status.update(status="failed", error=str(failure), exit_code=failure.exit_code)
+    except GenlabError as failure:
+        status.update(status="failed", error=failure.user_message(), exit_code=failure.exit_code)
     except Exception as error:  # an unexpected bug in one job must not end the sweep
         log.error("job %s crashed:\n%s", status["job"], traceback.format_exc())
         status.update(status="failed", error=f"{type(error).__name__}: {error}", exit_code=1)
@@ -119,7 +68,7 @@ class SweepSummary(Callback):
         jobs.sort(key=lambda job: job["job"])
         failed = [job for job in jobs if job["status"] != "ok"]
         write_json(
-            sweep_dir / SUMMARY_FILE,
+            sweep_dir / SWEEP_SUMMARY_FILE,
             {"jobs": jobs, "failed": len(failed), "succeeded": len(jobs) - len(failed)},
         )
         print(f"\nsweep {sweep_dir}: {len(jobs) - len(failed)} of {len(jobs)} jobs succeeded")
@@ -127,5 +76,20 @@ class SweepSummary(Callback):
             detail = _job_detail(job)
             print(f"  #{job['job']} {job['status']:6} {' '.join(job['overrides'])}  {detail}")
         if failed:
-            print(f"{len(failed)} job(s) failed; see {sweep_dir / SUMMARY_FILE}", file=sys.stderr)
+            summary_path = sweep_dir / SWEEP_SUMMARY_FILE
+            print(f"{len(failed)} job(s) failed; see {summary_path}", file=sys.stderr)
             sys.exit(1)
+
+
+def sweeper_return(cfg: DictConfig, result: Any) -> Any:
+    """What the train entry hands back to Hydra: the objective when one is configured.
+
+    A failed or diverged job gives None, which the Optuna sweeper records as a FAIL trial and
+    goes on (a NaN would make Optuna 2.x raise inside its own error handling).
+    """
+    if cfg.train.objective.metric is None:
+        return result
+    if not isinstance(result, dict) or "objective" not in result:
+        return None
+    value = result["objective"]["value"]
+    return value if math.isfinite(value) else None

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from genlab.tracking.identity import dvc_experiment
-from genlab.tracking.sweep import sweep_name
+from genlab.config.hydra_runtime import sweep_name
+from genlab.layout import RunLayout
+from genlab.tracking.identity import RunContext, dvc_experiment
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -81,7 +82,7 @@ def prepare_environment(run_dir: str | os.PathLike) -> Path:
     Returns the folder to pass as W&B's ``dir``; the SDK adds the ``wandb/`` level itself.
     """
     run_dir = Path(run_dir).resolve()
-    wandb_dir = run_dir / "wandb"
+    wandb_dir = RunLayout.at(run_dir).wandb
     wandb_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("WANDB_CACHE_DIR", str(wandb_dir / ".cache"))
     os.environ.setdefault("WANDB_CONFIG_DIR", str(wandb_dir / ".config"))
@@ -160,6 +161,18 @@ def make_wandb_logger(
             "W&B: logging offline (%s); upload later with `wandb sync %s`", reason, run_path
         )
     return wandb_logger
+
+
+def wandb_logger_for_run(context: RunContext):
+    """The training run's WandbLogger (conf/logger/wandb.yaml): the run id is the W&B id, the
+    config and the run's links go into the W&B config. None when W&B is disabled."""
+    return make_wandb_logger(
+        context.cfg.logger,
+        context.run_dir,
+        run_id=context.run_id,
+        run_name=f"{context.cfg.model.name}-{context.run_id}",
+        config={**context.config, "links": context.links},
+    )
 
 
 def finish_wandb_runs(loggers: list[Any], succeeded: bool) -> None:

@@ -10,6 +10,10 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
+from genlab.layout import RECONSTRUCTION_GRID, SAMPLE_GRID
+from genlab.provenance import save_grid
+from genlab.tracking.identity import RunContext
+
 
 class SampleGridCallback(pl.Callback):
     """Every N training steps, render the same latents with the EMA generator and log the grid.
@@ -33,6 +37,13 @@ class SampleGridCallback(pl.Callback):
         self.seed = seed
         self.provenance = provenance
 
+    @classmethod
+    def for_run(
+        cls, context: RunContext, every_n_steps: int, num_images: int, seed: int
+    ) -> SampleGridCallback:
+        """The grids of one run: into its samples folder, labelled with its provenance."""
+        return cls(every_n_steps, num_images, context.layout.samples, seed, context.provenance)
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args) -> None:
         step = pl_module.training_steps
         is_last = trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps
@@ -42,11 +53,9 @@ class SampleGridCallback(pl.Callback):
     def render(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> Path | None:
         if not trainer.is_global_zero:
             return None
-        from genlab.export.provenance import save_grid
-
         z = pl_module.sample_latents(self.num_images, torch.Generator().manual_seed(self.seed))
         images = pl_module.generate(z).cpu()
-        path = self.out_dir / f"step_{step:06d}.png"
+        path = self.out_dir / SAMPLE_GRID.format(step=step)
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         provenance = {**self.provenance, "step": str(step), "created": created}
         save_grid(images, path, provenance)
@@ -54,7 +63,7 @@ class SampleGridCallback(pl.Callback):
         if hasattr(pl_module, "reconstruct"):
             originals = self._fixed_training_images(trainer)
             pairs = _interleave_rows(originals, pl_module.reconstruct(originals).cpu())
-            recon_path = self.out_dir / f"reconstructions_step_{step:06d}.png"
+            recon_path = self.out_dir / RECONSTRUCTION_GRID.format(step=step)
             # Half of this grid is training data: labelled, but no "machine-made" watermark.
             save_grid(pairs, recon_path, provenance, nrow=ROW, watermark=False)
             self._log_image(trainer, "reconstructions", recon_path, f"rows: data / recon, {step}")
@@ -99,3 +108,6 @@ class TrainingLoopTimer(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.started is not None:
             self.seconds = time.perf_counter() - self.started
+
+    def summary(self) -> dict[str, float | None]:
+        return {"training_loop_s": None if self.seconds is None else round(self.seconds, 2)}

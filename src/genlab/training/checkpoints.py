@@ -10,19 +10,57 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 
+from genlab.code_deps import code_hash
+from genlab.errors import StageInputError
 from genlab.io import write_text
-from genlab.stages.errors import StageInputError
-from genlab.tracking.identity import new_run_id
+from genlab.layout import LAST_CHECKPOINT as LAST
+from genlab.layout import RUN_ID_FILE, TRAINING_FINGERPRINT_FILE
+from genlab.tracking.identity import RunContext, new_run_id, stable_hash
 
 log = logging.getLogger(__name__)
 
-FINGERPRINT_FILE = "config_fingerprint"
-RUN_ID_FILE = "run_id"
-LAST = "last.ckpt"
+
+def training_fingerprint(
+    config: dict[str, Any], data_meta: dict[str, Any], code: Iterable[Path]
+) -> str:
+    """What must match for a checkpoint to be resumed: everything that shapes the weights --
+    the config sections that reach the model, the data, and the training stage's own source
+    files (``code``: genlab.code_deps.stage_code, the same files dvc.yaml's deps cover)."""
+    relevant = {key: config[key] for key in ("seed", "data", "model", "trainer")}
+    relevant["steps"] = config["train"]["steps"]
+    relevant["data_meta"] = data_meta
+    relevant["code"] = code_hash(code)
+    return stable_hash(relevant)
+
+
+class IterationCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` in the run's checkpoint folder every N training iterations.
+
+    Lightning counts optimizer steps (two per GAN iteration); the config counts iterations, so
+    the step interval is set once the module is known.
+    """
+
+    def __init__(self, context: RunContext, every_n_iterations: int):
+        super().__init__(
+            dirpath=context.layout.checkpoints,
+            save_last=True,
+            save_top_k=0,
+            every_n_train_steps=every_n_iterations,
+        )
+        self.every_n_iterations = every_n_iterations
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        steps_per_iteration = getattr(pl_module, "optimizer_steps_per_iteration", 1)
+        self._every_n_train_steps = self.every_n_iterations * steps_per_iteration
+        super().setup(trainer, pl_module, stage)
 
 
 def _read(path: Path) -> str | None:
@@ -54,7 +92,7 @@ def prepare_checkpoint_dir(
     read its decision (``is_global_zero=False``), so the run id is never rewritten.
     """
     directory = Path(directory)
-    stored = _read(directory / FINGERPRINT_FILE)
+    stored = _read(directory / TRAINING_FINGERPRINT_FILE)
     run_id = _read(directory / RUN_ID_FILE)
     last = directory / LAST
     if not is_global_zero:
@@ -69,7 +107,7 @@ def prepare_checkpoint_dir(
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     run_id = new_run_id()
-    write_text(directory / FINGERPRINT_FILE, fingerprint + "\n")
+    write_text(directory / TRAINING_FINGERPRINT_FILE, fingerprint + "\n")
     write_text(directory / RUN_ID_FILE, run_id + "\n")
     return False, run_id
 
@@ -82,7 +120,7 @@ def _wait_for_rank_zero(directory: Path, fingerprint: str) -> tuple[bool, str]:
     it; on SLURM all ranks start together, so they wait for it (up to RANK_ZERO_WAIT_S)."""
     deadline = time.monotonic() + RANK_ZERO_WAIT_S
     while True:
-        stored = _read(directory / FINGERPRINT_FILE)
+        stored = _read(directory / TRAINING_FINGERPRINT_FILE)
         run_id = _read(directory / RUN_ID_FILE)
         if run_id and stored == fingerprint:
             return (directory / LAST).is_file(), run_id

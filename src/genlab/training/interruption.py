@@ -19,22 +19,11 @@ import pytorch_lightning as pl
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from genlab.errors import CheckpointWriteError
 from genlab.io import atomic_path
+from genlab.tracking.identity import RunContext
 
 log = logging.getLogger(__name__)
-
-EXIT_SIGTERM = 128 + 15  # the shell's convention for "terminated by SIGTERM"
-
-
-class TrainingInterrupted(RuntimeError):
-    """Training stopped on SIGTERM after saving a checkpoint; the stage must not be recorded."""
-
-    exit_code = EXIT_SIGTERM
-
-
-class CheckpointWriteError(RuntimeError):
-    """A checkpoint could not be written (disk full, quota, permissions); the last one stands."""
-
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """torch.save into a temporary file beside the target, then an atomic rename."""
@@ -62,6 +51,10 @@ class CheckpointOnSigterm(pl.Callback):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.saved_at_step: int | None = None
+
+    @classmethod
+    def for_run(cls, context: RunContext) -> CheckpointOnSigterm:
+        return cls(context.layout.last_checkpoint)
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException

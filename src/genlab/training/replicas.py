@@ -20,6 +20,9 @@ class ReplicaConsistencyCheck(pl.Callback):
     def __init__(self):
         self.max_abs_diff: float | None = None
 
+    def summary(self) -> dict[str, float | None]:
+        return {"replica_max_abs_diff": self.max_abs_diff}
+
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.world_size == 1:
             self.max_abs_diff = 0.0

@@ -23,9 +23,9 @@ class DigitsSource:
 
     def __init__(self, image_size: int = 32, test_fraction: float = 0.2, seed: int = 0):
         if image_size < 8:
-            raise ValueError(f"data.source.image_size must be >= 8, got {image_size}")
+            raise ValueError(f"image_size must be >= 8, got {image_size}")
         if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"data.source.test_fraction must be in (0, 1), got {test_fraction}")
+            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
         self.image_size = image_size
         self.test_fraction = test_fraction
         self.seed = seed

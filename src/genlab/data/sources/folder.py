@@ -21,6 +21,7 @@ from PIL import Image, ImageOps
 from rich.progress import track, wrap_file
 
 from genlab.data.store import DatasetError, Split
+from genlab.io import file_digest
 
 EXTENSIONS = {".png", ".jpg", ".jpeg"}
 FILTERS = {
@@ -37,16 +38,8 @@ ARCHIVES = (".zip", ".tar.gz", ".tgz", ".tar")
 
 def _choice(name: str, value: str, allowed) -> str:
     if value not in allowed:
-        raise ValueError(f"data.source.{name} must be one of {sorted(allowed)}, got {value!r}")
+        raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
     return value
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class FolderSource:
@@ -67,13 +60,13 @@ class FolderSource:
         download_dir: str = "data/_downloads",
     ):
         if channels not in (1, 3):
-            raise ValueError(f"data.channels must be 1 or 3, got {channels}")
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
         if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"data.source.test_fraction must be in (0, 1), got {test_fraction}")
+            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
         if url and not sha256:
             raise ValueError(
-                "data.source.sha256 is required with data.source.url: the expected checksum of "
-                "the archive, so a changed or truncated download is caught"
+                "sha256 is required with url: the expected checksum of the archive, so a changed "
+                "or truncated download is caught"
             )
         self.url = url
         self.sha256 = sha256.lower() if sha256 else None
@@ -139,7 +132,7 @@ class FolderSource:
             self._manifest.append(
                 {
                     "file": name.as_posix(),
-                    "sha256": _sha256(file),
+                    "sha256": file_digest(file),
                     "bytes": file.stat().st_size,
                     "label": label,
                 }
@@ -159,8 +152,8 @@ class FolderSource:
             return self.path
         if not self.path.is_file():
             raise DatasetError(
-                f"data.source.path={self.path} does not exist: give a folder of images or a "
-                f".zip / .tar.gz of them"
+                f"path {self.path} does not exist: give a folder of images or a .zip / .tar.gz "
+                f"of them"
             )
         target = scratch
         name = self.path.name.lower()
@@ -181,7 +174,7 @@ class FolderSource:
         """Fetch ``url`` into ``path`` unless a file with the expected checksum is there."""
         import urllib.request
 
-        if self.path.is_file() and _sha256(self.path) == self.sha256:
+        if self.path.is_file() and file_digest(self.path) == self.sha256:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(self.path.name + ".partial")
@@ -197,7 +190,7 @@ class FolderSource:
         except OSError as error:
             partial.unlink(missing_ok=True)
             raise DatasetError(f"could not download {self.url}: {error}") from error
-        got = _sha256(partial)
+        got = file_digest(partial)
         if got != self.sha256:
             partial.unlink()
             raise DatasetError(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import hashlib
 import os
 import pickle
 import shutil
@@ -25,8 +24,9 @@ from typing import Any
 import numpy as np
 
 import genlab  # noqa: F401  (must precede torchvision: makes it importable on a CPU torch)
+from genlab.checks import require_positive
 from genlab.data.store import DatasetError, Split
-from genlab.io import atomic_path
+from genlab.io import atomic_path, file_digest
 
 MD5_LENGTH = 32
 NATIVE_IDX_SIZE = 28
@@ -87,30 +87,15 @@ def _check_mirrors(mirrors: Sequence[str] | None) -> list[str] | None:
         return None
     if isinstance(mirrors, str) or not all(isinstance(m, str) and m for m in mirrors):
         raise ValueError(
-            f"data.source.mirrors must be a list of base URLs such as ['https://host/mnist/'] "
+            f"mirrors must be a list of base URLs such as ['https://host/mnist/'] "
             f"or null for upstream's, got {mirrors!r}"
         )
     return [m if m.endswith("/") else m + "/" for m in mirrors]
 
 
-def md5_of(path: str | os.PathLike) -> str:
-    """md5 of a file, read in chunks so a 170 MB archive does not sit in memory."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _check_image_size(image_size: Any) -> int:
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0:
-        raise ValueError(f"data.source.image_size must be a positive int, got {image_size!r}")
-    return image_size
-
-
 def _check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"data.source.{name} must be true or false, got {value!r}")
+        raise ValueError(f"{name} must be true or false, got {value!r}")
     return value
 
 
@@ -139,7 +124,7 @@ def _resolve_checksums(
 
 def _verify_md5(path: Path, expected: str, source: str) -> str:
     """Refuse a file whose md5 differs from the expected one; return the verified md5."""
-    actual = md5_of(path)
+    actual = file_digest(path, "md5")
     if actual != expected:
         raise DatasetError(
             f"{path} failed its checksum: expected md5 {expected} ({source}), got {actual}. "
@@ -268,7 +253,8 @@ class IdxSource:
         self.dataset = dataset
         self.info = IDX_DATASETS[dataset]
         self.download_dir = Path(download_dir).expanduser()
-        self.image_size = _check_image_size(image_size)
+        require_positive(image_size=image_size)
+        self.image_size = image_size
         self.download = _check_bool("download", download)
         self.checksums_source = "upstream (torchvision)" if checksums is None else "config"
         self.checksums = _resolve_checksums(checksums, dict(self._upstream_resources()))
@@ -415,7 +401,8 @@ class Cifar10Source:
         mirrors: Sequence[str] | None = None,
     ):
         self.download_dir = Path(download_dir).expanduser()
-        self.image_size = _check_image_size(image_size)
+        require_positive(image_size=image_size)
+        self.image_size = image_size
         self.download = _check_bool("download", download)
         self.checksums_source = "upstream (torchvision)" if checksums is None else "config"
         self.checksums = _resolve_checksums(checksums, _cifar_upstream())
@@ -466,7 +453,7 @@ class Cifar10Source:
         """Turn torchvision's generic 'not found or corrupted' into one naming the file."""
         for name in [n for n in self.checksums if n != self._tv.filename]:
             path = self.batches_folder / name
-            actual = md5_of(path) if path.is_file() else "missing"
+            actual = file_digest(path, "md5") if path.is_file() else "missing"
             if actual != self.checksums[name]:
                 return DatasetError(
                     f"{path} failed torchvision's integrity check: expected md5 "

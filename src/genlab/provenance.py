@@ -26,6 +26,8 @@ PREFIX = "genlab:"
 XMP_KEY = "XML:com.adobe.xmp"
 IPTC_EXT_NS = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 GENLAB_NS = "urn:genlab:provenance:1.0#"
+# What identifies the run that made an image or an export, in every record genlab writes
+RUN_KEYS = ("model", "run_id", "training_fingerprint", "code_version")
 _PNG_KEYWORD_MAX = 79  # PNG spec limit on text-chunk keywords
 _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -40,12 +42,12 @@ def save_png(
 ) -> Path:
     """Write one (C,H,W) image (float in [-1, 1] or uint8; C = 1 or 3) as a labelled PNG.
 
-    Each ``provenance`` entry (model, run_id, config_hash, code_version, created, ...) is
+    Each ``provenance`` entry (model, run_id, training_fingerprint, code_version, created, ...) is
     stored as ``genlab:<key>``, next to IPTC ``DigitalSourceType`` and an XMP packet. With
     ``watermark``, images large enough and in colour also get the invisible pixel watermark;
     ``genlab:watermark`` says which happened.
     """
-    from genlab.export import watermark as pixel_mark
+    from genlab import watermark as pixel_mark
 
     array, mode = _to_pil_array(image)
     entries = dict(provenance)

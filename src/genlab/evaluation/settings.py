@@ -1,0 +1,63 @@
+"""The evaluation's settings, read from the config once for every caller (the evaluate stage
+and the sweep objective), so both score alike and share the cached reference statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from genlab.data.datamodule import to_uint8
+from genlab.errors import StageInputError
+
+SUPERVISED_OBJECTIVE = "supervised: the dataset's class labels"
+
+
+def extractor_weights(cfg: DictConfig) -> str | None:
+    """The extractor's weights file, checked before any work."""
+    weights = cfg.metrics.weights_path
+    if weights is not None and not Path(weights).is_file():
+        hint = (
+            "run the train_classifier stage (`dvc repro train_classifier`)"
+            if cfg.metrics.extractor == "classifier"
+            else "set metrics.weights_path to a local InceptionV3 weights file, or null to download"
+        )
+        raise StageInputError(f"feature extractor weights {weights} not found: {hint}")
+    return weights
+
+
+def fidelity_options(cfg: DictConfig) -> dict[str, Any]:
+    """compute_fidelity's settings against the test split."""
+    return dict(
+        extractor=cfg.metrics.extractor,
+        weights_path=extractor_weights(cfg),
+        kid_subset_size=cfg.evaluate.kid_subset_size,
+        kid_subsets=cfg.evaluate.kid_subsets,
+        batch_size=cfg.evaluate.batch_size,
+        cache_dir=cfg.paths.cache_dir,
+        reference_cache_name=f"{cfg.data.name}-{cfg.data.image_size}-test",
+    )
+
+
+def extractor_objective(cfg: DictConfig) -> str:
+    """What the feature extractor was trained for, as recorded by train_classifier."""
+    if cfg.metrics.extractor != "classifier":
+        return "ImageNet classification (InceptionV3)"
+    report = Path(cfg.metrics.weights_path).with_suffix(".json")
+    if report.is_file():
+        return json.loads(report.read_text()).get("objective", "supervised")
+    return SUPERVISED_OBJECTIVE
+
+
+@torch.no_grad()
+def sample_images(
+    generator: torch.nn.Module, count: int, seed: int, batch_size: int
+) -> torch.Tensor:
+    """``count`` uint8 images from fixed latents: the same seed always gives the same samples."""
+    latents = torch.randn(
+        count, generator.latent_dim, generator=torch.Generator().manual_seed(seed)
+    )
+    return torch.cat([to_uint8(generator(chunk)) for chunk in latents.split(batch_size)])

@@ -1,0 +1,131 @@
+"""The name of every file and folder genlab writes, in one place.
+
+Stages, callbacks, the report and the tests all ask here; dvc.yaml spells the same paths for
+DVC, and a test (tests/unit/test_layout.py) checks that it agrees with this module.
+The folders themselves (``paths.run_dir``, ``paths.metrics_dir``, ...) come from conf/paths.yaml;
+this module names what lies inside them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+# -- a training run's folder (paths.run_dir: runs/<model>, or a sweep job's own folder) --------
+GENERATOR_FILE = "generator.pt"
+TRAIN_SUMMARY_FILE = "train_summary.json"
+CHECKPOINTS_DIR = "checkpoints"
+SAMPLES_DIR = "samples"
+CSV_DIR = "csv"  # Lightning's CSVLogger: <run_dir>/csv/metrics.csv
+METRICS_CSV = "metrics.csv"
+WANDB_DIR = "wandb"
+
+# -- inside checkpoints/ ----------------------------------------------------------------------
+LAST_CHECKPOINT = "last.ckpt"
+TRAINING_FINGERPRINT_FILE = "training_fingerprint"
+RUN_ID_FILE = "run_id"
+
+# -- inside samples/: fixed-latent grids, one per sampled training step ------------------------
+SAMPLE_GRID = "step_{step:06d}.png"
+RECONSTRUCTION_GRID = "reconstructions_step_{step:06d}.png"
+
+
+def grid_pattern(name_format: str) -> re.Pattern[str]:
+    """The regex matching file names made by ``name_format`` (group 1: the step)."""
+    prefix, suffix = name_format.split("{step:06d}")
+    return re.compile(rf"^{re.escape(prefix)}(\d+){re.escape(suffix)}$")
+
+
+# -- Hydra's output folder of one run or sweep job ------------------------------------------------
+RUN_LINKS_FILE = "genlab_run.json"  # the run id, its W&B run and its DVC experiment
+JOB_STATUS_FILE = "genlab_job.json"  # a sweep job's status
+SWEEP_SUMMARY_FILE = "sweep_summary.json"  # in the sweep folder
+SWEEP_JOB_RUN_DIR = "run"  # a sweep job's run folder, inside its Hydra output folder
+
+# -- the evaluate stage (paths.metrics_dir) ---------------------------------------------------
+METRICS_FILE = "{model}.json"
+NEAREST_TRAINING_IMAGE = "{model}_nearest_training.png"
+
+# -- the export folder (paths.export_dir) -------------------------------------------------------
+EXPORT_TORCHSCRIPT = "generator.torchscript.pt"
+EXPORT_ONNX = "generator.onnx"
+EXPORT_SAMPLES = "samples.png"
+EXPORT_RECORD = "export.json"
+MODEL_CARD = "MODEL_CARD.md"
+
+# -- the compare stage (compare.out_dir) ------------------------------------------------------
+LEADERBOARD_JSON = "leaderboard.json"
+LEADERBOARD_MD = "leaderboard.md"
+SCORES_CSV = "scores.csv"
+
+# -- the fetched dataset (data.dir) -----------------------------------------------------------
+SPLIT_FILE = "{split}.npz"
+DATA_META_FILE = "meta.json"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Where each part of one training run lives, under its run folder."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, run_dir: str | os.PathLike) -> RunLayout:
+        return cls(Path(run_dir))
+
+    @property
+    def generator(self) -> Path:
+        return self.root / GENERATOR_FILE
+
+    @property
+    def summary(self) -> Path:
+        return self.root / TRAIN_SUMMARY_FILE
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / CHECKPOINTS_DIR
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / LAST_CHECKPOINT
+
+    @property
+    def samples(self) -> Path:
+        return self.root / SAMPLES_DIR
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.root / CSV_DIR / METRICS_CSV
+
+    @property
+    def wandb(self) -> Path:
+        return self.root / WANDB_DIR
+
+    def sample_grid(self, step: int) -> Path:
+        return self.samples / SAMPLE_GRID.format(step=step)
+
+    def reconstruction_grid(self, step: int) -> Path:
+        return self.samples / RECONSTRUCTION_GRID.format(step=step)
+
+    def dvc_outputs(self) -> set[Path]:
+        """What the train stage hands to DVC (outs, metrics and plots)."""
+        return {self.checkpoints, self.generator, self.samples, self.summary, self.metrics_csv}
+
+
+def metrics_file(metrics_dir: str | os.PathLike, model: str) -> Path:
+    return Path(metrics_dir) / METRICS_FILE.format(model=model)
+
+
+def nearest_training_image(metrics_dir: str | os.PathLike, model: str) -> Path:
+    return Path(metrics_dir) / NEAREST_TRAINING_IMAGE.format(model=model)
+
+
+def leaderboard_files(out_dir: str | os.PathLike) -> dict[str, Path]:
+    out_dir = Path(out_dir)
+    return {
+        "json": out_dir / LEADERBOARD_JSON,
+        "markdown": out_dir / LEADERBOARD_MD,
+        "scores": out_dir / SCORES_CSV,
+    }
