@@ -12,24 +12,35 @@ import genlab  # noqa: F401  (installs the torchvision CPU shim before any test 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = PROJECT_ROOT / "conf"
 
-# Small widths per model: real networks, fast enough for many tests.
-TINY_MODEL_OVERRIDES = {
-    "dcgan": ["model.generator.base_channels=8", "model.discriminator.base_channels=8"],
-    "vae": ["model.encoder.base_channels=8", "model.decoder.base_channels=8"],
-    "stylegan": [
-        "model.generator.base_channels=4",
-        "model.generator.max_channels=16",
-        "model.generator.w_dim=32",
-        "model.discriminator.base_channels=4",
-        "model.discriminator.max_channels=16",
-        "model.regularizer.every_n_steps=2",  # so the lazy R1 runs within the test's steps
-    ],
-}
-
 os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"
 os.environ["DVC_NO_ANALYTICS"] = "1"
 os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+
+
+# Every model conf/ ships: a new model file is tested without an entry here.
+MODEL_NAMES = sorted(path.stem for path in (CONF_DIR / "model").glob("*.yaml"))
+# Small widths: real networks, fast enough for many tests. A StyleGAN-style width schedule
+# (base doubling up to max_channels) starts narrower.
+TINY_WIDTHS = {"base_channels": 8, "max_channels": 16, "w_dim": 32}
+
+
+def tiny_model_overrides(model: str) -> list[str]:
+    """Overrides that shrink every network of ``model``, read off its own config."""
+    from omegaconf import DictConfig, OmegaConf
+
+    config = compose_config_dir(f"model={model}").model
+    overrides = []
+    for name, node in config.items():
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            continue
+        for key, width in TINY_WIDTHS.items():
+            if key in node:
+                width = 4 if key == "base_channels" and "max_channels" in node else width
+                overrides.append(f"model.{name}.{key}={width}")
+    if OmegaConf.select(config, "regularizer.every_n_steps") is not None:
+        overrides.append("model.regularizer.every_n_steps=2")  # the lazy R1 runs in a test
+    return overrides
 
 
 def compose_config_dir(*overrides: str):

@@ -10,15 +10,15 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 
-from ..conftest import TINY_MODEL_OVERRIDES, fit_for_steps
+from ..conftest import MODEL_NAMES, fit_for_steps, tiny_model_overrides
 from .test_resume import run_to_end, sigterm_after_first_grid, train_command
 
-MODELS = sorted(TINY_MODEL_OVERRIDES)
+MODELS = MODEL_NAMES
 
 
 def trained_weights(compose_config, digits_dir, model: str, seed: int) -> dict[str, torch.Tensor]:
     pl.seed_everything(seed)
-    module = instantiate(compose_config(f"model={model}", *TINY_MODEL_OVERRIDES[model]).model)
+    module = instantiate(compose_config(f"model={model}", *tiny_model_overrides(model)).model)
     fit_for_steps(module, digits_dir, steps=6, seed=seed)
     return module.sampling_generator().state_dict()
 
@@ -45,7 +45,7 @@ RESUME_CASES = {
     # DiffAugment draws random shifts/cutouts every step: the RNG state must come back exactly.
     "dcgan": ["augment=diffaugment"],
     # StyleGAN draws noise and style-mixing cut points, and runs the lazy R1 by step count.
-    "stylegan": TINY_MODEL_OVERRIDES["stylegan"][1:],
+    "stylegan": tiny_model_overrides("stylegan")[1:],
 }
 
 

@@ -16,7 +16,7 @@ from genlab.provenance import DIGITAL_SOURCE_TYPE, read_provenance
 from genlab.stages.export import run_export
 from genlab.stages.train import run_train
 
-from ..conftest import TINY_MODEL_OVERRIDES, compose_config_dir
+from ..conftest import compose_config_dir, tiny_model_overrides
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -27,7 +27,7 @@ def exported(request, tmp_path_factory, digits_dir) -> tuple[str, Path]:
     root = tmp_path_factory.mktemp(f"exported-{model}")
     cfg = compose_config_dir(
         f"model={model}",
-        *TINY_MODEL_OVERRIDES[model],
+        *tiny_model_overrides(model),
         f"data.dir={digits_dir}",
         f"paths.run_dir={root / 'run'}",
         f"paths.export_dir={root / 'export'}",

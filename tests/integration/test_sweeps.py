@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from ..conftest import PROJECT_ROOT, TINY_MODEL_OVERRIDES
+from ..conftest import PROJECT_ROOT, tiny_model_overrides
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -34,7 +34,7 @@ def test_sweep_with_one_failing_job_finishes_the_others(tmp_path, digits_dir, la
             "logger.mode=offline",
             "train.steps=20",
             "data.batch_size=16",
-            *TINY_MODEL_OVERRIDES["dcgan"],
+            *tiny_model_overrides("dcgan"),
             *(["hydra.launcher.n_jobs=2"] if launcher == "joblib" else []),
         ],
         cwd=tmp_path,
@@ -104,7 +104,7 @@ def test_optuna_search_minimizes_the_objective_and_survives_a_diverging_trial(tm
             "train.steps=20",
             "train.objective.num_samples=100",
             "data.batch_size=16",
-            *TINY_MODEL_OVERRIDES["dcgan"],
+            *tiny_model_overrides("dcgan"),
         ],
         cwd=tmp_path,
         capture_output=True,

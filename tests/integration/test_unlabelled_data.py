@@ -16,7 +16,7 @@ from genlab.stages.fetch import run_fetch
 from genlab.stages.train import run_train
 from genlab.stages.train_classifier import run_train_classifier
 
-from ..conftest import TINY_MODEL_OVERRIDES, compose_config_dir
+from ..conftest import compose_config_dir, tiny_model_overrides
 from ..support.images import shape_image
 
 pytestmark = pytest.mark.timeout(300)
@@ -45,7 +45,7 @@ def unlabelled_config(root: Path, *extra: str):
         "evaluate.kid_subset_size=20",
         "evaluate.kid_subsets=5",
         "export.grid_images=4",
-        *TINY_MODEL_OVERRIDES["dcgan"],
+        *tiny_model_overrides("dcgan"),
         *extra,
     )
 

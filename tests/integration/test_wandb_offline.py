@@ -52,10 +52,10 @@ def test_export_logs_the_model_and_its_card_as_a_wandb_model_artifact(tmp_path, 
     from genlab.stages.export import run_export
     from genlab.stages.train import run_train
 
-    from ..conftest import TINY_MODEL_OVERRIDES, compose_config_dir
+    from ..conftest import compose_config_dir, tiny_model_overrides
 
     cfg = compose_config_dir(
-        *TINY_MODEL_OVERRIDES["dcgan"],
+        *tiny_model_overrides("dcgan"),
         f"data.dir={digits_dir}",
         f"paths.run_dir={tmp_path / 'run'}",
         f"paths.export_dir={tmp_path / 'export'}",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -93,3 +96,32 @@ def make_project_repo(root: Path, models: list[str] | None = None) -> Path:
     run(["git", "init", "-q"], root)
     git_commit(root, "init")
     return root
+
+
+@cache
+def dvc_stages() -> dict[str, dict[str, Any]]:
+    """Each stage of the project's own dvc.yaml as DVC resolves it: command, deps, outputs
+    (outs, metrics and plots files)."""
+    from dvc.repo import Repo
+
+    with Repo(str(PROJECT_ROOT)) as repo:
+        return {
+            stage.addressing: {
+                "cmd": stage.cmd,
+                "deps": [str(dep.def_path) for dep in stage.deps],
+                "outs": {str(out.def_path) for out in stage.outs},
+            }
+            for stage in repo.index.stages
+        }
+
+
+def stage_command(address: str) -> tuple[Path, dict[str, Any]]:
+    """(script, composed config) of a stage's command, as its script would compose it."""
+    from omegaconf import OmegaConf
+
+    from ..conftest import compose_config_dir
+
+    words = shlex.split(dvc_stages()[address]["cmd"])
+    overrides = [word for word in words[2:] if "=" in word]
+    config = OmegaConf.to_container(compose_config_dir(*overrides), resolve=True)
+    return Path(words[1]), config

@@ -93,9 +93,9 @@ def test_frozen_generator_lets_the_discriminator_overpower(digits_dir):
 def test_monitor_ignores_models_without_a_discriminator(compose_config, digits_dir):
     from hydra.utils import instantiate
 
-    from ..conftest import TINY_MODEL_OVERRIDES
+    from ..conftest import tiny_model_overrides
 
-    module = instantiate(compose_config("model=vae", *TINY_MODEL_OVERRIDES["vae"]).model)
+    module = instantiate(compose_config("model=vae", *tiny_model_overrides("vae")).model)
     monitor = GANHealthMonitor(window=2)
     fit_for_steps(module, digits_dir, steps=4, callbacks=[monitor])
     assert monitor.warnings == [] and "health/mode_collapse" not in module.trainer.callback_metrics

@@ -21,10 +21,10 @@ from genlab.export.torchscript import export_torchscript
 from genlab.models.gan import GANModule
 from genlab.models.vae import VAEModule
 
-from ..conftest import TINY_MODEL_OVERRIDES, fit_for_steps
+from ..conftest import MODEL_NAMES, fit_for_steps, tiny_model_overrides
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-MODELS = sorted(TINY_MODEL_OVERRIDES)
+MODELS = MODEL_NAMES
 
 
 def option_names(group: str) -> list[str]:
@@ -36,7 +36,7 @@ def build(compose_config, model: str, *overrides: str, channels: int = 1, size: 
         f"model={model}",
         f"data.channels={channels}",
         f"data.image_size={size}",
-        *TINY_MODEL_OVERRIDES[model],
+        *tiny_model_overrides(model),
         *overrides,
     )
     validate_config(cfg)

@@ -9,12 +9,12 @@ from hydra.utils import instantiate
 
 from genlab.training.speed import apply_speed_options
 
-from ..conftest import TINY_MODEL_OVERRIDES, fit_for_steps
+from ..conftest import fit_for_steps, tiny_model_overrides
 
 
 def build(compose_config, model: str):
     pl.seed_everything(0)
-    return instantiate(compose_config(f"model={model}", *TINY_MODEL_OVERRIDES[model]).model)
+    return instantiate(compose_config(f"model={model}", *tiny_model_overrides(model)).model)
 
 
 @pytest.mark.parametrize("model", ["dcgan", "vae"])

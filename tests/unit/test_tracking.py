@@ -120,7 +120,7 @@ def test_csv_logger_config_skips_wandb_for_evaluation(tmp_path):
 
 
 def test_train_entry_returns_the_objective_only_when_one_is_configured(compose_config):
-    from genlab.training.objective import sweeper_return
+    from genlab.tracking.sweep import sweeper_return
 
     summary = {"run_id": "r", "objective": {"metric": "kid_mean", "value": 12.5}}
     plain = compose_config()
@@ -135,6 +135,18 @@ def test_train_entry_returns_the_objective_only_when_one_is_configured(compose_c
         from genlab.config import validate_config
 
         validate_config(compose_config("train.objective.metric=accuracy"))
+
+
+def test_an_objective_needs_the_callback_that_computes_it(compose_config):
+    """search=optuna adds the objective callback; a metric without it would return nothing."""
+    from genlab.config import validate_config
+    from genlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train.objective.metric.*search=optuna"):
+        validate_config(compose_config("train.objective.metric=kid_mean"))
+    searching = compose_config("search=optuna")
+    validate_config(searching)
+    assert searching.callbacks.objective.metric == "kid_mean"
 
 
 def test_a_dvc_experiment_name_tags_the_run_and_joins_its_links(monkeypatch):

@@ -20,6 +20,8 @@ from genlab.errors import ClassifierError
 from genlab.io import atomic_path
 from genlab.networks.classifier import DomainClassifier, to_classifier_input
 
+# What the classifier learns from labelled data (train_classifier records it; evaluate reads it).
+SUPERVISED_OBJECTIVE = "supervised: the dataset's class labels"
 _CONFIG_KEYS = ("in_channels", "num_classes", "feature_dim", "image_size")
 
 

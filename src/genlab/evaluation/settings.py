@@ -12,8 +12,7 @@ from omegaconf import DictConfig
 
 from genlab.data.datamodule import to_uint8
 from genlab.errors import StageInputError
-
-SUPERVISED_OBJECTIVE = "supervised: the dataset's class labels"
+from genlab.evaluation.classifier_training import SUPERVISED_OBJECTIVE
 
 
 def extractor_weights(cfg: DictConfig) -> str | None:

@@ -9,9 +9,12 @@ from omegaconf import DictConfig
 
 from genlab.data.store import read_split
 from genlab.errors import StageInputError
-from genlab.evaluation.classifier_training import save_classifier, train_classifier
+from genlab.evaluation.classifier_training import (
+    SUPERVISED_OBJECTIVE,
+    save_classifier,
+    train_classifier,
+)
 from genlab.evaluation.self_supervised import OBJECTIVE, rotation_task
-from genlab.evaluation.settings import SUPERVISED_OBJECTIVE
 from genlab.io import write_json
 from genlab.stages.entry import stage_main
 

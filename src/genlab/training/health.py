@@ -59,7 +59,8 @@ class GANHealthMonitor(pl.Callback):
             f"step {step}: the discriminator is overpowering the generator: over the last "
             f"{self.window} steps it called {real:.1%} of reals real and {fake:.1%} of fakes "
             f"fake, so the generator's gradients vanish. Try augment=diffaugment, "
-            f"regularizer=r1, or a lower discriminator learning rate.",
+            f"regularizer=r1, or a slower discriminator (its own model.discriminator_optim, "
+            f"as model=dcgan_ttur has).",
         )
         self._update(
             pl_module,
