@@ -28,8 +28,17 @@ test: setup
 test-fast: setup
 	$(RUN) python -m pytest -m "not e2e and not slow"
 
+# The benchmarks that need no earlier `dvc repro` (evaluation.py and dvc_noop.py do): figures,
+# not pass/fail; each script's docstring says what it measures and how long it takes.
+bench: setup
+	$(RUN) python benchmarks/throughput.py
+	$(RUN) python benchmarks/ddp.py
+	$(RUN) python benchmarks/sweep_launchers.py
+	$(RUN) python benchmarks/watermark_robustness.py
+
 lint: setup
-	$(BIN)/ruff check src pipelines tests
+	$(BIN)/ruff check src pipelines tests benchmarks
+	cd src && $(BIN)/lint-imports --config ../pyproject.toml
 
 clean-venv:
 	rm -rf $(VENV)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytorch_lightning as pl
 import torch
 
 from genlab.models.losses import NonSaturatingLoss
@@ -19,3 +25,31 @@ class LossThatDivergesAt(NonSaturatingLoss):
         self.iterations += 1  # one discriminator loss per training iteration
         loss = super().discriminator(real_logits, fake_logits)
         return loss * float("nan") if self.iterations >= self.step else loss
+
+
+class KillAtIteration(pl.Callback):
+    """SIGKILL the training process at iteration ``iteration``, as a crash or a cluster's kill
+    does: no checkpoint is written on the way out (only the periodic ones stand)."""
+
+    def __init__(self, iteration: int):
+        self.iteration = iteration
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args) -> None:
+        if pl_module.training_steps >= self.iteration:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class RecordRun(pl.Callback):
+    """A user's own callback, known only to a config file: writes the run id it was given and
+    the iterations it saw to ``out_file``."""
+
+    def __init__(self, context, out_file: str):
+        self.run_id = context.run_id
+        self.out_file = Path(out_file)
+        self.iterations = 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args) -> None:
+        self.iterations = pl_module.training_steps
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.out_file.write_text(json.dumps({"run_id": self.run_id, "iterations": self.iterations}))

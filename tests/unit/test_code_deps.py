@@ -44,11 +44,7 @@ def test_dvc_deps_name_no_code_the_stage_does_not_run(address):
     code_deps = [
         dep for dep in dvc_stages()[address]["deps"] if dep.startswith(("src/", "pipelines/"))
     ]
-    unused = [
-        dep
-        for dep in code_deps
-        if not any(covered(f, [dep]) for f in files)
-    ]
+    unused = [dep for dep in code_deps if not any(covered(f, [dep]) for f in files)]
     assert not unused, f"dvc.yaml: {address} depends on code it does not run: {unused}"
 
 
@@ -88,5 +84,9 @@ def test_function_level_and_relative_imports_are_followed(tmp_path, monkeypatch)
         found = {str(p.relative_to(tmp_path)) for p in import_closure(["genlab.sub"])}
     finally:
         code_deps._imports_in.cache_clear()
-    assert found == {"genlab/__init__.py", "genlab/sub/__init__.py", "genlab/sub/near.py",
-                     "genlab/far.py"}
+    assert found == {
+        "genlab/__init__.py",
+        "genlab/sub/__init__.py",
+        "genlab/sub/near.py",
+        "genlab/far.py",
+    }

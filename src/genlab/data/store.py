@@ -16,6 +16,7 @@ import numpy as np
 
 from genlab.errors import DatasetError
 from genlab.io import atomic_dir, write_json
+from genlab.layout import DATA_META_FILE, SPLIT_FILE
 
 SPLITS = ("train", "test")
 
@@ -59,14 +60,18 @@ def write_dataset(
     }
     with atomic_dir(directory) as tmp:
         for name, split in splits.items():
-            np.savez(tmp / f"{name}.npz", images=split.images, labels=split.labels.astype(np.int64))
-        write_json(tmp / "meta.json", meta)
+            np.savez(
+                tmp / SPLIT_FILE.format(split=name),
+                images=split.images,
+                labels=split.labels.astype(np.int64),
+            )
+        write_json(tmp / DATA_META_FILE, meta)
         for name, payload in (extra_files or {}).items():
             write_json(tmp / name, payload)
 
 
 def read_split(directory: str | os.PathLike, split: str) -> Split:
-    path = Path(directory) / f"{split}.npz"
+    path = Path(directory) / SPLIT_FILE.format(split=split)
     if not path.is_file():
         raise DatasetError(
             f"{path} does not exist. Run the fetch stage first: `dvc repro fetch` "
@@ -87,7 +92,7 @@ def read_split(directory: str | os.PathLike, split: str) -> Split:
 def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     import json
 
-    path = Path(directory) / "meta.json"
+    path = Path(directory) / DATA_META_FILE
     if not path.is_file():
         raise DatasetError(f"{path} does not exist. Run the fetch stage first.")
     return json.loads(path.read_text())
