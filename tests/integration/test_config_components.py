@@ -59,9 +59,7 @@ def test_a_callback_from_a_users_config_file_runs_beside_the_defaults(tmp_path, 
     assert summary["images_per_s"] > 0 and (tmp_path / "run/checkpoints/last.ckpt").is_file()
 
 
-def test_an_unknown_argument_in_a_callback_config_is_refused_before_training(
-    tmp_path, digits_dir
-):
+def test_an_unknown_argument_in_a_callback_config_is_refused_before_training(tmp_path, digits_dir):
     result = subprocess.run(
         [
             sys.executable,

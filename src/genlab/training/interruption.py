@@ -25,6 +25,7 @@ from genlab.tracking.identity import RunContext
 
 log = logging.getLogger(__name__)
 
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """torch.save into a temporary file beside the target, then an atomic rename."""
 
