@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from ..support.dvc_project import make_project_repo, run
+from ..support.dvc_project import PROJECT_ROOT, make_project_repo, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -22,7 +23,8 @@ def repo(tmp_path_factory) -> Path:
     return root
 
 
-MODELS = ["dcgan", "vae", "stylegan"]
+# the pipeline's models, as params.yaml lists them (a new model needs no line here)
+MODELS = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["pipeline"]["models"]
 
 
 @pytest.mark.parametrize("model", MODELS)

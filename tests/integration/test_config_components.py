@@ -14,25 +14,13 @@ from ..conftest import PROJECT_ROOT, tiny_model_overrides
 pytestmark = pytest.mark.timeout(300)
 
 
-def test_a_callback_from_a_users_config_file_runs_beside_the_defaults(tmp_path, digits_dir):
-    extra_conf = tmp_path / "my_conf"
-    (extra_conf / "callbacks").mkdir(parents=True)
-    record = tmp_path / "record.json"
-    (extra_conf / "callbacks/with_record.yaml").write_text(
-        "defaults:\n"
-        "  - default\n"
-        "  - _self_\n"
-        "record:\n"
-        "  _target_: tests.support.planted.RecordRun\n"
-        "  _partial_: true\n"
-        f"  out_file: {record}\n"
-    )
-    result = subprocess.run(
+def train(tmp_path, digits_dir, *overrides: str) -> subprocess.CompletedProcess:
+    """A tiny training run; tests/ importable, as a user's own package would be."""
+    return subprocess.run(
         [
             sys.executable,
             str(PROJECT_ROOT / "pipelines/train.py"),
-            f"hydra.searchpath=[file://{extra_conf}]",
-            "callbacks=with_record",
+            *overrides,
             f"data.dir={digits_dir}",
             f"paths.run_dir={tmp_path / 'run'}",
             f"hydra.run.dir={tmp_path / 'hydra'}",
@@ -48,6 +36,24 @@ def test_a_callback_from_a_users_config_file_runs_beside_the_defaults(tmp_path, 
         text=True,
         timeout=240,
     )
+
+
+def test_a_callback_from_a_users_config_file_runs_beside_the_defaults(tmp_path, digits_dir):
+    extra_conf = tmp_path / "my_conf"
+    (extra_conf / "callbacks").mkdir(parents=True)
+    record = tmp_path / "record.json"
+    (extra_conf / "callbacks/with_record.yaml").write_text(
+        "defaults:\n"
+        "  - default\n"
+        "  - _self_\n"
+        "record:\n"
+        "  _target_: tests.support.planted.RecordRun\n"
+        "  _partial_: true\n"
+        f"  out_file: {record}\n"
+    )
+    result = train(
+        tmp_path, digits_dir, f"hydra.searchpath=[file://{extra_conf}]", "callbacks=with_record"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "run/train_summary.json").read_text())
     assert json.loads(record.read_text()) == {"run_id": summary["run_id"], "iterations": 6}
@@ -59,22 +65,15 @@ def test_a_callback_from_a_users_config_file_runs_beside_the_defaults(tmp_path, 
     assert summary["images_per_s"] > 0 and (tmp_path / "run/checkpoints/last.ckpt").is_file()
 
 
+def test_a_default_callback_is_dropped_by_setting_it_to_null(tmp_path, digits_dir):
+    result = train(tmp_path, digits_dir, "callbacks.sample_grid=null")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (tmp_path / "run/samples").exists()
+    assert (tmp_path / "run/generator.pt").is_file()
+
+
 def test_an_unknown_argument_in_a_callback_config_is_refused_before_training(tmp_path, digits_dir):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_ROOT / "pipelines/train.py"),
-            "+callbacks.health.windw=5",
-            f"data.dir={digits_dir}",
-            f"paths.run_dir={tmp_path / 'run'}",
-            f"hydra.run.dir={tmp_path / 'hydra'}",
-            "logger=csv",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = train(tmp_path, digits_dir, "+callbacks.health.windw=5")
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Unknown key `callbacks.health.windw`" in result.stderr
     assert "window" in result.stderr  # the arguments it does take

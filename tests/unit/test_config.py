@@ -8,7 +8,7 @@ import sys
 import pytest
 from hydra.errors import ConfigCompositionException, HydraException
 
-from genlab.config import validate_config
+from genlab.config.validate import validate_config
 from genlab.errors import ConfigError
 
 from ..conftest import PROJECT_ROOT

@@ -14,7 +14,7 @@ from dvc.utils.hydra import apply_overrides
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from genlab.config import validate_config
+from genlab.config.validate import validate_config
 
 from ..conftest import PROJECT_ROOT
 

@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 
-from genlab.config import validate_config
+from genlab.config.validate import validate_config
 from genlab.data.datamodule import ImageDataModule
 from genlab.export.onnx import export_onnx
 from genlab.export.torchscript import export_torchscript

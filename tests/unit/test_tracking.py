@@ -132,14 +132,14 @@ def test_train_entry_returns_the_objective_only_when_one_is_configured(compose_c
     nan = {"objective": {"metric": "kid_mean", "value": float("nan")}}
     assert sweeper_return(searching, nan) is None
     with pytest.raises(Exception, match="train.objective.metric"):
-        from genlab.config import validate_config
+        from genlab.config.validate import validate_config
 
         validate_config(compose_config("train.objective.metric=accuracy"))
 
 
 def test_an_objective_needs_the_callback_that_computes_it(compose_config):
     """search=optuna adds the objective callback; a metric without it would return nothing."""
-    from genlab.config import validate_config
+    from genlab.config.validate import validate_config
     from genlab.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"train.objective.metric.*search=optuna"):

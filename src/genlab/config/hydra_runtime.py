@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from genlab.layout import SWEEP_JOB_RUN_DIR
 
@@ -59,6 +59,11 @@ def job_run_dir(model_name: str) -> str:
     if in_sweep():
         return str(Path(hydra_config().runtime.output_dir) / SWEEP_JOB_RUN_DIR)
     return f"runs/{model_name}"
+
+
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    """The fully resolved config without Hydra's own node: what a run records about itself."""
+    return {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"}
 
 
 def register_resolvers() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
-from genlab.config import validate_config
 from genlab.config.hydra_runtime import in_sweep
+from genlab.config.validate import validate_config
 from genlab.errors import ConfigError, GenlabError
 from genlab.tracking.sweep import record_job
 

@@ -4,7 +4,6 @@ all measured with the same extractor."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
@@ -31,9 +30,9 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 
 
 def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
-    run_dir = Path(cfg.paths.run_dir)
-    generator, record = load_generator(RunLayout.at(run_dir).generator)
-    common = dict(  # before any work: a missing extractor weights file fails here
+    layout = RunLayout.at(cfg.paths.run_dir)
+    generator, record = load_generator(layout.generator)
+    options = dict(  # before any work: a missing extractor weights file fails here
         **fidelity_options(cfg),
         verbose=cfg.metrics.extractor == "inception",  # minutes on a CPU: show progress
     )
@@ -41,9 +40,30 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     samples = sample_images(
         generator, cfg.evaluate.num_samples, cfg.evaluate.sample_seed, cfg.evaluate.batch_size
     )
-    model_scores = compute_fidelity(samples, test.images, **common)
-    floor_scores = compute_fidelity(train.images, test.images, **common)
-    untrained = None
+    scores = score_against_test(cfg, samples, train, test, record, options)
+    provenance = {key: record[key] for key in RUN_KEYS} | {"model": cfg.model.name}
+    memorization = check_memorization(
+        cfg, samples, train, test, options["weights_path"], provenance
+    )
+    result = evaluation_record(cfg, record, scores, memorization)
+    write_json(metrics_file(cfg.paths.metrics_dir, cfg.model.name), result)
+    log_to_existing_run(
+        cfg.logger, layout.root, record["run_id"], wandb_summary(result), job_type="evaluate"
+    )
+    print(headline(cfg, result))
+    return result
+
+
+def score_against_test(
+    cfg: DictConfig, samples, train, test, record: dict[str, Any], options: dict[str, Any]
+) -> dict[str, dict[str, Any] | None]:
+    """The model's samples, the real train split (the floor) and, optionally, the same network
+    untrained, each against the test split with the same extractor."""
+    scores: dict[str, dict[str, Any] | None] = {
+        "model": compute_fidelity(samples, test.images, **options),
+        "floor": compute_fidelity(train.images, test.images, **options),
+        "untrained": None,
+    }
     if cfg.evaluate.untrained_baseline:
         untrained_samples = sample_images(
             build_untrained(record["generator_config"], cfg.seed),
@@ -51,39 +71,40 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
             cfg.evaluate.sample_seed,
             cfg.evaluate.batch_size,
         )
-        untrained_scores = compute_fidelity(untrained_samples, test.images, **common)
-        untrained = {key: untrained_scores[key] for key in FIDELITY_SCORES}
-    memorization = check_memorization(
-        cfg,
-        samples,
-        train,
-        test,
-        common["weights_path"],
-        {key: record[key] for key in RUN_KEYS if key != "model"} | {"model": cfg.model.name},
-    )
-    objective = extractor_objective(cfg)
-    if objective.startswith("self-supervised"):
+        scores["untrained"] = compute_fidelity(untrained_samples, test.images, **options)
+    if extractor_objective(cfg).startswith("self-supervised"):
         # Rotation classes say nothing about sample quality: no Inception-style score.
-        for scores in (model_scores, floor_scores, untrained or {}):
-            scores.update(isc_mean=None, isc_std=None)
-    result = {
+        for scored in filter(None, scores.values()):
+            scored.update(isc_mean=None, isc_std=None)
+    return scores
+
+
+def evaluation_record(
+    cfg: DictConfig,
+    record: dict[str, Any],
+    scores: dict[str, dict[str, Any] | None],
+    memorization: dict[str, Any],
+) -> dict[str, Any]:
+    """metrics/<model>.json: the scores, what they were measured against, and the run."""
+    model, floor, untrained = scores["model"], scores["floor"], scores["untrained"]
+    return {
         "model": cfg.model.name,
         "run_id": record["run_id"],
         "dvc_experiment": record["train"].get("links", {}).get("dvc_experiment"),
         "extractor": cfg.metrics.extractor,
-        "extractor_objective": objective,
-        "weights_sha256": model_scores.get("weights_sha256"),
-        **{key: model_scores[key] for key in FIDELITY_SCORES},
-        "floor": {key: floor_scores[key] for key in FIDELITY_SCORES},
-        "untrained": untrained,
+        "extractor_objective": extractor_objective(cfg),
+        "weights_sha256": model.get("weights_sha256"),
+        **{key: model[key] for key in FIDELITY_SCORES},
+        "floor": {key: floor[key] for key in FIDELITY_SCORES},
+        "untrained": untrained and {key: untrained[key] for key in FIDELITY_SCORES},
         "memorization": memorization,
         "counts": {
-            "samples": model_scores["num_samples"],
-            "reference": model_scores["num_reference"],
-            "floor_train": floor_scores["num_samples"],
-            "floor_test": floor_scores["num_reference"],
-            "kid_subset_size": model_scores["kid_subset_size"],
-            "floor_kid_subset_size": floor_scores["kid_subset_size"],
+            "samples": model["num_samples"],
+            "reference": model["num_reference"],
+            "floor_train": floor["num_samples"],
+            "floor_test": floor["num_reference"],
+            "kid_subset_size": model["kid_subset_size"],
+            "floor_kid_subset_size": floor["kid_subset_size"],
         },
         "splits": {
             "model": "samples vs test",
@@ -95,20 +116,25 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         "train_images_per_s": record["train"]["images_per_s"],
         "train_wall_time_s": record["train"]["wall_time_s"],
     }
-    write_json(metrics_file(cfg.paths.metrics_dir, cfg.model.name), result)
-    log_to_existing_run(
-        cfg.logger,
-        run_dir,
-        record["run_id"],
-        {f"eval/{k}": result[k] for k in FIDELITY_SCORES if result[k] is not None}
-        | {f"eval/floor_{k}": result["floor"][k] for k in FIDELITY_SCORES if result[k] is not None}
+
+
+def wandb_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """What the training's W&B run gets: the scores, the floor's, the memorization shares."""
+    scored = [key for key in FIDELITY_SCORES if result[key] is not None]
+    memorization = result["memorization"]
+    return (
+        {f"eval/{key}": result[key] for key in scored}
+        | {f"eval/floor_{key}": result["floor"][key] for key in scored}
         | {
             f"eval/memorization_{space}_fraction": memorization[space]["fraction_below_threshold"]
             for space in ("feature", "pixel")
-        },
-        job_type="evaluate",
+        }
     )
-    print(
+
+
+def headline(cfg: DictConfig, result: dict[str, Any]) -> str:
+    memorization = result["memorization"]
+    return (
         f"evaluate {cfg.model.name} ({cfg.metrics.extractor}): "
         + ", ".join(
             f"{k}={result[k]:.4g} (floor {result['floor'][k]:.4g})"
@@ -119,4 +145,3 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         f"test images: {memorization['feature']['fraction_below_threshold']:.1%} (features), "
         f"{memorization['pixel']['fraction_below_threshold']:.1%} (pixels)"
     )
-    return result

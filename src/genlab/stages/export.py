@@ -32,95 +32,126 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     return stage_main(run_export, cfg)
 
 
-def _headline(metrics: dict[str, Any] | None) -> dict[str, Any]:
-    if metrics is None:
-        return {}
-    return {key: metrics.get(key) for key in ("extractor", "fid", "kid_mean", "isc_mean")}
-
-
 def run_export(cfg: DictConfig) -> dict[str, Any]:
     generator, record = load_generator(layout.RunLayout.at(cfg.paths.run_dir).generator)
-    metrics_path = layout.metrics_file(cfg.paths.metrics_dir, cfg.model.name)
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    metrics = read_metrics(cfg)
     provenance = {**{key: record[key] for key in RUN_KEYS}, "model": cfg.model.name}
-    provenance["created"] = created
+    provenance["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     export_dir = Path(cfg.paths.export_dir)
-    parity = dict(parity_seed=cfg.export.parity_seed, atol=cfg.export.parity_atol)
-    # What `genlab generate` needs besides the graph: where it came from and its input size.
-    file_metadata = {**provenance, "latent_dim": str(generator.latent_dim)}
     with atomic_dir(export_dir) as staging:
-        torchscript = export_torchscript(
-            generator,
-            generator.latent_dim,
-            staging / layout.EXPORT_TORCHSCRIPT,
-            metadata=file_metadata,
-            **parity,
-        )
-        onnx = export_onnx(
-            generator,
-            generator.latent_dim,
-            staging / layout.EXPORT_ONNX,
-            opset=cfg.export.onnx_opset,
-            metadata=file_metadata,
-            **parity,
-        )
-        style_controls = None
-        if has_style_controls(generator):
-            style_controls = export_style_parts(
-                generator,
-                staging,
-                file_metadata,
-                functools.partial(export_onnx, opset=cfg.export.onnx_opset),
-                export_torchscript,
-                **parity,
-            )
-        latents = torch.randn(
-            cfg.export.grid_images,
-            generator.latent_dim,
-            generator=torch.Generator().manual_seed(cfg.export.parity_seed),
-        )
-        with torch.no_grad():
-            save_grid(generator(latents), staging / layout.EXPORT_SAMPLES, provenance)
+        files = export_graphs(cfg, generator, staging, provenance)
+        save_sample_grid(cfg, generator, staging / layout.EXPORT_SAMPLES, provenance)
         summary = {
-            "torchscript": {**torchscript, "path": str(export_dir / layout.EXPORT_TORCHSCRIPT)},
-            "onnx": {**onnx, "path": str(export_dir / layout.EXPORT_ONNX)},
+            "torchscript": {
+                **files["torchscript"],
+                "path": str(export_dir / layout.EXPORT_TORCHSCRIPT),
+            },
+            "onnx": {**files["onnx"], "path": str(export_dir / layout.EXPORT_ONNX)},
             "samples": str(export_dir / layout.EXPORT_SAMPLES),
             "latent_dim": generator.latent_dim,
-            "style_controls": style_controls,
+            "style_controls": files["style_controls"],
             "provenance": provenance,
         }
         write_json(staging / layout.EXPORT_RECORD, summary)
         write_model_card(
-            staging / layout.MODEL_CARD,
-            {
-                "model_name": cfg.model.name,
-                "family": record["config"]["model"]["_target_"],
-                "run_id": record["run_id"],
-                "created": created,
-                "code_version": record["code_version"],
-                "config": record["config"],
-                "data": record["data_meta"],
-                "metrics": metrics,
-                "export": summary,
-                "train": record["train"],
-            },
+            staging / layout.MODEL_CARD, model_card_facts(cfg, record, metrics, summary)
         )
     log_to_existing_run(
         cfg.logger,
         cfg.paths.run_dir,
         record["run_id"],
-        {"export/onnx_max_abs_diff": onnx["max_abs_diff"]},
+        {"export/onnx_max_abs_diff": summary["onnx"]["max_abs_diff"]},
         job_type="export",
         model_artifact=ModelArtifact(
             name=f"{cfg.model.name}-generator",
             files=sorted(path for path in export_dir.iterdir() if path.is_file()),
             description=f"genlab {cfg.model.name} generator: ONNX, TorchScript, model card",
-            metadata={**provenance, "metrics": _headline(metrics)},
+            metadata={**provenance, "metrics": headline_metrics(metrics)},
         ),
     )
     print(
-        f"export {cfg.model.name}: torchscript max|diff|={torchscript['max_abs_diff']:.2e}, "
-        f"onnx max|diff|={onnx['max_abs_diff']:.2e} -> {export_dir}"
+        f"export {cfg.model.name}: torchscript "
+        f"max|diff|={summary['torchscript']['max_abs_diff']:.2e}, "
+        f"onnx max|diff|={summary['onnx']['max_abs_diff']:.2e} -> {export_dir}"
     )
     return summary
+
+
+def read_metrics(cfg: DictConfig) -> dict[str, Any] | None:
+    """The evaluate stage's scores, for the model card (None when not evaluated)."""
+    path = layout.metrics_file(cfg.paths.metrics_dir, cfg.model.name)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def export_graphs(
+    cfg: DictConfig, generator: torch.nn.Module, staging: Path, provenance: dict[str, str]
+) -> dict[str, Any]:
+    """TorchScript and ONNX of the generator (and StyleGAN's mapping / synthesis halves), each
+    parity-checked against the eager network before it is written."""
+    parity = dict(parity_seed=cfg.export.parity_seed, atol=cfg.export.parity_atol)
+    # What `genlab generate` needs besides the graph: where it came from and its input size.
+    file_metadata = {**provenance, "latent_dim": str(generator.latent_dim)}
+    torchscript = export_torchscript(
+        generator,
+        generator.latent_dim,
+        staging / layout.EXPORT_TORCHSCRIPT,
+        metadata=file_metadata,
+        **parity,
+    )
+    onnx = export_onnx(
+        generator,
+        generator.latent_dim,
+        staging / layout.EXPORT_ONNX,
+        opset=cfg.export.onnx_opset,
+        metadata=file_metadata,
+        **parity,
+    )
+    style_controls = None
+    if has_style_controls(generator):
+        style_controls = export_style_parts(
+            generator,
+            staging,
+            file_metadata,
+            functools.partial(export_onnx, opset=cfg.export.onnx_opset),
+            export_torchscript,
+            **parity,
+        )
+    return {"torchscript": torchscript, "onnx": onnx, "style_controls": style_controls}
+
+
+def save_sample_grid(
+    cfg: DictConfig, generator: torch.nn.Module, path: Path, provenance: dict[str, str]
+) -> None:
+    latents = torch.randn(
+        cfg.export.grid_images,
+        generator.latent_dim,
+        generator=torch.Generator().manual_seed(cfg.export.parity_seed),
+    )
+    with torch.no_grad():
+        save_grid(generator(latents), path, provenance)
+
+
+def model_card_facts(
+    cfg: DictConfig,
+    record: dict[str, Any],
+    metrics: dict[str, Any] | None,
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "model_name": cfg.model.name,
+        "family": record["config"]["model"]["_target_"],
+        "run_id": record["run_id"],
+        "created": summary["provenance"]["created"],
+        "code_version": record["code_version"],
+        "config": record["config"],
+        "data": record["data_meta"],
+        "metrics": metrics,
+        "export": summary,
+        "train": record["train"],
+    }
+
+
+def headline_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    if metrics is None:
+        return {}
+    return {key: metrics.get(key) for key in ("extractor", "fid", "kid_mean", "isc_mean")}

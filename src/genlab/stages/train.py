@@ -17,8 +17,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from genlab.code_deps import stage_code
-from genlab.config import resolved_config
-from genlab.config.hydra_runtime import cpu_threads_per_job
+from genlab.config.hydra_runtime import cpu_threads_per_job, resolved_config
 from genlab.data.datamodule import ImageDataModule
 from genlab.data.store import read_meta
 from genlab.errors import TrainingInterrupted
