@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -66,8 +67,6 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
     ``algorithm`` is any name :func:`hashlib.new` knows; md5 is used only as a checksum here,
     never for security, so it is requested with ``usedforsecurity=False``.
     """
-    import hashlib
-
     digest = hashlib.new(algorithm, usedforsecurity=False)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

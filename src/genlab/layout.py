@@ -60,6 +60,12 @@ LEADERBOARD_JSON = "leaderboard.json"
 LEADERBOARD_MD = "leaderboard.md"
 SCORES_CSV = "scores.csv"
 
+# -- the report stage: one table per training metric, a column per model (report.curves_dir) --
+def curve_table(metric: str) -> str:
+    """``train/loss_g`` -> ``train_loss_g.csv``: the name dvc.yaml's cross-model plots use."""
+    return metric.replace("/", "_") + ".csv"
+
+
 # -- the fetched dataset (data.dir) -----------------------------------------------------------
 SPLIT_FILE = "{split}.npz"
 DATA_META_FILE = "meta.json"

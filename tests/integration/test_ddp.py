@@ -39,9 +39,9 @@ def test_two_processes_train_one_run(tmp_path, digits_dir):
         "step_000030.png",
     ]
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
-        "training_fingerprint",
         "last.ckpt",
         "run_id",
+        "training_fingerprint",
     ]
     logged = yaml.safe_load((run_dir / "csv/hparams.yaml").read_text())
     assert logged == {"world_size": 2, "batch_size_per_device": 16, "batch_size_global": 32}

@@ -42,6 +42,9 @@ def test_a_new_model_config_goes_through_every_stage(tmp_path):
     assert f"runs/{NEW}/csv/metrics.csv" in plots["data"] or any(
         f"runs/{NEW}/csv/metrics.csv" in key for key in plots["data"]
     ), sorted(plots["data"])
+    # ... and overlays them on the others' (a column per model in the report's tables)
+    header = (root / "leaderboard/curves/train_loss_g.csv").read_text().splitlines()[0]
+    assert header.split(",") == ["step", *board["ranking"]] and NEW in header
     # and only the new file and the params line changed
     changed = run(["git", "show", "--name-only", "--format=", "HEAD"], root).stdout.split()
     assert sorted(changed) == sorted([f"conf/model/{NEW}.yaml", "params.yaml"])

@@ -102,3 +102,24 @@ def test_stage_script_exits_nonzero_before_any_work(tmp_path, case):
     assert result.returncode != 0, result.stderr
     assert message in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_value_a_constructor_refuses_is_named_by_hydras_key_and_the_domain_rule(tmp_path):
+    """Constructors state the rule in their own terms; Hydra names the config node (full_key)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "pipelines" / "train.py"),
+            "model.generator.base_channels=0",
+            f"paths.run_dir={tmp_path / 'run'}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "base_channels must be a positive integer, got 0" in result.stderr
+    assert "full_key: model.generator" in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -29,7 +29,7 @@ def expected_outputs(stage: str, cfg: dict) -> set[Path]:
         },
         "export": {Path(paths["export_dir"])},
         "compare": set(layout.leaderboard_files(cfg["compare"]["out_dir"]).values()),
-        "report": {Path(cfg["report"]["out_html"])},
+        "report": {Path(cfg["report"]["out_html"]), Path(cfg["report"]["curves_dir"])},
     }[stage]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -220,6 +221,7 @@ def test_stage_writes_the_page_from_config(tmp_path):
                 "leaderboard": str(leaderboard),
                 "runs_dir": str(runs),
                 "out_html": str(tmp_path / "out" / "report.html"),
+                "curves_dir": str(tmp_path / "out" / "curves"),
                 "title": "My <runs>",
             },
         }
@@ -227,6 +229,14 @@ def test_stage_writes_the_page_from_config(tmp_path):
     out = run_report(cfg)
     assert out == tmp_path / "out" / "report.html"
     assert "<title>My &lt;runs&gt;</title>" in out.read_text()
+    # the cross-model tables dvc.yaml's plots read: a column per model, in ranking order
+    ranking = json.loads(leaderboard.read_text())["ranking"]
+    loss_g = (tmp_path / "out/curves/train_loss_g.csv").read_text().splitlines()
+    assert loss_g[0] == ",".join(["step", *ranking])
+    row = dict(zip(loss_g[0].split(","), loss_g[1].split(","), strict=True))
+    assert row == {"step": "9", "dcgan": "3.9", "vae": "", "stylegan": ""}
+    elbo = (tmp_path / "out/curves/train_neg_elbo_bits_per_dim.csv").read_text().splitlines()
+    assert [line.split(",")[ranking.index("vae") + 1] for line in elbo[1:]] == ["1.08", "0.67"]
 
 
 def test_curves_skip_empty_cells_and_bookkeeping_columns(tmp_path):

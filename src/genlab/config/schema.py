@@ -250,6 +250,7 @@ class ReportConfig:
     leaderboard: str = MISSING
     runs_dir: str = MISSING
     out_html: str = MISSING
+    curves_dir: str = MISSING
     title: str = MISSING
 
 

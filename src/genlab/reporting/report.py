@@ -13,7 +13,6 @@ PNGs, embedded the same way. One file, written atomically, that any browser open
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -32,14 +31,12 @@ from genlab.layout import (
     grid_pattern,
     nearest_training_image,
 )
+from genlab.reporting.curves import read_curves
 from genlab.reporting.leaderboard import LEADERBOARD_COLUMNS, leaderboard_rows
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SAMPLES_RE = grid_pattern(SAMPLE_GRID)
 RECONSTRUCTIONS_RE = grid_pattern(RECONSTRUCTION_GRID)
-# CSVLogger columns that are bookkeeping or 0/1 flags, not curves worth a panel
-NOT_CURVES = ("epoch", "step")
-NOT_CURVE_PREFIXES = ("health/",)
 
 
 @dataclass(frozen=True)
@@ -71,34 +68,6 @@ def latest_step_file(folder: Path, pattern: re.Pattern[str]) -> tuple[int, Path]
         return None
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := pattern.match(p.name))]
     return max(found) if found else None
-
-
-def read_curves(csv_path: Path) -> dict[str, list[tuple[float, float]]]:
-    """(step, value) per metric from a CSVLogger file. Lightning writes one row per log call
-    with empty cells for metrics not logged in that call, so every cell is optional."""
-    curves: dict[str, list[tuple[float, float]]] = {}
-    with csv_path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            step = _as_float(row.get("step"))
-            if step is None:
-                continue
-            for name, cell in row.items():
-                if name is None or name in NOT_CURVES or name.startswith(NOT_CURVE_PREFIXES):
-                    continue
-                value = _as_float(cell)
-                if value is not None:
-                    curves.setdefault(name, []).append((step, value))
-    return curves
-
-
-def _as_float(cell: str | None) -> float | None:
-    if cell is None or cell.strip() == "":
-        return None
-    try:
-        value = float(cell)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
 
 
 def curves_png(model: str, curves: dict[str, list[tuple[float, float]]]) -> bytes:

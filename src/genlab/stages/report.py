@@ -3,12 +3,14 @@ for people who have neither a W&B account nor DVC's CDN-loaded plots."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from genlab.errors import StageInputError
 from genlab.reporting import build_report
+from genlab.reporting.curves import write_curve_tables
 from genlab.stages.entry import stage_main
 
 
@@ -30,5 +32,8 @@ def run_report(cfg: DictConfig) -> Path:
         metrics_dir=Path(cfg.paths.metrics_dir),
         title=settings.title,
     )
+    models = json.loads(leaderboard.read_text())["ranking"]
+    tables = write_curve_tables(settings.runs_dir, models, Path(settings.curves_dir))
     print(f"report: {out_html} (open it in any browser; it loads nothing from the network)")
+    print(f"report: {len(tables)} cross-model curve tables in {settings.curves_dir} (dvc plots)")
     return out_html

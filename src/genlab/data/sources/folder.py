@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image, ImageOps
 from rich.progress import track, wrap_file
 
-from genlab.data.store import DatasetError, Split
+from genlab.data.store import Split
+from genlab.errors import DatasetError
 from genlab.io import file_digest
 
 EXTENSIONS = {".png", ".jpg", ".jpeg"}
@@ -152,8 +153,8 @@ class FolderSource:
             return self.path
         if not self.path.is_file():
             raise DatasetError(
-                f"path {self.path} does not exist: give a folder of images or a .zip / .tar.gz "
-                f"of them"
+                f"data.source.path={self.path} does not exist: give a folder of images or a "
+                f".zip / .tar.gz of them"
             )
         target = scratch
         name = self.path.name.lower()

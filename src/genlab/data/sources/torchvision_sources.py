@@ -25,7 +25,8 @@ import numpy as np
 
 import genlab  # noqa: F401  (must precede torchvision: makes it importable on a CPU torch)
 from genlab.checks import require_positive
-from genlab.data.store import DatasetError, Split
+from genlab.data.store import Split
+from genlab.errors import DatasetError
 from genlab.io import atomic_path, file_digest
 
 MD5_LENGTH = 32
