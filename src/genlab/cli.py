@@ -8,7 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-EXIT_OK, EXIT_NOT_VERIFIED, EXIT_BAD_INPUT = 0, 1, 2
+from genlab.errors import EXIT_BAD_INPUT, GenerateError
+
+EXIT_OK, EXIT_NOT_VERIFIED = 0, 1
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -116,13 +118,11 @@ def _verify(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from genlab.generate import GenerateError
-
     try:
         return _generate(args) if args.command == "generate" else _verify(args)
     except GenerateError as error:
         print(f"genlab {args.command}: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return error.exit_code
 
 
 if __name__ == "__main__":
