@@ -111,25 +111,43 @@ def config_targets(node: Any) -> set[str]:
     return found
 
 
-def stage_modules(stage: str, config: Mapping[str, Any] | None = None) -> set[str]:
+def stage_modules(
+    stage: str,
+    config: Mapping[str, Any] | None = None,
+    sections: Iterable[str] | None = None,
+) -> set[str]:
     """The modules a stage starts from: its own, plus the targets of the config sections it
-    instantiates (the stage module's ``INSTANTIATES``)."""
+    instantiates (the stage module's ``INSTANTIATES``, or only ``sections`` of them)."""
     root = f"{PACKAGE}.stages.{stage}"
     modules = {root}
     if config is not None:
-        for section in _instantiated_sections(module_file(root)):
+        for section in sections if sections is not None else instantiated_sections(stage):
             modules |= config_targets(config.get(section))
     return modules
 
 
-def stage_code(stage: str, config: Mapping[str, Any] | None = None) -> list[Path]:
+def stage_code(
+    stage: str,
+    config: Mapping[str, Any] | None = None,
+    sections: Iterable[str] | None = None,
+) -> list[Path]:
     """The genlab source files the stage runs (see the module docstring)."""
-    return import_closure(stage_modules(stage, config))
+    return import_closure(stage_modules(stage, config, sections))
 
 
-def _instantiated_sections(path: Path | None) -> tuple[str, ...]:
+def package_modules(package: str) -> list[str]:
+    """Every module of a genlab package, whether or not anything imports it statically."""
+    directory = module_file(package)
+    if directory is None or directory.name != "__init__.py":
+        raise ValueError(f"{package} is not a genlab package")
+    return sorted(module_of(path) for path in directory.parent.rglob("*.py"))
+
+
+def instantiated_sections(stage: str) -> tuple[str, ...]:
+    """The stage module's ``INSTANTIATES``, read without importing it."""
+    path = module_file(f"{PACKAGE}.stages.{stage}")
     if path is None:
-        raise ValueError("no such stage module")
+        raise ValueError(f"no stage module genlab.stages.{stage}")
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from genlab.errors import GenerateError
+from genlab.layout import EXPORT_METADATA_ENTRY
 from genlab.provenance import RUN_KEYS
 
 Run = Callable[[np.ndarray], np.ndarray]
@@ -40,9 +41,9 @@ def _load_onnx(path: Path) -> tuple[Run, dict[str, str]]:
 
 
 def _load_torchscript(path: Path) -> tuple[Run, dict[str, str]]:
-    extra_files = {"genlab.json": ""}
+    extra_files = {EXPORT_METADATA_ENTRY: ""}
     module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files)
-    metadata = json.loads(extra_files["genlab.json"] or "{}")
+    metadata = json.loads(extra_files[EXPORT_METADATA_ENTRY] or "{}")
 
     def run(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():

@@ -54,11 +54,13 @@ EXPORT_ONNX = "generator.onnx"
 EXPORT_SAMPLES = "samples.png"
 EXPORT_RECORD = "export.json"
 MODEL_CARD = "MODEL_CARD.md"
+EXPORT_METADATA_ENTRY = "genlab.json"  # inside the TorchScript archive: provenance, latent size
 
 # -- the compare stage (compare.out_dir) ------------------------------------------------------
 LEADERBOARD_JSON = "leaderboard.json"
 LEADERBOARD_MD = "leaderboard.md"
 SCORES_CSV = "scores.csv"
+
 
 # -- the report stage: one table per training metric, a column per model (report.curves_dir) --
 def curve_table(metric: str) -> str:
@@ -69,6 +71,13 @@ def curve_table(metric: str) -> str:
 # -- the fetched dataset (data.dir) -----------------------------------------------------------
 SPLIT_FILE = "{split}.npz"
 DATA_META_FILE = "meta.json"
+DATA_MANIFEST_FILE = "manifest.json"  # a folder source: file, sha256, bytes, label, split
+DATA_DUPLICATES_FILE = "duplicates.json"  # a folder source: identical and near-identical images
+
+
+def classifier_report(weights: str | os.PathLike) -> Path:
+    """The train_classifier stage's JSON record beside its weights (``<data>.pt`` -> ``.json``)."""
+    return Path(weights).with_suffix(".json")
 
 
 @dataclass(frozen=True)

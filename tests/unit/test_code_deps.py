@@ -90,3 +90,55 @@ def test_function_level_and_relative_imports_are_followed(tmp_path, monkeypatch)
         "genlab/sub/near.py",
         "genlab/far.py",
     }
+
+
+def resolved(*overrides: str) -> dict:
+    return OmegaConf.to_container(compose_config_dir(*overrides), resolve=True)
+
+
+def test_the_resume_fingerprint_hashes_code_the_train_stage_deps_cover():
+    from genlab.training.checkpoints import training_code
+
+    config = resolved("model=dcgan")
+    code = training_code(config)
+    deps = dvc_stages()["train@dcgan"]["deps"]
+    assert [str(f) for f in code if not covered(f, deps)] == []
+    assert {"genlab/networks/dcgan.py", "genlab/training/reproducibility.py"} <= relative(code)
+    assert not any(f.startswith(("genlab/reporting", "genlab/evaluation")) for f in relative(code))
+
+
+def test_switching_a_callback_off_keeps_the_fingerprint_a_model_change_does_not():
+    from genlab.training.checkpoints import training_code, training_fingerprint
+
+    def fingerprint(*overrides: str) -> str:
+        config = resolved(*overrides)
+        return training_fingerprint(config, {"counts": 1}, training_code(config))
+
+    default = fingerprint("model=dcgan")
+    assert fingerprint("model=dcgan", "callbacks.health=null", "callbacks.progress_bar=null") == (
+        default
+    )
+    assert fingerprint("model=dcgan", "model.ema_decay=0.9") != default
+    assert fingerprint("model=vae") != default
+
+
+def test_a_stage_validates_and_so_imports_only_the_targets_it_builds():
+    """compare and report build nothing from config: their validation imports no model or
+    training code (which their dvc.yaml deps do not cover)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from tests.conftest import compose_config_dir\n"
+        "from genlab.config.validate import validate_config\n"
+        "from genlab.stages import compare\n"
+        "validate_config(compose_config_dir(), target_sections=compare.INSTANTIATES)\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('genlab.training', "
+        "'genlab.models', 'genlab.networks'))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

@@ -45,3 +45,18 @@ def test_report_reads_the_grid_names_the_callback_writes():
     match = pattern.match(RunLayout.at("runs/x").sample_grid(1500).name)
     assert match and int(match.group(1)) == 1500
     assert not pattern.match(RunLayout.at("runs/x").reconstruction_grid(1500).name)
+
+
+def test_the_csv_logger_writes_where_the_layout_says(tmp_path, compose_config):
+    """dvc.yaml's plots and the report read RunLayout.metrics_csv: the configured logger must
+    write exactly there."""
+    from genlab.tracking.identity import RunContext
+    from genlab.training.components import build_components
+
+    cfg = compose_config("logger=csv")
+    run_layout = RunLayout.at(tmp_path / "run")
+    context = RunContext(cfg, {}, "r1", run_layout, {})
+    (logger,) = build_components(cfg.logger.lightning, context)
+    logger.log_metrics({"train/loss": 1.5}, step=3)
+    logger.save()
+    assert run_layout.metrics_csv.read_text().splitlines()[0].split(",") == ["step", "train/loss"]

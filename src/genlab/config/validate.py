@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
+from collections.abc import Sequence
 from typing import Any
 
 from hydra.utils import get_object
@@ -17,8 +18,14 @@ from genlab.errors import ConfigError, RangeError
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 
-def validate_config(cfg: DictConfig) -> None:
-    """Check every section: schema types/keys/ranges, then each ``_target_`` node's arguments."""
+# The sections whose _target_ nodes a stage may build objects from.
+TARGET_SECTIONS = ("model", "trainer", "data", "callbacks", "logger")
+
+
+def validate_config(cfg: DictConfig, target_sections: Sequence[str] = TARGET_SECTIONS) -> None:
+    """Check every section's types, keys and ranges (the schema), then the arguments of each
+    ``_target_`` node in ``target_sections``: a stage checks (and so imports) only the targets
+    it builds, its ``INSTANTIATES``."""
     cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
     try:
         merged = OmegaConf.merge(OmegaConf.structured(RootConfig), cfg)
@@ -29,9 +36,8 @@ def validate_config(cfg: DictConfig) -> None:
         key = getattr(error, "full_key", None) or "?"
         reason = str(error).split("\n")[0]
         raise ConfigError(f"Invalid config at `{key}`: {reason}") from None
-    for section in ("model", "trainer", "data", "callbacks"):
+    for section in target_sections:
         _check_targets(cfg[section], section)
-    _check_targets(cfg.logger.lightning, "logger.lightning")
 
 
 def _check_targets(node: Any, path: str) -> None:

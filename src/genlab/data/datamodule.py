@@ -35,9 +35,9 @@ class ImageDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         if batch_size <= 0:
-            raise ValueError(f"data.batch_size must be > 0, got {batch_size}")
+            raise ValueError(f"batch size must be > 0, got {batch_size}")
         if num_workers < 0:
-            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
+            raise ValueError(f"the number of loader workers must be >= 0, got {num_workers}")
         self.directory = directory
         self.batch_size = batch_size
         self.num_workers = num_workers

@@ -20,7 +20,11 @@ from genlab.tracking.identity import RunContext
 
 
 class QuickObjective(pl.Callback):
-    """Score the sampling generator once training ends (rank 0) and log the score."""
+    """Score the sampling generator once fitting ends (rank 0) and log the score.
+
+    ``on_fit_end`` runs after Lightning's teardown, so the network is back on the CPU and the
+    loop's own timings (``training_loop_s``) do not include this evaluation.
+    """
 
     def __init__(self, context: RunContext, metric: str, num_samples: int):
         if metric not in OBJECTIVES:
@@ -30,7 +34,7 @@ class QuickObjective(pl.Callback):
         self.num_samples = num_samples
         self.result: dict[str, Any] | None = None
 
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
         generator = pl_module.sampling_generator()

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from genlab.data.datamodule import to_uint8
 from genlab.errors import StageInputError
 from genlab.evaluation.classifier_training import SUPERVISED_OBJECTIVE
+from genlab.layout import classifier_report
 
 
 def extractor_weights(cfg: DictConfig) -> str | None:
@@ -45,7 +46,7 @@ def extractor_objective(cfg: DictConfig) -> str:
     """What the feature extractor was trained for, as recorded by train_classifier."""
     if cfg.metrics.extractor != "classifier":
         return "ImageNet classification (InceptionV3)"
-    report = Path(cfg.metrics.weights_path).with_suffix(".json")
+    report = classifier_report(cfg.metrics.weights_path)
     if report.is_file():
         return json.loads(report.read_text()).get("objective", "supervised")
     return SUPERVISED_OBJECTIVE
@@ -55,8 +56,12 @@ def extractor_objective(cfg: DictConfig) -> str:
 def sample_images(
     generator: torch.nn.Module, count: int, seed: int, batch_size: int
 ) -> torch.Tensor:
-    """``count`` uint8 images from fixed latents: the same seed always gives the same samples."""
+    """``count`` uint8 images (on the CPU) from fixed latents: the same seed always gives the
+    same samples, wherever the generator runs (the latents are drawn on the CPU)."""
     latents = torch.randn(
         count, generator.latent_dim, generator=torch.Generator().manual_seed(seed)
     )
-    return torch.cat([to_uint8(generator(chunk)) for chunk in latents.split(batch_size)])
+    device = next(generator.parameters(), torch.empty(0)).device
+    return torch.cat(
+        [to_uint8(generator(chunk.to(device)).cpu()) for chunk in latents.split(batch_size)]
+    )

@@ -14,8 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from genlab.checks import require_positive
 from genlab.errors import ExportError
 from genlab.io import atomic_path
+from genlab.layout import EXPORT_METADATA_ENTRY
 
 
 @contextlib.contextmanager
@@ -42,14 +44,13 @@ def _eval_on_cpu(generator: nn.Module) -> Iterator[nn.Module]:
 
 def _batch_sizes(parity_batch: int) -> tuple[int, ...]:
     """The traced batch plus other sizes, so a graph frozen to one batch size is caught."""
-    if parity_batch < 1:
-        raise ValueError(f"parity_batch must be >= 1, got {parity_batch}")
+    require_positive(parity_batch=parity_batch)
     sizes = (parity_batch, 1, 2 * parity_batch + 1)
     return tuple(dict.fromkeys(sizes))
 
 
 InputShape = int | Sequence[int]
-METADATA_FILE = "genlab.json"
+METADATA_FILE = EXPORT_METADATA_ENTRY
 
 
 def _latents(input_shape: InputShape, sizes: Sequence[int], seed: int) -> list[torch.Tensor]:

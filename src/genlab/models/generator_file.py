@@ -58,7 +58,10 @@ def load_generator(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
             f"re-run the training stage to rebuild it"
         ) from error
     generator.eval().requires_grad_(False)
-    return generator, {**payload["record"], "generator_config": payload["generator_config"]}
+    record = dict(payload["record"])
+    if "config_hash" in record:  # written before the key was named for what it holds
+        record.setdefault("training_fingerprint", record.pop("config_hash"))
+    return generator, {**record, "generator_config": payload["generator_config"]}
 
 
 def build_untrained(generator_config: dict[str, Any], seed: int) -> nn.Module:

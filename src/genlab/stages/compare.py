@@ -19,9 +19,11 @@ from genlab.reporting.leaderboard import (
 )
 from genlab.stages.entry import stage_main
 
+INSTANTIATES: tuple[str, ...] = ()  # builds nothing from a _target_ node
+
 
 def main(cfg: DictConfig) -> dict[str, Any]:
-    return stage_main(run_compare, cfg)
+    return stage_main(run_compare, cfg, INSTANTIATES)
 
 
 def models_to_compare(cfg: DictConfig) -> list[str]:

@@ -26,7 +26,7 @@ INSTANTIATES = ("model",)
 
 
 def main(cfg: DictConfig) -> dict[str, Any]:
-    return stage_main(run_evaluate, cfg)
+    return stage_main(run_evaluate, cfg, INSTANTIATES)
 
 
 def run_evaluate(cfg: DictConfig) -> dict[str, Any]:

@@ -29,7 +29,7 @@ INSTANTIATES = ("model",)
 
 
 def main(cfg: DictConfig) -> dict[str, Any]:
-    return stage_main(run_export, cfg)
+    return stage_main(run_export, cfg, INSTANTIATES)
 
 
 def run_export(cfg: DictConfig) -> dict[str, Any]:

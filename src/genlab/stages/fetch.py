@@ -8,13 +8,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from genlab.data.store import read_meta, write_dataset
+from genlab.layout import DATA_DUPLICATES_FILE
 from genlab.stages.entry import stage_main
 
 INSTANTIATES = ("data",)  # the data source (genlab.code_deps follows its _target_)
 
 
 def main(cfg: DictConfig) -> dict[str, Any]:
-    return stage_main(run_fetch, cfg)
+    return stage_main(run_fetch, cfg, INSTANTIATES)
 
 
 def run_fetch(cfg: DictConfig) -> dict[str, Any]:
@@ -34,6 +35,6 @@ def run_fetch(cfg: DictConfig) -> dict[str, Any]:
         print(
             f"fetch: {duplicates['exact_duplicates']} exact duplicate(s), "
             f"{duplicates['near_duplicate_pairs']} near-duplicate pair(s); see "
-            f"{cfg.data.dir}/duplicates.json"
+            f"{cfg.data.dir}/{DATA_DUPLICATES_FILE}"
         )
     return meta

@@ -13,9 +13,11 @@ from genlab.reporting import build_report
 from genlab.reporting.curves import write_curve_tables
 from genlab.stages.entry import stage_main
 
+INSTANTIATES: tuple[str, ...] = ()  # builds nothing from a _target_ node
+
 
 def main(cfg: DictConfig) -> Path:
-    return stage_main(run_report, cfg)
+    return stage_main(run_report, cfg, INSTANTIATES)
 
 
 def run_report(cfg: DictConfig) -> Path:

@@ -16,7 +16,6 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from genlab.code_deps import stage_code
 from genlab.config.hydra_runtime import cpu_threads_per_job, resolved_config
 from genlab.data.datamodule import ImageDataModule
 from genlab.data.store import read_meta
@@ -29,7 +28,11 @@ from genlab.stages.entry import stage_main
 from genlab.tracking.identity import RunContext, code_version, run_links
 from genlab.tracking.sweep import sweeper_return
 from genlab.tracking.wandb_setup import finish_wandb_runs
-from genlab.training.checkpoints import prepare_checkpoint_dir, training_fingerprint
+from genlab.training.checkpoints import (
+    prepare_checkpoint_dir,
+    training_code,
+    training_fingerprint,
+)
 from genlab.training.components import build_components, run_summaries
 from genlab.training.interruption import AtomicCheckpointIO
 from genlab.training.speed import apply_speed_options, set_cpu_threads
@@ -45,7 +48,7 @@ warnings.filterwarnings("ignore", message="You're resuming from a checkpoint tha
 
 def main(cfg: DictConfig) -> Any:
     """The train entry: a sweeper gets the objective, a single run its summary."""
-    return sweeper_return(cfg, stage_main(run_train, cfg))
+    return sweeper_return(cfg, stage_main(run_train, cfg, INSTANTIATES))
 
 
 def run_train(cfg: DictConfig) -> dict[str, Any]:
@@ -56,19 +59,20 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     module = build_module(cfg)
     max_steps = cfg.train.steps * module.optimizer_steps_per_iteration
     context, resume = start_run(cfg, layout, max_steps)
-    loggers = build_components(cfg.logger.lightning, context)
-    callbacks = build_components(cfg.callbacks, context)
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer,
-        max_steps=max_steps,
-        callbacks=callbacks,
-        logger=loggers,
-        default_root_dir=str(layout.root),
-        plugins=[AtomicCheckpointIO()],
-    )
-    batch_sizes = log_batch_sizes(trainer, loggers, cfg.data.batch_size)
+    loggers: list[Any] = []
     succeeded = False
     try:
+        loggers = build_components(cfg.logger.lightning, context)
+        callbacks = build_components(cfg.callbacks, context)
+        trainer: pl.Trainer = instantiate(
+            cfg.trainer,
+            max_steps=max_steps,
+            callbacks=callbacks,
+            logger=loggers,
+            default_root_dir=str(layout.root),
+            plugins=[AtomicCheckpointIO()],
+        )
+        batch_sizes = log_batch_sizes(trainer, loggers, cfg.data.batch_size)
         elapsed = fit(trainer, module, datamodule, layout, resume)
         summary = training_summary(context, module, trainer, resume, elapsed, batch_sizes)
         summary.update(cpu_threads=threads, **run_summaries([*callbacks, *loggers]))
@@ -109,7 +113,7 @@ def start_run(cfg: DictConfig, layout: RunLayout, max_steps: int) -> tuple[RunCo
     or start fresh with a new id; record where each tool keeps it."""
     config = resolved_config(cfg)
     data_meta = read_meta(cfg.data.dir)
-    fingerprint = training_fingerprint(config, data_meta, stage_code("train", config))
+    fingerprint = training_fingerprint(config, data_meta, training_code(config))
     resume, run_id = prepare_checkpoint_dir(
         layout.checkpoints,
         fingerprint,

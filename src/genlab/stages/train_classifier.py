@@ -16,11 +16,14 @@ from genlab.evaluation.classifier_training import (
 )
 from genlab.evaluation.self_supervised import OBJECTIVE, rotation_task
 from genlab.io import write_json
+from genlab.layout import classifier_report
 from genlab.stages.entry import stage_main
+
+INSTANTIATES: tuple[str, ...] = ()  # builds nothing from a _target_ node
 
 
 def main(cfg: DictConfig) -> dict[str, Any]:
-    return stage_main(run_train_classifier, cfg)
+    return stage_main(run_train_classifier, cfg, INSTANTIATES)
 
 
 def run_train_classifier(cfg: DictConfig) -> dict[str, Any]:
@@ -50,6 +53,6 @@ def run_train_classifier(cfg: DictConfig) -> dict[str, Any]:
     report["objective"] = objective
     path = Path(cfg.paths.classifier)
     save_classifier(model, path, report)
-    write_json(path.with_suffix(".json"), report)
+    write_json(classifier_report(path), report)
     print(f"train_classifier: test accuracy {report['test_accuracy']:.4f} -> {path}")
     return report

@@ -43,7 +43,10 @@ def code_version() -> str:
         ).stdout.strip()
         return f"{sha}-dirty" if dirty else sha
     except (OSError, subprocess.SubprocessError):
-        return f"genlab-{metadata.version('genlab')}"
+        try:
+            return f"genlab-{metadata.version('genlab')}"
+        except metadata.PackageNotFoundError:  # run from a source tree, not installed
+            return "genlab-unversioned"
 
 
 def new_run_id() -> str:

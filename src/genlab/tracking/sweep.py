@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from genlab.config.hydra_runtime import hydra_config
-from genlab.errors import GenlabError
+from genlab.errors import EXIT_FAILED, GenlabError
 from genlab.io import write_json
 from genlab.layout import JOB_STATUS_FILE, SWEEP_SUMMARY_FILE
 
@@ -46,7 +46,9 @@ def record_job(run: Callable[[], Any]) -> Any:
         status.update(status="failed", error=failure.user_message(), exit_code=failure.exit_code)
     except Exception as error:  # an unexpected bug in one job must not end the sweep
         log.error("job %s crashed:\n%s", status["job"], traceback.format_exc())
-        status.update(status="failed", error=f"{type(error).__name__}: {error}", exit_code=1)
+        status.update(
+            status="failed", error=f"{type(error).__name__}: {error}", exit_code=EXIT_FAILED
+        )
     write_json(Path(hydra_cfg.runtime.output_dir) / JOB_STATUS_FILE, status)
     return result
 
@@ -78,7 +80,7 @@ class SweepSummary(Callback):
         if failed:
             summary_path = sweep_dir / SWEEP_SUMMARY_FILE
             print(f"{len(failed)} job(s) failed; see {summary_path}", file=sys.stderr)
-            sys.exit(1)
+            sys.exit(EXIT_FAILED)
 
 
 def sweeper_return(cfg: DictConfig, result: Any) -> Any:

@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from genlab.code_deps import code_hash
+from genlab.code_deps import code_hash, import_closure, package_modules, stage_modules
 from genlab.errors import StageInputError
 from genlab.io import write_text
 from genlab.layout import LAST_CHECKPOINT as LAST
@@ -28,13 +28,25 @@ from genlab.tracking.identity import RunContext, new_run_id, stable_hash
 log = logging.getLogger(__name__)
 
 
+WEIGHT_SECTIONS = ("seed", "data", "model", "trainer")
+
+
+def training_code(config: dict[str, Any]) -> list[Path]:
+    """The source files that shape a training run's weights: the train stage's import closure
+    with the modules its model and trainer configs name (genlab.code_deps, which dvc.yaml's
+    deps cover), plus the whole training package, whose callbacks hold the RNG and checkpoint
+    logic. Which callbacks the config switches on does not count: dropping the progress bar
+    or the health monitor must not throw a killed run's checkpoints away."""
+    modules = stage_modules("train", config, sections=("model", "trainer"))
+    return import_closure([*modules, *package_modules("genlab.training")])
+
+
 def training_fingerprint(
     config: dict[str, Any], data_meta: dict[str, Any], code: Iterable[Path]
 ) -> str:
     """What must match for a checkpoint to be resumed: everything that shapes the weights --
-    the config sections that reach the model, the data, and the training stage's own source
-    files (``code``: genlab.code_deps.stage_code, the same files dvc.yaml's deps cover)."""
-    relevant = {key: config[key] for key in ("seed", "data", "model", "trainer")}
+    the config sections that reach the model, the data, and ``code`` (``training_code``)."""
+    relevant = {key: config[key] for key in WEIGHT_SECTIONS}
     relevant["steps"] = config["train"]["steps"]
     relevant["data_meta"] = data_meta
     relevant["code"] = code_hash(code)

@@ -23,6 +23,7 @@ from rich.progress import track, wrap_file
 from genlab.data.store import Split
 from genlab.errors import DatasetError
 from genlab.io import file_digest
+from genlab.layout import DATA_DUPLICATES_FILE, DATA_MANIFEST_FILE
 
 EXTENSIONS = {".png", ".jpg", ".jpeg"}
 FILTERS = {
@@ -240,4 +241,4 @@ class FolderSource:
 
     def extra_files(self) -> dict[str, Any]:
         """Written beside the dataset: the manifest and the duplicate report."""
-        return {"manifest.json": self._manifest, "duplicates.json": self._duplicates}
+        return {DATA_MANIFEST_FILE: self._manifest, DATA_DUPLICATES_FILE: self._duplicates}
