@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from ..conftest import PROJECT_ROOT, tiny_model_overrides
+from ..conftest import PROJECT_ROOT
 from ..support.dvc_project import make_project_repo, run
+from ..support.training import run_tiny_training
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -27,24 +26,15 @@ def touch_code(path: Path) -> None:
 
 
 def train(tmp_path: Path, digits_dir: Path, source_root: Path, *extra: str):
-    command = [
-        sys.executable,
-        str(PROJECT_ROOT / "pipelines/train.py"),
-        f"data.dir={digits_dir}",
-        f"paths.run_dir={tmp_path / 'run'}",
-        f"hydra.run.dir={tmp_path / 'hydra'}",
-        "logger=csv",
-        "data.batch_size=16",
-        *tiny_model_overrides("dcgan"),
+    """genlab from the scratch copy (edited by the test); tests/ for the planted callback."""
+    return run_tiny_training(
+        tmp_path,
+        digits_dir,
         "train.steps=30",
         "train.checkpoint_every_n_steps=5",
         "train.sample_every_n_steps=100",
         *extra,
-    ]
-    # genlab from the scratch copy (edited below); tests/ for the planted callback
-    env = {**os.environ, "PYTHONPATH": f"{source_root}{os.pathsep}{PROJECT_ROOT}"}
-    return subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        python_path=f"{source_root}{os.pathsep}{PROJECT_ROOT}",
     )
 
 

@@ -3,38 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from ..conftest import PROJECT_ROOT, tiny_model_overrides
+from ..support.training import run_tiny_training
 
 pytestmark = pytest.mark.timeout(300)
 
 
-def train(tmp_path, digits_dir, *overrides: str) -> subprocess.CompletedProcess:
-    """A tiny training run; tests/ importable, as a user's own package would be."""
-    return subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_ROOT / "pipelines/train.py"),
-            *overrides,
-            f"data.dir={digits_dir}",
-            f"paths.run_dir={tmp_path / 'run'}",
-            f"hydra.run.dir={tmp_path / 'hydra'}",
-            "logger=csv",
-            "data.batch_size=16",
-            *tiny_model_overrides("dcgan"),
-            "train.steps=6",
-            "train.sample_every_n_steps=3",
-        ],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=240,
+def train(tmp_path, digits_dir, *overrides: str):
+    return run_tiny_training(
+        tmp_path, digits_dir, *overrides, "train.steps=6", "train.sample_every_n_steps=3"
     )
 
 
