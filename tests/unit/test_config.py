@@ -82,11 +82,9 @@ BAD_OVERRIDES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_OVERRIDES))
-def test_stage_script_exits_nonzero_before_any_work(tmp_path, case):
-    """The real entry point: bad input -> non-zero exit, message on stderr, nothing written."""
-    override, message = BAD_OVERRIDES[case]
-    result = subprocess.run(
+def train_script(tmp_path, override: str) -> subprocess.CompletedProcess:
+    """The real entry point with one override, run folder and Hydra folder in ``tmp_path``."""
+    return subprocess.run(
         [
             sys.executable,
             str(PROJECT_ROOT / "pipelines" / "train.py"),
@@ -99,6 +97,13 @@ def test_stage_script_exits_nonzero_before_any_work(tmp_path, case):
         cwd=tmp_path,
         timeout=120,
     )
+
+
+@pytest.mark.parametrize("case", sorted(BAD_OVERRIDES))
+def test_stage_script_exits_nonzero_before_any_work(tmp_path, case):
+    """The real entry point: bad input -> non-zero exit, message on stderr, nothing written."""
+    override, message = BAD_OVERRIDES[case]
+    result = train_script(tmp_path, override)
     assert result.returncode != 0, result.stderr
     assert message in result.stderr
     assert not (tmp_path / "run").exists()
@@ -106,19 +111,7 @@ def test_stage_script_exits_nonzero_before_any_work(tmp_path, case):
 
 def test_a_value_a_constructor_refuses_is_named_by_hydras_key_and_the_domain_rule(tmp_path):
     """Constructors state the rule in their own terms; Hydra names the config node (full_key)."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_ROOT / "pipelines" / "train.py"),
-            "model.generator.base_channels=0",
-            f"paths.run_dir={tmp_path / 'run'}",
-            f"hydra.run.dir={tmp_path / 'hydra'}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
+    result = train_script(tmp_path, "model.generator.base_channels=0")
     assert result.returncode == 2, result.stderr
     assert "base_channels must be a positive integer, got 0" in result.stderr
     assert "full_key: model.generator" in result.stderr

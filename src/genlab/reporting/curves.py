@@ -20,10 +20,10 @@ NOT_CURVE_PREFIXES = ("health/",)
 Curves = dict[str, list[tuple[float, float]]]
 
 
-def read_curves(csv_path: Path) -> dict[str, list[tuple[float, float]]]:
+def read_curves(csv_path: Path) -> Curves:
     """(step, value) per metric from a CSVLogger file. Lightning writes one row per log call
     with empty cells for metrics not logged in that call, so every cell is optional."""
-    curves: dict[str, list[tuple[float, float]]] = {}
+    curves: Curves = {}
     with csv_path.open(newline="") as handle:
         for row in csv.DictReader(handle):
             step = _as_float(row.get("step"))

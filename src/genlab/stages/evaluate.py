@@ -40,12 +40,13 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     samples = sample_images(
         generator, cfg.evaluate.num_samples, cfg.evaluate.sample_seed, cfg.evaluate.batch_size
     )
-    scores = score_against_test(cfg, samples, train, test, record, options)
+    objective = extractor_objective(cfg)
+    scores = score_against_test(cfg, samples, train, test, record, options, objective)
     provenance = {key: record[key] for key in RUN_KEYS} | {"model": cfg.model.name}
     memorization = check_memorization(
         cfg, samples, train, test, options["weights_path"], provenance
     )
-    result = evaluation_record(cfg, record, scores, memorization)
+    result = evaluation_record(cfg, record, scores, memorization, objective)
     write_json(metrics_file(cfg.paths.metrics_dir, cfg.model.name), result)
     log_to_existing_run(
         cfg.logger, layout.root, record["run_id"], wandb_summary(result), job_type="evaluate"
@@ -55,7 +56,13 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 
 def score_against_test(
-    cfg: DictConfig, samples, train, test, record: dict[str, Any], options: dict[str, Any]
+    cfg: DictConfig,
+    samples,
+    train,
+    test,
+    record: dict[str, Any],
+    options: dict[str, Any],
+    extractor_trained_for: str,
 ) -> dict[str, dict[str, Any] | None]:
     """The model's samples, the real train split (the floor) and, optionally, the same network
     untrained, each against the test split with the same extractor."""
@@ -72,7 +79,7 @@ def score_against_test(
             cfg.evaluate.batch_size,
         )
         scores["untrained"] = compute_fidelity(untrained_samples, test.images, **options)
-    if extractor_objective(cfg).startswith("self-supervised"):
+    if extractor_trained_for.startswith("self-supervised"):
         # Rotation classes say nothing about sample quality: no Inception-style score.
         for scored in filter(None, scores.values()):
             scored.update(isc_mean=None, isc_std=None)
@@ -84,6 +91,7 @@ def evaluation_record(
     record: dict[str, Any],
     scores: dict[str, dict[str, Any] | None],
     memorization: dict[str, Any],
+    extractor_trained_for: str,
 ) -> dict[str, Any]:
     """metrics/<model>.json: the scores, what they were measured against, and the run."""
     model, floor, untrained = scores["model"], scores["floor"], scores["untrained"]
@@ -92,7 +100,7 @@ def evaluation_record(
         "run_id": record["run_id"],
         "dvc_experiment": record["train"].get("links", {}).get("dvc_experiment"),
         "extractor": cfg.metrics.extractor,
-        "extractor_objective": extractor_objective(cfg),
+        "extractor_objective": extractor_trained_for,
         "weights_sha256": model.get("weights_sha256"),
         **{key: model[key] for key in FIDELITY_SCORES},
         "floor": {key: floor[key] for key in FIDELITY_SCORES},
