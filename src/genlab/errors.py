@@ -75,3 +75,10 @@ class GenerateError(GenlabError, ValueError):
     """An exported file or a `genlab generate` request that cannot be served."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class OutputPathError(GenlabError, RuntimeError):
+    """An output path genlab will not write to: it would replace or remove something genlab did
+    not make (the user's own files, the project itself, a folder outside the project)."""
+
+    exit_code = EXIT_BAD_INPUT

@@ -13,8 +13,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+# -- every folder genlab builds whole and swaps in (io.atomic_dir): only a folder holding this
+# marker is ever replaced, so a mistyped path can never delete the user's own files
+OUTPUT_MARKER = ".genlab-output"
+
 # -- a training run's folder (paths.run_dir: runs/<model>, or a sweep job's own folder) --------
-GENERATOR_FILE = "generator.pt"
+GENERATOR_FILE = "generator.safetensors"
 TRAIN_SUMMARY_FILE = "train_summary.json"
 CHECKPOINTS_DIR = "checkpoints"
 SAMPLES_DIR = "samples"

@@ -86,7 +86,7 @@ def test_exports_load_and_match(repo, model):
     export = repo / f"exports/{model}"
     summary = json.loads((export / "export.json").read_text())
     assert summary["onnx"]["max_abs_diff"] < 1e-4 and summary["torchscript"]["max_abs_diff"] < 1e-4
-    generator, record = load_generator(repo / f"runs/{model}/generator.pt")
+    generator, record = load_generator(repo / f"runs/{model}/generator.safetensors")
     z = torch.randn(3, generator.latent_dim, generator=torch.Generator().manual_seed(7))
     expected = generator(z).detach().numpy()
     scripted = torch.jit.load(str(export / "generator.torchscript.pt"))

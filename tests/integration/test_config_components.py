@@ -48,7 +48,7 @@ def test_a_default_callback_is_dropped_by_setting_it_to_null(tmp_path, digits_di
     result = train(tmp_path, digits_dir, "callbacks.sample_grid=null")
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (tmp_path / "run/samples").exists()
-    assert (tmp_path / "run/generator.pt").is_file()
+    assert (tmp_path / "run/generator.safetensors").is_file()
 
 
 def test_an_unknown_argument_in_a_callback_config_is_refused_before_training(tmp_path, digits_dir):

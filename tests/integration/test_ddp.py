@@ -54,7 +54,7 @@ def test_killed_ddp_run_resumes(tmp_path, digits_dir):
     wait_until(last.is_file, process)
     os.killpg(process.pid, signal.SIGKILL)  # both ranks, as a cluster's kill does
     process.wait()
-    assert last.is_file() and not (tmp_path / "run/generator.pt").exists()
+    assert last.is_file() and not (tmp_path / "run/generator.safetensors").exists()
     run_id = (tmp_path / "run/checkpoints/run_id").read_text().strip()
 
     summary = run_to_end(command, tmp_path)

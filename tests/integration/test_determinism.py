@@ -37,7 +37,7 @@ def test_same_seed_gives_identical_weights_another_seed_does_not(compose_config,
 
 
 def generator_weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    payload = torch.load(run_dir / "generator.pt", map_location="cpu", weights_only=False)
+    payload = torch.load(run_dir / "generator.safetensors", map_location="cpu", weights_only=False)
     return payload["state_dict"]
 
 

@@ -45,7 +45,7 @@ def test_divergence_fails_the_stage_keeps_the_good_checkpoint_and_never_evaluate
     assert checkpoint["global_step"] // 2 == 20, "the last periodic checkpoint before the NaN"
     weights = [v for v in checkpoint["state_dict"].values() if v.is_floating_point()]
     assert weights and all(torch.isfinite(v).all() for v in weights)
-    assert not (root / "runs/dcgan/generator.pt").exists()
+    assert not (root / "runs/dcgan/generator.safetensors").exists()
     assert not (root / "metrics/dcgan.json").exists(), "evaluate must never run on it"
     recorded = recorded_stages(root)
     assert "train@dcgan" not in recorded and "evaluate@dcgan" not in recorded

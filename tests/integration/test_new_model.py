@@ -27,7 +27,7 @@ def test_a_new_model_config_goes_through_every_stage(tmp_path):
 
     run(["dvc", "repro"], root)
 
-    assert (root / f"runs/{NEW}/generator.pt").is_file()
+    assert (root / f"runs/{NEW}/generator.safetensors").is_file()
     metrics = json.loads((root / f"metrics/{NEW}.json").read_text())
     assert metrics["model"] == NEW and metrics["fid"] > 0
     assert (root / f"exports/{NEW}/MODEL_CARD.md").is_file()

@@ -87,7 +87,7 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path, digits_dir):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert last.is_file(), "no checkpoint was written before the kill"
-    assert not (tmp_path / "run/generator.pt").exists(), "killed before the end: no result"
+    assert not (tmp_path / "run/generator.safetensors").exists(), "killed before the end: no result"
     first_run_id = (tmp_path / "run/checkpoints/run_id").read_text().strip()
 
     summary = run_to_end(command, tmp_path)

@@ -37,14 +37,14 @@ def run_stage(stage: str, tmp_path: Path, *overrides: str) -> subprocess.Complet
 def test_missing_generator(stage, tmp_path):
     result = run_stage(stage, tmp_path)
     assert result.returncode == 1, result.stderr
-    assert "generator.pt does not exist: train the model first" in result.stderr
+    assert "generator.safetensors does not exist: train the model first" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "metrics").exists() and not (tmp_path / "export").exists()
 
 
 def test_truncated_generator(tmp_path):
     (tmp_path / "run").mkdir()
-    (tmp_path / "run/generator.pt").write_bytes(b"PK\x03\x04 truncated")
+    (tmp_path / "run/generator.safetensors").write_bytes(b"PK\x03\x04 truncated")
     result = run_stage("export", tmp_path)
     assert result.returncode == 1
     assert "is corrupt or incomplete" in result.stderr and "re-run the training" in result.stderr

@@ -17,7 +17,7 @@ class GenerativeModule(pl.LightningModule):
     """
 
     optimizer_steps_per_iteration = 1
-    # The model config key of the z -> image network, rebuilt from generator.pt by later stages.
+    # The model config key of the z -> image network, rebuilt from generator.safetensors by later stages.
     sampling_network_key = "generator"
 
     def __init__(self, name: str, latent_dim: int):

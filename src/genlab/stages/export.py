@@ -24,7 +24,7 @@ from genlab.stages.entry import stage_main
 from genlab.tracking.wandb_setup import ModelArtifact, log_to_existing_run
 
 # Config sections this stage builds objects from (genlab.code_deps follows their _target_s):
-# the generator is rebuilt from the model config stored in generator.pt.
+# the generator is rebuilt from the model config stored in generator.safetensors.
 INSTANTIATES = ("model",)
 
 

@@ -200,7 +200,7 @@ def throughput(
 def save_run(
     cfg: DictConfig, context: RunContext, module: GenerativeModule, summary: dict[str, Any]
 ) -> None:
-    """generator.pt (the sampling network, its config and the run record) and the summary."""
+    """generator.safetensors (the sampling network, its config and the run record) and the summary."""
     record = {
         **context.provenance,
         "config": context.config,

@@ -1,0 +1,31 @@
+"""URLs as they may be recorded: without credentials or query tokens.
+
+A download URL can carry a secret (``https://user:pass@host/...``, a presigned
+``?X-Amz-Signature=...``). Everything genlab writes down about a URL (meta.json, the model
+card, W&B, Hydra's saved config, error messages) goes through :func:`redact_url` first.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+REDACTED = "REDACTED"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any user info and every query / fragment value replaced by REDACTED.
+
+    Query keys are kept (they say which kind of token was there); their values never are, since
+    a presigned URL's signature, credential and security token all travel as query values.
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    query = "&".join(
+        f"{pair.split('=', 1)[0]}={REDACTED}" if "=" in pair else REDACTED
+        for pair in parts.query.split("&")
+        if pair
+    )
+    fragment = REDACTED if parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
