@@ -4,34 +4,71 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from genlab.errors import EXIT_BAD_INPUT, GenerateError
-
-EXIT_OK, EXIT_NOT_VERIFIED = 0, 1
+from genlab.errors import EXIT_BAD_INPUT, EXIT_NOT_VERIFIED, EXIT_OK, GenerateError
+from genlab.generate import MAX_SEED, MAX_SEEDS, MAX_STEPS, MIN_STEPS, TRUST_FLAG
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'0-3,7' -> [0, 1, 2, 3, 7]."""
-    seeds: list[int] = []
+    """'0-3,7' -> [0, 1, 2, 3, 7]; at most MAX_SEEDS, counted before any list is built."""
+    ranges: list[tuple[int, int]] = []
     try:
         for part in filter(None, text.split(",")):
-            if "-" in part[1:]:
-                start, end = part.split("-", 1)
-                if int(end) < int(start):
-                    raise ValueError(part)
-                seeds.extend(range(int(start), int(end) + 1))
-            else:
-                seeds.append(int(part))
+            start, end = part.split("-", 1) if "-" in part[1:] else (part, part)
+            ranges.append((int(start), int(end)))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"seeds must look like '0-7' or '1,5,9' (non-negative integers), got {text!r}"
         ) from None
-    if not seeds or min(seeds) < 0:
-        raise argparse.ArgumentTypeError(f"seeds must be non-negative integers, got {text!r}")
-    return seeds
+    if not ranges or any(not 0 <= start <= end <= MAX_SEED for start, end in ranges):
+        raise argparse.ArgumentTypeError(
+            f"seeds must be integers in 0..{MAX_SEED}, ranges low-high, got {text!r}"
+        )
+    count = sum(end - start + 1 for start, end in ranges)
+    if count > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(
+            f"{count} seeds asked for, at most {MAX_SEEDS} per call: split the range over "
+            f"several calls (e.g. --seeds 0-{MAX_SEEDS - 1}, then --seeds "
+            f"{MAX_SEEDS}-{2 * MAX_SEEDS - 1})"
+        )
+    return [seed for start, end in ranges for seed in range(start, end + 1)]
+
+
+def seed_value(text: str) -> int:
+    """One seed for --interpolate / --mix."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is an integer in 0..{MAX_SEED}, got {text!r}")
+    return seed
+
+
+def steps_value(text: str) -> int:
+    try:
+        steps = int(text)
+    except ValueError:
+        steps = -1
+    if not MIN_STEPS <= steps <= MAX_STEPS:
+        raise argparse.ArgumentTypeError(
+            f"--steps is an integer in {MIN_STEPS}..{MAX_STEPS}, got {text!r}"
+        )
+    return steps
+
+
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,30 +76,54 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser(
-        "generate", help="write images from an exported generator (.onnx or TorchScript .pt)"
+        "generate", help="write images from an exported generator (generator.onnx)"
     )
-    generate.add_argument("model", type=Path, help="exports/<model>/generator.onnx or .pt")
+    generate.add_argument(
+        "model",
+        type=Path,
+        help=f"exports/<model>/generator.onnx (a TorchScript .pt needs {TRUST_FLAG})",
+    )
     generate.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
-    generate.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-15"))
+    generate.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        default=parse_seeds("0-15"),
+        help=f"e.g. 0-7 or 1,5,9: at most {MAX_SEEDS} per call, each in 0..{MAX_SEED}",
+    )
+    generate.add_argument(
+        TRUST_FLAG,
+        action="store_true",
+        help="load a TorchScript .pt file: the file is a program: it will run with your "
+        "permissions; only for files you made or trust",
+    )
     generate.add_argument("--grid", action="store_true", help="also write grid.png of all seeds")
     generate.add_argument(
         "--interpolate",
         nargs=2,
-        type=int,
+        type=seed_value,
         metavar=("SEED_A", "SEED_B"),
         help="write the latent path from SEED_A to SEED_B as one strip",
     )
-    generate.add_argument("--steps", type=int, default=8, help="images along --interpolate")
-    generate.add_argument("--psi", type=float, help="truncation psi (StyleGAN-lite exports)")
+    generate.add_argument(
+        "--steps",
+        type=steps_value,
+        default=8,
+        help=f"images along --interpolate ({MIN_STEPS}..{MAX_STEPS})",
+    )
+    generate.add_argument("--psi", type=finite_float, help="truncation psi (StyleGAN-lite exports)")
     generate.add_argument(
         "--mix",
         nargs=2,
-        type=int,
+        type=seed_value,
         metavar=("SEED_A", "SEED_B"),
         help="style mixing (StyleGAN-lite): one image per crossover layer",
     )
 
-    verify = commands.add_parser("verify", help="report the provenance of PNG files")
+    verify = commands.add_parser(
+        "verify",
+        help="report the provenance of PNG or JPEG files (exit 0: all generated by genlab, "
+        "1: some not recognised, 2: some not readable images)",
+    )
     verify.add_argument("images", type=Path, nargs="+")
     verify.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
@@ -72,7 +133,7 @@ def _generate(args: argparse.Namespace) -> int:
     from genlab.generate import ExportedGenerator
     from genlab.provenance import save_grid, save_png
 
-    generator = ExportedGenerator.load(args.model)
+    generator = ExportedGenerator.load(args.model, trust_torchscript=args.trust_torchscript)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     psi_note = {} if args.psi is None else {"truncation_psi": str(args.psi)}
@@ -102,18 +163,24 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from genlab.verify import describe, verify_image
+    """Exit 0: all machine-generated; 1: some not recognised; 2: some files are not readable
+    PNG or JPEG images (one line each on stderr; the readable ones are still reported)."""
+    from genlab.verify import describe, printable, verify_image
 
-    missing = [str(p) for p in args.images if not p.is_file()]
-    if missing:
-        print(f"genlab verify: no such file: {', '.join(missing)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     reports = [verify_image(path) for path in args.images]
+    bad = [report for report in reports if "error" in report]
+    good = [report for report in reports if "error" not in report]
+    for report in bad:
+        print(
+            f"genlab verify: {printable(report['path'], 1000)} {report['error']}", file=sys.stderr
+        )
     if args.json:
-        print(json.dumps(reports, indent=2))
-    else:
-        print("\n".join(describe(report) for report in reports))
-    return EXIT_OK if all(r["machine_generated"] for r in reports) else EXIT_NOT_VERIFIED
+        print(json.dumps(good, indent=2))
+    elif good:
+        print("\n".join(describe(report) for report in good))
+    if bad:
+        return EXIT_BAD_INPUT
+    return EXIT_OK if all(r["machine_generated"] for r in good) else EXIT_NOT_VERIFIED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

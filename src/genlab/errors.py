@@ -9,7 +9,9 @@ of "known" errors to keep up to date. The builtin second base keeps ``except Val
 
 from __future__ import annotations
 
+EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_NOT_VERIFIED = 1  # `genlab verify`: some file is not recognised as made by genlab
 EXIT_BAD_INPUT = 2
 EXIT_SIGTERM = 128 + 15  # the shell's convention for "terminated by SIGTERM"
 

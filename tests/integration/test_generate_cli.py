@@ -46,6 +46,11 @@ def pixels(path: Path) -> np.ndarray:
         return np.asarray(image).astype(int)
 
 
+def trust(file_name: str) -> list[str]:
+    """The opt-in a TorchScript file needs (it runs as code); ONNX needs none."""
+    return ["--trust-torchscript"] if file_name.endswith(".pt") else []
+
+
 @pytest.mark.parametrize("file_name", ["generator.onnx", "generator.torchscript.pt"])
 def test_generate_writes_labelled_images_per_seed(exported, tmp_path, file_name):
     model, export_dir = exported
@@ -54,6 +59,7 @@ def test_generate_writes_labelled_images_per_seed(exported, tmp_path, file_name)
         main(
             [
                 "generate",
+                *trust(file_name),
                 str(export_dir / file_name),
                 "--out",
                 str(out),
@@ -82,7 +88,8 @@ def test_generate_writes_labelled_images_per_seed(exported, tmp_path, file_name)
     assert pixels(out / "interpolation_0_3.png").shape[1] > pixels(out / "grid.png").shape[1]
 
     alone = tmp_path / "alone"
-    assert main(["generate", str(export_dir / file_name), "--out", str(alone), "--seeds", "2"]) == 0
+    argv = ["generate", str(export_dir / file_name), "--out", str(alone), "--seeds", "2"]
+    assert main([*argv, *trust(file_name)]) == 0
     assert np.array_equal(pixels(alone / "seed_000002.png"), pixels(out / "seed_000002.png")), (
         "a seed gives the same image whatever else is generated"
     )
@@ -91,7 +98,8 @@ def test_generate_writes_labelled_images_per_seed(exported, tmp_path, file_name)
 def test_onnx_and_torchscript_give_the_same_images(exported, tmp_path):
     _, export_dir = exported
     for name in ("generator.onnx", "generator.torchscript.pt"):
-        main(["generate", str(export_dir / name), "--out", str(tmp_path / name), "--seeds", "5"])
+        argv = ["generate", str(export_dir / name), "--out", str(tmp_path / name), "--seeds", "5"]
+        assert main([*argv, *trust(name)]) == 0
     onnx_image = pixels(tmp_path / "generator.onnx/seed_000005.png")
     script_image = pixels(tmp_path / "generator.torchscript.pt/seed_000005.png")
     assert np.abs(onnx_image - script_image).max() <= 1  # rounding to uint8 may differ by one

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,8 @@ def shapes(tmp_path_factory):
 
 
 def source(path, **overrides) -> FolderSource:
-    settings = dict(image_size=64, channels=3, seed=0)
+    # Archives are extracted under download_dir: a fresh folder, never the repository's.
+    settings = dict(image_size=64, channels=3, seed=0, download_dir=tempfile.mkdtemp())
     return FolderSource(str(path) if path else "", **{**settings, **overrides})
 
 

@@ -36,6 +36,14 @@ def _check_splits(train: Split, test: Split) -> None:
             raise ValueError(f"the {name} split is empty")
         if int(split.labels.min()) < 0:
             raise ValueError(f"the {name} split has unlabelled images (label -1); need labels")
+    classes = np.unique(train.labels)
+    if len(classes) < 2:
+        raise ClassifierError(
+            f"the training split has {len(classes)} class(es) ({classes.tolist()}); a classifier "
+            f"needs at least 2 classes to learn anything, and its metrics would be meaningless. "
+            f"Give the dataset one subfolder per class (at least two), or use metrics that need "
+            f"no labels."
+        )
 
 
 def _padded_size(images: np.ndarray) -> int:

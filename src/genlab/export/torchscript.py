@@ -7,6 +7,7 @@ import json
 import math
 import os
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -122,12 +123,34 @@ def export_torchscript(
     return {"path": str(target), "max_abs_diff": diff, "batch_sizes_checked": list(sizes)}
 
 
+MAX_METADATA_BYTES = 1 << 20
+
+
 def read_torchscript_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The metadata stored by :func:`export_torchscript` ({} for files written without)."""
-    extra_files = {METADATA_FILE: ""}
-    with _quiet_torch():
-        torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files)
-    return json.loads(extra_files[METADATA_FILE] or "{}")
+    """The metadata stored by :func:`export_torchscript` ({} for files written without).
+
+    Read from the archive as a zip entry, without ``torch.jit.load``: loading a TorchScript
+    file runs its code (a scripted ``__setstate__`` runs at load), and this must be safe to
+    call on a file from anyone."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = [
+                info
+                for info in archive.infolist()
+                if info.filename.split("/")[1:] == ["extra", METADATA_FILE]
+            ]
+            if not entries:
+                return {}
+            with archive.open(entries[0]) as entry:
+                data = entry.read(MAX_METADATA_BYTES + 1)
+        if len(data) > MAX_METADATA_BYTES:
+            raise ValueError(f"{METADATA_FILE} is over {MAX_METADATA_BYTES} bytes")
+        found = json.loads(data or b"{}")
+        if not isinstance(found, dict):
+            raise ValueError(f"{METADATA_FILE} is not a JSON object")
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ExportError(f"{path}: no readable genlab metadata ({exc})") from exc
+    return found
 
 
 def _trace(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:

@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from genlab.config.hydra_runtime import hydra_output_dir
+from genlab.config.redaction import redact_config
 from genlab.layout import RunLayout
 
 
@@ -76,12 +77,16 @@ class RunContext:
     need it: conf/ nodes with ``_partial_: true`` are called with ``context=`` this."""
 
     cfg: DictConfig
-    config: dict[str, Any]  # the resolved config, as recorded
+    config: dict[str, Any]  # the resolved config, as recorded (URL secrets redacted)
     run_id: str
     layout: RunLayout
     links: dict[str, str | None]
     provenance: dict[str, str] = field(default_factory=dict)
     data_meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # What a run records (train_summary.json, W&B) never holds a URL's credentials/token.
+        self.config = redact_config(self.config)
 
     @property
     def run_dir(self) -> Path:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from genlab.config.hydra_runtime import sweep_name
+from genlab.config.redaction import redact_config
 from genlab.layout import RunLayout
 from genlab.tracking.identity import RunContext, dvc_experiment
 
@@ -117,6 +118,7 @@ def make_wandb_logger(
     mode, reason = resolve_mode(logger_cfg.mode, logger_cfg.init_timeout)
     if mode == "disabled":
         return None
+    config = redact_config(config)  # W&B keeps its config for good: no URL secrets in it
     save_dir = prepare_environment(run_dir)
 
     def start(chosen_mode: str) -> WandbLogger:

@@ -25,6 +25,7 @@ import numpy as np
 
 import genlab  # noqa: F401  (must precede torchvision: makes it importable on a CPU torch)
 from genlab.checks import require_positive
+from genlab.data.archive import ExtractLimits, extract_tar
 from genlab.data.store import Split
 from genlab.errors import DatasetError
 from genlab.io import atomic_path, file_digest
@@ -382,12 +383,16 @@ def _cifar_upstream() -> dict[str, str]:
     return files
 
 
+# CIFAR-10's python archive: 8 members, ~178 MB extracted; generous caps, fixed in code.
+_CIFAR_LIMITS = ExtractLimits(
+    max_members=1_000, max_member_bytes=256 << 20, max_total_bytes=1 << 30, setting=None
+)
+
+
 def _safe_extractall(tar: tarfile.TarFile, destination: str) -> None:
-    """Refuse absolute paths and links out of the folder where Python supports it."""
-    if hasattr(tarfile, "data_filter"):
-        tar.extractall(destination, filter="data")
-    else:  # Python < 3.10.12 / 3.11.4
-        tar.extractall(destination)  # noqa: S202 - archive md5 verified first
+    """Member by member (``genlab.data.archive``): tarfile's own "data" filter is bypassed on
+    unpatched Pythons (CVE-2025-4517), so it is never relied on."""
+    extract_tar(tar, Path(destination), _CIFAR_LIMITS, label=tar.name or "CIFAR-10 archive")
 
 
 class Cifar10Source:
