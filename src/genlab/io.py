@@ -6,11 +6,15 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from genlab.errors import OutputPathError
+from genlab.layout import OUTPUT_MARKER
 
 
 def _current_umask() -> int:
@@ -37,18 +41,125 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside ``target``; swap it in for ``target`` only on success."""
+    """Yield a temporary folder beside ``target``; swap it in for ``target`` only on success.
+
+    Only a folder genlab made is ever replaced: every folder built here holds
+    ``layout.OUTPUT_MARKER``, and a folder without it is refused (``OutputPathError``) unless
+    it is empty, or (made by a genlab from before the marker) holds nothing but files of the
+    names this write produces. The project itself, its parents, and any folder holding a
+    ``.git`` or ``dvc.yaml`` are always refused. The swap renames the old folder aside, renames
+    the new one in, then removes the old: a crash at any point leaves ``target`` whole (old or
+    new), or both whole copies beside it, never neither. Files and folder are fsync'ed first.
+    """
     target = Path(target)
+    _refuse_protected(target)
+    _refuse_foreign(target, produced=None)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     os.chmod(tmp, 0o777 & ~_current_umask())
     try:
         yield tmp
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        _refuse_foreign(target, produced={p.name for p in tmp.iterdir()} | {OUTPUT_MARKER})
+        (tmp / OUTPUT_MARKER).write_text(_MARKER_TEXT)
+        _fsync_tree(tmp)
+        _swap_in(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+_MARKER_TEXT = "made by genlab: this folder is replaced whole when its stage re-runs\n"
+
+
+def _refuse_protected(target: Path) -> None:
+    """The folders no output may be: the project (the working directory), any folder above
+    it, the home folder, a repository root (``.git``, ``dvc.yaml``), a link."""
+    resolved = Path(os.path.abspath(target))
+    cwd = Path.cwd().resolve()
+    reason = None
+    if resolved == cwd or resolved in cwd.parents or target.resolve() in (cwd, *cwd.parents):
+        reason = "it is the project folder (the working directory) or a folder above it"
+    elif resolved == Path.home().resolve() or resolved == Path(resolved.anchor):
+        reason = "it is the home folder or the file system root"
+    elif any((resolved / name).exists() for name in (".git", "dvc.yaml")):
+        reason = "it holds a .git or dvc.yaml: it is a project, not an output folder"
+    elif target.is_symlink():
+        reason = "it is a symbolic link; give the folder it points to, or another path"
+    if reason:
+        raise OutputPathError(
+            f"refusing to replace {target}: {reason}. Point the output setting at a folder "
+            f"of its own inside the project (e.g. exports/<model>)."
+        )
+
+
+def _refuse_foreign(target: Path, produced: set[str] | None) -> None:
+    """Refuse a folder genlab did not make. ``produced``: the names the new folder holds
+    (None before they are known: then only what no write of genlab's could hold is refused)."""
+    if not target.exists() and not target.is_symlink():
+        return
+    if not target.is_dir():
+        raise OutputPathError(
+            f"refusing to replace {target}: it is a file, not a folder genlab made. Move it "
+            f"away or point the output setting at another path."
+        )
+    if (target / OUTPUT_MARKER).is_file():
+        return
+    entries = sorted(target.iterdir())
+    # a link to a file counts as a file: DVC's symlink cache type checks outputs out as links
+    foreign = [
+        p.name
+        for p in entries
+        if not p.is_file() or (produced is not None and p.name not in produced)
+    ]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise OutputPathError(
+            f"refusing to replace {target}: it holds files genlab did not write ({shown}) and "
+            f"no {OUTPUT_MARKER} marker, so it may be your own folder. Point the output "
+            f"setting at another path, or, if it is an old genlab output, delete it "
+            f"(`rm -r {target}`) and run again."
+        )
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Rename ``target`` aside, ``new`` in, then delete the aside copy."""
+    aside = None
+    if target.exists():
+        aside = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
+        os.rename(target, aside)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        if aside is not None:
+            os.rename(aside, target)
+        raise
+    _fsync_dir(target.parent)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file and folder under ``root`` to disk before it is renamed in: after a
+    power cut the renamed folder must not hold empty or half-written files."""
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                with open(path, "rb") as handle:
+                    os.fsync(handle.fileno())
+        _fsync_dir(Path(folder))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a platform without directory handles (Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_json(path: str | os.PathLike, payload: Any) -> None:

@@ -28,6 +28,9 @@ WANDB_DIR = "wandb"
 
 # -- inside checkpoints/ ----------------------------------------------------------------------
 LAST_CHECKPOINT = "last.ckpt"
+# beside checkpoints/: an unfinished run's folder, moved aside (never deleted) when a run starts
+# fresh; .dvcignore keeps it out of the report stage's dependency on runs/
+STALE_CHECKPOINTS_SUFFIX = ".stale-{stamp}-{run_id}"
 TRAINING_FINGERPRINT_FILE = "training_fingerprint"
 RUN_ID_FILE = "run_id"
 

@@ -23,6 +23,13 @@ def hydra_output_dir() -> str | None:
     return None if hydra_cfg is None else str(hydra_cfg.runtime.output_dir)
 
 
+def project_root() -> Path:
+    """The folder every relative path is resolved against: where the stage was started
+    (Hydra's original working directory; conf/hydra_run.yaml keeps ``hydra.job.chdir`` off)."""
+    hydra_cfg = hydra_config()
+    return Path(hydra_cfg.runtime.cwd if hydra_cfg is not None else os.getcwd()).absolute()
+
+
 def in_sweep() -> bool:
     from hydra.types import RunMode
 

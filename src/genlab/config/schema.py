@@ -6,11 +6,14 @@ ranges; it runs when ``OmegaConf.to_object`` builds these classes during validat
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from omegaconf import MISSING
 
+from genlab.config.hydra_runtime import project_root
 from genlab.errors import RangeError
 from genlab.metric_keys import OBJECTIVES, RANKABLE
 
@@ -18,6 +21,45 @@ from genlab.metric_keys import OBJECTIVES, RANKABLE
 def _require(condition: bool, key: str, rule: str, value: Any) -> None:
     if not condition:
         raise RangeError(f"`{key}` must be {rule}, got {value!r}")
+
+
+def _full_path(value: str) -> Path:
+    """``value`` resolved against the project, without following links (a data/ folder that
+    is a link to a larger disk stays inside the project)."""
+    return Path(os.path.abspath(project_root() / value))
+
+
+def _require_output_path(value: str, key: str) -> None:
+    """An output path must name something of its own: not empty, not the project folder (an
+    export swapped in there replaced the project, `.git` included), not above it, and not
+    out of it through `..` (``paths.run_dir=../../etc``). An absolute path elsewhere is an
+    explicit choice (a scratch disk) and is accepted: genlab still replaces only folders it
+    made there (``io.atomic_dir``)."""
+    root = project_root()
+    if not value.strip():
+        raise RangeError(
+            f"`{key}` must name a path inside the project, got {value!r}: empty means the "
+            f"project folder itself ({root}), which this output would replace"
+        )
+    full = _full_path(value)
+    if full == root or full in root.parents:
+        raise RangeError(
+            f"`{key}` must name a path inside the project, got {value!r}: that is the project "
+            f"folder ({root}) or a folder above it. Give a folder of its own (the default "
+            f"in conf/ shows one)"
+        )
+    if not Path(value).is_absolute() and os.path.normpath(value).split(os.sep)[0] == "..":
+        raise RangeError(
+            f"`{key}` must stay inside the project, got {value!r}: `..` leads out of {root}. "
+            f"Give a path inside the project (or an absolute path if you mean a folder "
+            f"elsewhere)"
+        )
+    if full == Path.home().absolute():
+        raise RangeError(f"`{key}` must not be the home folder, got {value!r}")
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
 
 
 @dataclass
@@ -29,6 +71,18 @@ class PathsConfig:
     export_dir: str = MISSING
     classifier: str = MISSING
     cache_dir: str = MISSING
+
+    def __post_init__(self) -> None:
+        for key in (
+            "data_dir",
+            "download_dir",
+            "run_dir",
+            "metrics_dir",
+            "export_dir",
+            "classifier",
+            "cache_dir",
+        ):
+            _require_output_path(getattr(self, key), f"paths.{key}")
 
 
 @dataclass
@@ -42,6 +96,7 @@ class DataConfig:
     source: Any = MISSING
 
     def __post_init__(self) -> None:
+        _require_output_path(self.dir, "data.dir")
         _require(self.image_size >= 8, "data.image_size", ">= 8", self.image_size)
         _require(self.channels in (1, 3), "data.channels", "1 (gray) or 3 (RGB)", self.channels)
         _require(self.batch_size > 0, "data.batch_size", "> 0", self.batch_size)
@@ -240,6 +295,7 @@ class CompareConfig:
     rank_by: str = MISSING
 
     def __post_init__(self) -> None:
+        _require_output_path(self.out_dir, "compare.out_dir")
         _require(self.rank_by in RANKABLE, "compare.rank_by", f"one of {RANKABLE}", self.rank_by)
         if self.models is not None:
             _require(len(self.models) > 0, "compare.models", "a non-empty list", self.models)
@@ -252,6 +308,10 @@ class ReportConfig:
     out_html: str = MISSING
     curves_dir: str = MISSING
     title: str = MISSING
+
+    def __post_init__(self) -> None:
+        _require_output_path(self.out_html, "report.out_html")
+        _require_output_path(self.curves_dir, "report.curves_dir")
 
 
 @dataclass
@@ -278,3 +338,39 @@ class RootConfig:
             "null unless the objective callback is configured (search=optuna adds it)",
             self.train.objective.metric,
         )
+        self._check_source_is_not_an_output()
+
+    def _check_source_is_not_an_output(self) -> None:
+        """The images a folder source reads are the user's own: no output may be written into
+        them, and no folder genlab replaces whole may be them or hold them
+        (``data=folder data.name=images`` made data.dir = data/images = the source, and the
+        fetch swapped the user's cats/ and dogs/ for npz files)."""
+        source = self.data.source
+        if not isinstance(source, dict) or not source.get("path") or source.get("url"):
+            return
+        images = _full_path(str(source["path"]))
+        replaced = {
+            "data.dir": self.data.dir,
+            "paths.export_dir": self.paths.export_dir,
+            "report.curves_dir": self.report.curves_dir,
+        }
+        written_into = {
+            **{f"paths.{k}": getattr(self.paths, k) for k in ("run_dir", "metrics_dir")},
+            **{f"paths.{k}": getattr(self.paths, k) for k in ("cache_dir", "download_dir")},
+            "paths.classifier": self.paths.classifier,
+            "compare.out_dir": self.compare.out_dir,
+            "report.out_html": self.report.out_html,
+        }
+        if source.get("download_dir"):
+            written_into["data.source.download_dir"] = str(source["download_dir"])
+        for key, value in {**replaced, **written_into}.items():
+            output = _full_path(value)
+            holds_images = key in replaced and _within(images, output)
+            if _within(output, images) or holds_images:
+                raise RangeError(
+                    f"`{key}` ({value}) {'is or holds' if holds_images else 'is inside'} the "
+                    f"images data.source.path reads ({source['path']}): genlab would "
+                    f"{'replace' if holds_images else 'write into'} your own files. Give "
+                    f"`{key}` another path (with data=folder, data.name names the dataset "
+                    f"folder data/<name>: pick a name other than your images' folder)"
+                )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import types
 import typing
 from collections.abc import Sequence
@@ -36,8 +37,38 @@ def validate_config(cfg: DictConfig, target_sections: Sequence[str] = TARGET_SEC
         key = getattr(error, "full_key", None) or "?"
         reason = str(error).split("\n")[0]
         raise ConfigError(f"Invalid config at `{key}`: {reason}") from None
+    try:
+        for key in cfg:
+            _check_numbers(cfg._get_node(key), str(key))
+    except RangeError as error:
+        raise ConfigError(f"Invalid config: {error}") from None
     for section in target_sections:
         _check_targets(cfg[section], section)
+
+
+def _is_learning_rate(key: str) -> bool:
+    return key == "lr" or key.endswith("_lr")
+
+
+def _check_numbers(node: Any, path: str) -> None:
+    """Every number in the whole tree must be finite, and every learning rate (``lr``,
+    ``*_lr``) > 0. NaN compares false with everything, so range checks written as
+    ``value > 0`` and signature checks of ``_target_`` nodes would let ``lr=nan`` through to
+    a run that trains NaN weights. Interpolations are checked where their value is written."""
+    if isinstance(node, DictConfig):
+        for key in node:
+            _check_numbers(node._get_node(key), f"{path}.{key}")
+    elif isinstance(node, ListConfig):
+        for index in range(len(node)):
+            _check_numbers(node._get_node(index), f"{path}[{index}]")
+    elif node is not None and not node._is_interpolation() and not node._is_missing():
+        value = node._value()
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        if not math.isfinite(value):
+            raise RangeError(f"`{path}` must be a finite number, got {value!r}")
+        if _is_learning_rate(path.rsplit(".", 1)[-1]) and value <= 0:
+            raise RangeError(f"`{path}` (a learning rate) must be > 0, got {value!r}")
 
 
 def _check_targets(node: Any, path: str) -> None:

@@ -6,9 +6,11 @@ A card travels with every exported model so that readers see the limits of the n
 
 from __future__ import annotations
 
+import html
 import json
 import numbers
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -117,10 +119,27 @@ def _fmt(value: Any) -> str:
     if isinstance(value, numbers.Real):
         return f"{float(value):.5g}"
     if isinstance(value, Mapping):
-        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
+        return ", ".join(f"{plain_text(str(k))}: {_fmt(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return ", ".join(_fmt(v) for v in value)
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return plain_text(str(value))
+
+
+# Markdown punctuation that can start a link, an image, code or a table cell: escaped with a
+# backslash, which every CommonMark renderer shows as the character itself.
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`[]()!|"})
+# Everything Python (and so a renderer) may treat as a line end: a new line could start a
+# heading, a list, a raw-HTML block or a link reference definition.
+_LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+
+
+def plain_text(text: str) -> str:
+    """``text`` as it reads, never as markup: for every string the card did not write itself
+    (the dataset's meta.json and licence may come from someone else's archive or config,
+    the record from someone else's generator file). HTML is escaped (``<script>`` shows as
+    text), link and image syntax cannot form, and the text stays on one line."""
+    text = html.escape(_LINE_BREAKS.sub(" ", text), quote=False)
+    return text.translate(_MARKDOWN_SPECIAL)
 
 
 def _bullets(rows: Sequence[tuple[str, Any]]) -> str:
@@ -197,7 +216,8 @@ def _memorization(report: Mapping[str, Any] | None) -> str:
         "training image (samples / real test) |",
         "|---|---|---|---|",
     ]
-    for space, label in (("feature", f"features ({report.get('extractor')})"), ("pixel", "pixels")):
+    extractor = plain_text(str(report.get("extractor")))
+    for space, label in (("feature", f"features ({extractor})"), ("pixel", "pixels")):
         entry = report[space]
         rows.append(
             f"| {label} | {_fmt(entry['threshold'])} | "
@@ -209,7 +229,7 @@ def _memorization(report: Mapping[str, Any] | None) -> str:
         f"The threshold is the {expected:.0%} quantile of the distances from real test images to "
         f"their nearest training image, so a model that never copies puts about {expected:.0%} "
         f"of its samples under it; far more means samples reproduce training images. The "
-        f"closest pairs are drawn in `{report.get('pairs_image')}`."
+        f"closest pairs are drawn in {_fmt(report.get('pairs_image'))}."
     )
     return "\n\n".join(["\n".join(rows), note])
 
@@ -225,7 +245,11 @@ def _exports(export: Mapping[str, Any]) -> str:
 def _config(config: Any) -> str:
     if not config:
         return NOT_RECORDED
-    return f"```yaml\n{_to_yaml(config).rstrip()}\n```"
+    text = _to_yaml(config).rstrip()
+    # a fence longer than any run of backticks inside, so no config value can close it
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}yaml\n{text}\n{fence}"
 
 
 def _to_yaml(config: Any) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ def read_metrics(metrics_dir: Path, models: list[str]) -> dict[str, dict[str, An
             f"(`dvc repro evaluate@{missing[0]}`)"
         )
     results = {m: json.loads(metrics_file(metrics_dir, m).read_text()) for m in models}
+    for model, result in results.items():
+        _refuse_non_finite(result, model, metrics_file(metrics_dir, model))
     extractors = {m: r["extractor"] for m, r in results.items()}
     if len(set(extractors.values())) > 1:
         raise StageInputError(
@@ -32,7 +35,43 @@ def read_metrics(metrics_dir: Path, models: list[str]) -> dict[str, dict[str, An
     return results
 
 
+def _non_finite(value: Any, key: str) -> tuple[str, float] | None:
+    """The first NaN or infinite number in a metrics record (its dotted key and value)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return key, value
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return None
+    for name, item in items:
+        found = _non_finite(item, f"{key}.{name}" if key else str(name))
+        if found:
+            return found
+    return None
+
+
+def _refuse_non_finite(result: dict[str, Any], model: str, path: Path) -> None:
+    """NaN compares false with everything: a NaN score would land wherever the file order put
+    it and decide the ranking. Python's json reads the ``NaN`` and ``Infinity`` it writes."""
+    found = _non_finite(result, "")
+    if found:
+        key, value = found
+        raise StageInputError(
+            f"{path}: metric `{key}` of {model} is {value} (not a finite number), so the models "
+            f"cannot be ranked. Re-run its evaluation (`dvc repro -f evaluate@{model}`); if it "
+            f"stays non-finite, the generator's samples are broken: retrain {model}."
+        )
+
+
 def build_leaderboard(results: dict[str, dict[str, Any]], rank_by: str) -> dict[str, Any]:
+    for model, result in results.items():
+        if not math.isfinite(result[rank_by]):  # read_metrics refuses these, naming the file
+            raise StageInputError(
+                f"`{rank_by}` of {model} is {result[rank_by]}: re-run `dvc repro -f "
+                f"evaluate@{model}`; a non-finite score cannot be ranked"
+            )
     sign = -1 if rank_by in HIGHER_IS_BETTER else 1
     ranking = sorted(results, key=lambda m: sign * results[m][rank_by])
     first = results[ranking[0]]

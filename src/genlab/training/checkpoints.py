@@ -8,6 +8,7 @@ records the fingerprint of the config that wrote it, and a mismatch starts fresh
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ from genlab.code_deps import code_hash, import_closure, package_modules, stage_m
 from genlab.errors import StageInputError
 from genlab.io import write_text
 from genlab.layout import LAST_CHECKPOINT as LAST
-from genlab.layout import RUN_ID_FILE, TRAINING_FINGERPRINT_FILE
+from genlab.layout import RUN_ID_FILE, STALE_CHECKPOINTS_SUFFIX, TRAINING_FINGERPRINT_FILE
 from genlab.tracking.identity import RunContext, new_run_id, stable_hash
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ def prepare_checkpoint_dir(
     finished_at_global_step: int,
     is_global_zero: bool = True,
 ) -> tuple[bool, str]:
-    """Return (resume from last.ckpt?, run id). Stale checkpoints are removed, with a message.
+    """Return (resume from last.ckpt?, run id). Stale checkpoints are moved aside, never
+    deleted (the message names where).
 
     Only an unfinished run is resumed: DVC re-runs a finished stage only when asked to
     (``dvc repro -f``) and has then deleted its other outputs, which a resume would not remake.
@@ -115,8 +117,20 @@ def prepare_checkpoint_dir(
             return True, run_id
     if directory.exists() and any(directory.iterdir()):
         why = _why_fresh(resume, stored, fingerprint, last)
-        log.warning("Starting fresh in %s (%s); removing old checkpoints.", directory, why)
-        shutil.rmtree(directory)
+        if last.is_file():
+            aside = _move_aside(directory, run_id)
+            log.warning(
+                "Starting fresh in %s (%s); the old checkpoints (run %s) were moved to %s. "
+                "Resume them by moving that folder back with the config and code that wrote "
+                "them; delete it when you no longer need it.",
+                directory,
+                why,
+                run_id or "unknown",
+                aside,
+            )
+        else:  # only the bookkeeping files of a run that never saved a checkpoint
+            log.warning("Starting fresh in %s (%s); no checkpoint to keep.", directory, why)
+            shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     run_id = new_run_id()
     write_text(directory / TRAINING_FINGERPRINT_FILE, fingerprint + "\n")
@@ -125,6 +139,21 @@ def prepare_checkpoint_dir(
 
 
 RANK_ZERO_WAIT_S = 120
+
+
+def _move_aside(directory: Path, run_id: str | None) -> Path:
+    """Rename the checkpoint folder to a sibling no stage deletes: the folder is a DVC output
+    with ``cache: false``, so a deleted checkpoint is gone for good (hours of training)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    safe_id = re.sub(r"[^A-Za-z0-9_-]", "", run_id or "")[:32] or "unknown"  # a file's text
+    suffix = STALE_CHECKPOINTS_SUFFIX.format(stamp=stamp, run_id=safe_id)
+    aside = directory.with_name(directory.name + suffix)
+    counter = 1
+    while aside.exists():
+        counter += 1
+        aside = directory.with_name(f"{directory.name}{suffix}-{counter}")
+    directory.rename(aside)
+    return aside
 
 
 def _wait_for_rank_zero(directory: Path, fingerprint: str) -> tuple[bool, str]:
@@ -158,5 +187,5 @@ def checkpoint_global_step(path: Path) -> int:
         raise StageInputError(
             f"{path} cannot be loaded ({type(error).__name__}: {error}); it is truncated or "
             f"corrupt. Delete it to start training afresh (`rm {path}`), or run with "
-            f"train.resume=false, which removes it."
+            f"train.resume=false, which moves the checkpoint folder aside."
         ) from error

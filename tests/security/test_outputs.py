@@ -1,0 +1,338 @@
+"""What genlab writes, and what it may replace: output folders never take the user's own files
+or the project with them, a folder swap never leaves neither copy, a killed run's checkpoints
+are moved aside (never deleted), strings from others cannot inject HTML or links into a model
+card, and a NaN metric cannot decide a ranking."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from genlab.errors import OutputPathError
+from genlab.export.model_card import render_model_card
+from genlab.io import atomic_dir, write_text
+from genlab.layout import OUTPUT_MARKER
+
+from ..conftest import PROJECT_ROOT
+from ..support.images import shape_image
+from ..support.training import run_tiny_training
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (relative path -> sha256): what must survive untouched."""
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def stage_script(stage: str, cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "pipelines" / f"{stage}.py"),
+            *overrides,
+            f"hydra.run.dir={cwd / 'hydra'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "WANDB_MODE": "disabled"},
+    )
+
+
+# -- row 4: output paths ------------------------------------------------------------------------
+
+
+def user_image_folder(project: Path) -> Path:
+    images = project / "data" / "images"
+    for kind in ("cats", "dogs"):
+        (images / kind).mkdir(parents=True)
+        for index in range(3):
+            shape_image("circles" if kind == "cats" else "squares", index).save(
+                images / kind / f"{kind}_{index}.png"
+            )
+    return images
+
+
+def test_fetch_refuses_to_write_its_dataset_over_the_folder_it_reads(tmp_path):
+    """Row 4: `data=folder data.name=images` makes data.dir = data/images = the source folder;
+    the fetch replaced the user's cats/ and dogs/ with npz files."""
+    images = user_image_folder(tmp_path)
+    before = snapshot(images)
+    result = stage_script("fetch", tmp_path, "data=folder", "data.name=images")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "`data.dir`" in result.stderr and "data.source.path" in result.stderr
+    assert snapshot(images) == before
+
+
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("paths.run_dir=../../etc", "paths.run_dir"),
+        ("paths.export_dir=", "paths.export_dir"),
+        ("paths.metrics_dir=.", "paths.metrics_dir"),
+        ("compare.out_dir=./", "compare.out_dir"),
+        ("paths.data_dir=data/../..", "paths.data_dir"),
+    ],
+)
+def test_empty_dot_and_escaping_output_paths_are_refused_at_validation(tmp_path, override, key):
+    """Row 4: `paths.export_dir=` resolved to `.` (the whole project, swapped out by the export)
+    and `paths.run_dir=../../etc` validated: an output path must be a folder inside the
+    project, not the project itself."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "keep.txt").write_text("the user's file")
+    result = stage_script("train", project, override)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert f"`{key}`" in result.stderr
+    written = {k: v for k, v in snapshot(project).items() if not k.startswith("hydra/")}
+    assert written == {"keep.txt": hashlib.sha256(b"the user's file").hexdigest()}
+
+
+def test_atomic_dir_refuses_the_project_itself(tmp_path, monkeypatch):
+    """Row 4: `atomic_dir(".")` deleted a whole project, `.git` included."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "notes.txt").write_text("mine")
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    for target in (".", str(tmp_path), str(tmp_path.parent), "sub/.."):
+        with pytest.raises(OutputPathError, match="project"):
+            with atomic_dir(target) as staging:
+                write_text(staging / "a.txt", "new")
+        assert snapshot(tmp_path) == before
+    assert not [p for p in tmp_path.parent.iterdir() if p.name.startswith(f".{tmp_path.name}.")]
+
+
+def test_atomic_dir_refuses_a_folder_genlab_did_not_make(tmp_path):
+    """Row 4: an output path that names a folder of the user's (a typo, a shared config)
+    replaced it whole; without genlab's marker file the folder is left alone."""
+    exports = tmp_path / "exports"
+    thesis = exports / "dcgan"
+    thesis.mkdir(parents=True)
+    (thesis / "thesis.tex").write_text("years of work")
+    photos = exports / "vae"
+    (photos / "holiday").mkdir(parents=True)
+    (photos / "holiday" / "beach.png").write_bytes(b"\x89PNG")
+    before = snapshot(exports)
+    with pytest.raises(OutputPathError) as caught:
+        with atomic_dir(thesis) as staging:
+            write_text(staging / "MODEL_CARD.md", "card")
+    message = str(caught.value)
+    assert str(thesis) in message and OUTPUT_MARKER in message and "thesis.tex" in message
+    body_ran = []
+    with pytest.raises(OutputPathError, match="holiday"):
+        with atomic_dir(photos) as staging:  # a subfolder: refused before any work
+            body_ran.append(True)
+    assert not body_ran
+    assert snapshot(exports) == before
+    assert sorted(p.name for p in exports.iterdir()) == ["dcgan", "vae"], "no staging left"
+
+
+def test_atomic_dir_replaces_its_own_folders_and_marks_them(tmp_path):
+    """Row 4: what genlab made (the marker) is replaced; a folder of an earlier genlab (no
+    marker, only the names this write produces) is taken over once; nothing else is."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "export.json").write_text("{}")  # an earlier genlab's export: no marker yet
+    with atomic_dir(folder) as staging:
+        write_text(staging / "export.json", '{"v": 1}')
+        write_text(staging / "MODEL_CARD.md", "card")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        OUTPUT_MARKER,
+        "MODEL_CARD.md",
+        "export.json",
+    ]
+    with atomic_dir(folder) as staging:
+        write_text(staging / "export.json", '{"v": 2}')
+    assert (folder / "export.json").read_text() == '{"v": 2}'
+    assert sorted(p.name for p in folder.iterdir()) == [OUTPUT_MARKER, "export.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "no aside copy left"
+
+
+# -- row 16: the swap ------------------------------------------------------------------------
+
+CRASHING_SWAP = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from genlab.io import atomic_dir, write_text
+
+    target, event, nth = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    seen = []
+
+    def crash(name, args):
+        # a SIGKILL / power cut at one exact point of the swap: no cleanup runs
+        if name == event and (
+            (event == "os.remove" and str(args[0]).startswith("old_"))
+            or (event == "os.rename" and os.fspath(args[1]) == os.fspath(target))
+        ):
+            seen.append(args)
+            if len(seen) == nth:
+                os._exit(137)
+
+    sys.addaudithook(crash)
+    with atomic_dir(target) as staging:
+        for index in range(20):
+            write_text(staging / f"new_{index}.txt", "new")
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "event,nth", [("os.remove", 5), ("os.rename", 1)], ids=["while-removing", "while-renaming"]
+)
+def test_a_crash_during_the_swap_leaves_a_whole_copy(tmp_path, event, nth):
+    """Row 16: the old folder was deleted before the new one was renamed in: a crash while
+    deleting left half of the old folder and none of the new. Now the old one is renamed aside
+    first: at any point, the target is whole (old or new), or both whole copies lie beside it."""
+    target = tmp_path / "data" / "digits"
+    target.mkdir(parents=True)
+    old = {f"old_{index}.txt" for index in range(20)}
+    for name in old:
+        (target / name).write_text("old")
+    (target / OUTPUT_MARKER).write_text("")
+    result = subprocess.run(
+        [sys.executable, "-c", CRASHING_SWAP, str(target), event, str(nth)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")},
+        timeout=60,
+    )
+    assert result.returncode == 137, result.stderr[-3000:]
+    new = {f"new_{index}.txt" for index in range(20)}
+
+    def whole(folder: Path) -> bool:
+        names = {p.name for p in folder.iterdir()} - {OUTPUT_MARKER}
+        return names in (old, new) and all(
+            (folder / n).read_text() == ("old" if n in old else "new") for n in names
+        )
+
+    if target.is_dir() and whole(target):
+        return
+    beside = [p for p in target.parent.iterdir() if p != target]
+    copies = {frozenset(p.name for p in folder.iterdir()) - {OUTPUT_MARKER} for folder in beside}
+    assert not target.exists(), "the target is neither the old nor the new folder"
+    assert frozenset(old) in copies and frozenset(new) in copies, beside
+
+
+# -- row 11: checkpoints of a killed run -------------------------------------------------------
+
+
+def test_a_killed_runs_checkpoint_is_moved_aside_not_deleted(tmp_path, digits_dir):
+    """Row 11: a config change deleted a killed run's checkpoints (DVC `cache: false`: gone for
+    good). Now they are moved aside, the message names where, and last.ckpt is byte-identical."""
+    kill = ["+callbacks.kill._target_=tests.support.planted.KillAtIteration"]
+    common = (
+        "train.steps=30",
+        "train.checkpoint_every_n_steps=5",
+        "train.sample_every_n_steps=100",
+    )
+    killed = run_tiny_training(tmp_path, digits_dir, *common, *kill, "+callbacks.kill.iteration=12")
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    last = tmp_path / "run/checkpoints/last.ckpt"
+    old_bytes = last.read_bytes()
+    old_run_id = (tmp_path / "run/checkpoints/run_id").read_text()
+
+    changed = run_tiny_training(tmp_path, digits_dir, *common, "model.ema_decay=0.99")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    output = changed.stdout + changed.stderr
+    assert "config or code changed" in output
+    moved = [Path(p) for p in (tmp_path / "run").glob("checkpoints.stale-*")]
+    assert len(moved) == 1, sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert str(moved[0]) in output, output[-3000:]
+    assert (moved[0] / "last.ckpt").read_bytes() == old_bytes
+    assert (moved[0] / "run_id").read_text() == old_run_id
+
+
+# -- row 13: the model card ----------------------------------------------------------------------
+
+HOSTILE = (
+    "<script>alert(1)</script> [click](javascript:alert(1)) ![x](http://evil/track.png)\n"
+    "# Not a heading\n<img src=x onerror=alert(1)> `code` [ref]: http://evil"
+)
+
+
+def test_model_card_prints_strings_from_others_as_plain_text(tmp_path):
+    """Row 13: a dataset's meta.json (someone else's archive) or data.source.licence put raw
+    HTML, tracking images and javascript: links into MODEL_CARD.md, which renderers (GitHub,
+    W&B, the Hub) display."""
+    card = render_model_card(
+        {
+            "model_name": "dcgan<b>",
+            "run_id": "[x](javascript:alert(1))",
+            "data": {"name": "![t](http://evil/a.png)", "licence": HOSTILE, "source": HOSTILE},
+            "metrics": {"extractor": "<iframe src=//evil>"},
+        }
+    )
+    for forbidden in ("<script", "<img", "<iframe", "<b>", "](javascript:", "![", "](http"):
+        assert forbidden not in card, forbidden
+    assert "\n# Not a heading" not in card
+    assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt;" in card, "the text itself is still shown"
+    assert "click" in card and "javascript:alert" in card
+
+
+# -- row 14 (ranking): NaN metrics -----------------------------------------------------------
+
+
+def metrics_file(kid: float, fid: float) -> dict:
+    return {
+        "extractor": "classifier",
+        "fid": fid,
+        "kid_mean": kid,
+        "kid_std": 1.0,
+        "isc_mean": 5.0,
+        "isc_std": 0.2,
+        "floor": {"fid": 3.0, "kid_mean": -2.0, "kid_std": 1.0, "isc_mean": 9.0, "isc_std": 0.1},
+        "run_id": "r",
+        "train_steps": 10,
+    }
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["NaN", "Infinity"])
+def test_compare_refuses_a_non_finite_metric_whatever_the_order(tmp_path, bad):
+    """Row 14: NaN compares false with everything, so `sorted` put a NaN model wherever the
+    file order left it: ranking by fid with one NaN gave a different winner per order."""
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    for model, (kid, fid) in {"a": (10.0, 50.0), "b": (5.0, bad), "c": (7.0, 20.0)}.items():
+        (metrics / f"{model}.json").write_text(json.dumps(metrics_file(kid, fid)))
+    assert ("NaN" if bad != bad else "Infinity") in (metrics / "b.json").read_text()
+    for order in ("[a,b,c]", "[c,b,a]", "[b,c,a]"):
+        result = stage_script(
+            "compare",
+            tmp_path,
+            f"compare.models={order}",
+            "compare.rank_by=fid",
+            f"paths.metrics_dir={metrics}",
+            f"compare.out_dir={tmp_path / 'leaderboard'}",
+        )
+        assert result.returncode != 0, result.stdout[-2000:]
+        message = result.stderr
+        assert "`fid`" in message and str(metrics / "b.json") in message, message[-2000:]
+        assert "evaluate@b" in message
+        assert not (tmp_path / "leaderboard").exists()
+
+
+def test_a_config_value_cannot_close_the_cards_code_block():
+    """Row 13: the training config (from someone else's generator file) is printed in a
+    ```yaml block; a value holding ``` closed it and the rest rendered as Markdown/HTML."""
+    card = render_model_card({"config": {"note": "```\n<script>alert(1)</script>\n```"}})
+    block = card[card.index("## Training configuration") :]
+    fence = block.split("\n")[2].removesuffix("yaml")
+    assert set(fence) == {"`"} and len(fence) > 3, block
+    body = block.split(f"{fence}yaml\n", 1)[1]
+    assert body.rstrip().endswith(fence) and body.count(fence) == 1, "one fence, at the end"
