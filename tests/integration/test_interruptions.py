@@ -30,7 +30,9 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes_from_it(tmp_path, digi
     stopped_at = int(stderr.split("stopped by SIGTERM at training step ")[1].split(";")[0])
     assert 100 <= stopped_at < 300
     assert checkpoint_step(last) == stopped_at
-    assert not (tmp_path / "run/generator.safetensors").exists(), "an interrupted run records no result"
+    assert not (tmp_path / "run/generator.safetensors").exists(), (
+        "an interrupted run records no result"
+    )
     assert not (tmp_path / "run/train_summary.json").exists()
 
     run_id = (tmp_path / "run/checkpoints/run_id").read_text().strip()
@@ -83,7 +85,10 @@ def test_disk_full_keeps_the_last_good_checkpoint(tmp_path, digits_dir, monkeypa
     assert len(calls) == 2
     assert checkpoint_step(run_dir / "checkpoints/last.ckpt") == 10
     assert not list((run_dir / "checkpoints").glob(".*.tmp")), "no half-written file left"
-    assert not (run_dir / "generator.safetensors").exists() and not (run_dir / "train_summary.json").exists()
+    assert (
+        not (run_dir / "generator.safetensors").exists()
+        and not (run_dir / "train_summary.json").exists()
+    )
 
 
 def test_truncated_checkpoint_is_refused_before_any_work(tmp_path, digits_dir):
