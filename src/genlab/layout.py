@@ -19,6 +19,7 @@ OUTPUT_MARKER = ".genlab-output"
 
 # -- a training run's folder (paths.run_dir: runs/<model>, or a sweep job's own folder) --------
 GENERATOR_FILE = "generator.safetensors"
+OLD_GENERATOR_FILE = "generator.pt"  # the pickle format of earlier versions: refused, never opened
 TRAIN_SUMMARY_FILE = "train_summary.json"
 CHECKPOINTS_DIR = "checkpoints"
 SAMPLES_DIR = "samples"

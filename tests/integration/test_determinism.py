@@ -9,6 +9,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
+from safetensors.torch import load_file
 
 from ..conftest import MODEL_NAMES, fit_for_steps, tiny_model_overrides
 from .test_resume import run_to_end, sigterm_after_first_grid, train_command
@@ -37,8 +38,7 @@ def test_same_seed_gives_identical_weights_another_seed_does_not(compose_config,
 
 
 def generator_weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    payload = torch.load(run_dir / "generator.safetensors", map_location="cpu", weights_only=False)
-    return payload["state_dict"]
+    return load_file(run_dir / "generator.safetensors")
 
 
 RESUME_CASES = {

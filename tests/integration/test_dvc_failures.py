@@ -40,7 +40,7 @@ def test_divergence_fails_the_stage_keeps_the_good_checkpoint_and_never_evaluate
     assert f"loss_d became nan at training step {DIVERGES_AT}" in result.stderr
     assert "failed to reproduce 'train@dcgan'" in result.stderr
     checkpoint = torch.load(
-        root / "runs/dcgan/checkpoints/last.ckpt", map_location="cpu", weights_only=False
+        root / "runs/dcgan/checkpoints/last.ckpt", map_location="cpu", weights_only=True
     )
     assert checkpoint["global_step"] // 2 == 20, "the last periodic checkpoint before the NaN"
     weights = [v for v in checkpoint["state_dict"].values() if v.is_floating_point()]

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(300)
 
 def checkpoint_step(path) -> int:
     """Training iterations stored in a Lightning checkpoint (2 optimizer steps per GAN step)."""
-    return torch.load(path, map_location="cpu", weights_only=False)["global_step"] // 2
+    return torch.load(path, map_location="cpu", weights_only=True)["global_step"] // 2
 
 
 def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes_from_it(tmp_path, digits_dir):

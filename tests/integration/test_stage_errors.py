@@ -44,10 +44,12 @@ def test_missing_generator(stage, tmp_path):
 
 def test_truncated_generator(tmp_path):
     (tmp_path / "run").mkdir()
-    (tmp_path / "run/generator.safetensors").write_bytes(b"PK\x03\x04 truncated")
+    # A safetensors header that promises more than the file holds.
+    (tmp_path / "run/generator.safetensors").write_bytes(b"\x40\x00\x00\x00\x00\x00\x00\x00{")
     result = run_stage("export", tmp_path)
     assert result.returncode == 1
-    assert "is corrupt or incomplete" in result.stderr and "re-run the training" in result.stderr
+    assert "is corrupt or incomplete" in result.stderr
+    assert "re-run training (`dvc repro train@dcgan`)" in result.stderr
     assert not (tmp_path / "export").exists()
 
 

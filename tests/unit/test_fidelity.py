@@ -180,7 +180,11 @@ def test_reference_statistics_are_cached_and_keyed_on_the_weights(
     first = compute_fidelity(train.images[:300], test.images, weights_path=str(path), **kwargs)
     files = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
     assert files and all(name.startswith(first["reference_cache_key"]) for name in files)
-    assert any("stat-fid" in name for name in files)
+    assert all(name.endswith(".safetensors") for name in files)  # tensors, never a pickle
+    uncached = compute_fidelity(
+        train.images[:300], test.images, weights_path=str(path), extractor="classifier"
+    )
+    assert (uncached["fid"], uncached["kid_mean"]) == (first["fid"], first["kid_mean"])
 
     capfd.readouterr()
     second = compute_fidelity(

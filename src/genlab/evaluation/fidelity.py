@@ -2,16 +2,26 @@
 
 Two extractors: ``classifier`` (the genlab DomainClassifier, local weights only, fast on CPU) and
 ``inception`` (torch-fidelity's ``inception-v3-compat``, the numbers papers report; its weights
-are downloaded on first use unless a local file is given). Reference statistics may be cached;
-the cache name is keyed on the extractor, the weights file's bytes and the reference images, so
-statistics from other weights or other data can never be reused by mistake.
+are downloaded on first use unless a local file is given). The reference's features may be
+cached; the cache name is keyed on the extractor, the weights file's bytes and the reference
+images, so features from other weights or other data can never be reused by mistake.
+
+Nothing here unpickles a file: torch-fidelity loads a weights file with
+``torch.load(weights_only=False)``, so a local Inception weights file is first proven to load
+with ``weights_only=True``, and torch-fidelity's own (pickle) cache is never used: the
+reference features are cached by genlab as safetensors. A cache file that is not valid
+safetensors of the expected shape is ignored and recomputed (it is only a cache).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
+import sys
+import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +29,8 @@ import torch
 from torch.utils.data import Dataset
 
 from genlab.checks import require_positive
-from genlab.io import file_digest
+from genlab.errors import StageInputError
+from genlab.io import atomic_path, file_digest
 
 EXTRACTORS = {"classifier": "genlab-classifier", "inception": "inception-v3-compat"}
 _ISC_SPLITS = 10
@@ -90,7 +101,41 @@ def _resolve_extractor(extractor: str, weights_path: str | None) -> tuple[str, s
     elif weights_path is not None and not os.path.isfile(weights_path):
         raise FileNotFoundError(f"Inception weights file {weights_path} does not exist")
     sha = file_digest(weights_path) if weights_path is not None else None
+    if extractor == "inception" and weights_path is not None:
+        _check_tensor_file(weights_path, sha)
     return EXTRACTORS[extractor], sha
+
+
+def check_weights_file(weights_path: str | os.PathLike) -> None:
+    """Prove an Inception weights file is a plain state dict before torch-fidelity reads it.
+
+    torch-fidelity 0.4 loads it with ``torch.load(weights_only=False)``, which runs whatever
+    code a pickle names; ``weights_only=True`` reads tensors and refuses the rest.
+    """
+    _check_tensor_file(os.fspath(weights_path), file_digest(weights_path))
+
+
+@functools.lru_cache(maxsize=8)
+def _check_tensor_file(weights_path: str, sha256: str) -> None:
+    """Keyed on the bytes' digest: evaluate scores several sets with the same file."""
+    problem = None
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as error:  # UnpicklingError, RuntimeError, EOFError, ...
+        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        problem = f"it does not load as plain tensors ({type(error).__name__}: {first_line})"
+    else:
+        if not isinstance(state, dict) or not all(
+            isinstance(key, str) and torch.is_tensor(value) for key, value in state.items()
+        ):
+            problem = f"it holds a {type(state).__name__}, not a state dict of tensors"
+    if problem:
+        raise StageInputError(
+            f"Inception weights file {weights_path} (metrics.weights_path) is refused: {problem}. "
+            f"A file that is not plain tensors can run code when torch-fidelity unpickles it. "
+            f"Use a state dict saved with torch.save(model.state_dict(), path), or set "
+            f"metrics.weights_path=null to download torch-fidelity's own weights"
+        )
 
 
 def compute_fidelity(
@@ -108,7 +153,9 @@ def compute_fidelity(
 ) -> dict:
     """FID and KID of ``samples`` against ``reference``, IS of ``samples`` alone.
 
-    Only the reference is cached (when ``cache_dir`` is set): samples change every run.
+    torch-fidelity's own metric functions on torch-fidelity's extractors, exactly as its
+    ``calculate_metrics`` runs them; only the reference's features are cached (when
+    ``cache_dir`` is set, as safetensors): samples change every run.
     """
     require_positive(
         kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, batch_size=batch_size
@@ -129,28 +176,52 @@ def compute_fidelity(
         )
 
     import torch_fidelity
+    from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
+    from torch_fidelity.metric_isc import isc_featuresdict_to_metric
+    from torch_fidelity.metric_kid import kid_featuresdict_to_metric
+    from torch_fidelity.utils import create_feature_extractor, resolve_feature_layer_for_metric
 
     import genlab.evaluation.feature_extractors  # noqa: F401 - registers "genlab-classifier"
 
-    metrics = torch_fidelity.calculate_metrics(
-        input1=ImageTensorDataset(samples),
-        input2=ImageTensorDataset(reference),
-        cuda=False,
-        isc=True,
-        fid=True,
-        kid=True,
-        save_cpu_ram=True,
-        batch_size=batch_size,
+    options = dict(
+        feature_extractor=fe_name,
+        feature_extractor_weights_path=weights_path,
         isc_splits=isc_splits,
         kid_subset_size=subset,
         kid_subsets=kid_subsets,
-        feature_extractor=fe_name,
-        feature_extractor_weights_path=weights_path,
-        cache=bool(cache_dir),
-        cache_root=cache_dir,
-        input2_cache_name=cache_key,
         verbose=verbose,
     )
+    layers = {m: resolve_feature_layer_for_metric(m, **options) for m in ("isc", "fid", "kid")}
+    feature_extractor = create_feature_extractor(
+        fe_name, sorted(set(layers.values())), cuda=False, **options
+    )
+
+    def features(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        from torch_fidelity.utils import get_featuresdict_from_dataset
+
+        return get_featuresdict_from_dataset(
+            ImageTensorDataset(images), feature_extractor, batch_size, False, True, verbose
+        )
+
+    reference_layers = sorted({layers["fid"], layers["kid"]})
+    sample_features = features(samples)
+    if cache_key is None:
+        reference_features = features(reference)
+    else:
+        path = Path(cache_dir) / f"{cache_key}-{fe_name}-features.safetensors"
+        reference_features = _cached_features(path, reference_layers, n2, verbose)
+        if reference_features is None:
+            reference_features = features(reference)
+            _write_features(path, {k: reference_features[k] for k in reference_layers}, verbose)
+    metrics = {
+        **isc_featuresdict_to_metric(sample_features, layers["isc"], **options),
+        **fid_statistics_to_metric(
+            fid_featuresdict_to_statistics(sample_features, layers["fid"]),
+            fid_featuresdict_to_statistics(reference_features, layers["fid"]),
+            verbose,
+        ),
+        **kid_featuresdict_to_metric(sample_features, reference_features, layers["kid"], **options),
+    }
     return {
         "fid": float(metrics[torch_fidelity.KEY_METRIC_FID]),
         "isc_mean": float(metrics[torch_fidelity.KEY_METRIC_ISC_MEAN]),
@@ -167,3 +238,46 @@ def compute_fidelity(
         "weights_sha256": weights_sha,
         "reference_cache_key": cache_key,
     }
+
+
+def _cached_features(
+    path: Path, layers: list[str], count: int, verbose: bool
+) -> dict[str, torch.Tensor] | None:
+    """The cached reference features, or None when absent or not what this call needs.
+
+    Read as safetensors (tensors only, no code); anything else is ignored and recomputed.
+    """
+    if not path.is_file():
+        return None
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(path)
+    except (SafetensorError, OSError) as error:
+        reason = f"{type(error).__name__}: {error}"
+    else:
+        if sorted(tensors) == layers and all(
+            t.dim() == 2 and t.shape[0] == count and t.is_floating_point() and t.isfinite().all()
+            for t in tensors.values()
+        ):
+            if verbose:
+                print(f"Loading cached reference features {path}", file=sys.stderr)
+            return tensors
+        reason = (
+            f"it holds {sorted(tensors)} with shapes {[list(t.shape) for t in tensors.values()]}"
+        )
+    warnings.warn(
+        f"ignoring the reference features cache {path} ({reason[:200]}); recomputing it",
+        stacklevel=3,
+    )
+    return None
+
+
+def _write_features(path: Path, tensors: dict[str, torch.Tensor], verbose: bool) -> None:
+    from safetensors.torch import save_file
+
+    if verbose:
+        print(f"Caching reference features {path}", file=sys.stderr)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)

@@ -46,6 +46,7 @@ class QuickObjective(pl.Callback):
                 self.num_samples,
                 self.cfg.evaluate.sample_seed,
                 self.cfg.evaluate.batch_size,
+                model=self.cfg.model.name,
             )
         finally:
             generator.train(was_training)

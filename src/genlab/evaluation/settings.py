@@ -13,11 +13,13 @@ from omegaconf import DictConfig
 from genlab.data.datamodule import to_uint8
 from genlab.errors import StageInputError
 from genlab.evaluation.classifier_training import SUPERVISED_OBJECTIVE
+from genlab.evaluation.fidelity import check_weights_file
 from genlab.layout import classifier_report
 
 
 def extractor_weights(cfg: DictConfig) -> str | None:
-    """The extractor's weights file, checked before any work."""
+    """The extractor's weights file, checked before any work (an Inception file must load as
+    plain tensors: torch-fidelity unpickles it without restrictions)."""
     weights = cfg.metrics.weights_path
     if weights is not None and not Path(weights).is_file():
         hint = (
@@ -26,6 +28,8 @@ def extractor_weights(cfg: DictConfig) -> str | None:
             else "set metrics.weights_path to a local InceptionV3 weights file, or null to download"
         )
         raise StageInputError(f"feature extractor weights {weights} not found: {hint}")
+    if weights is not None and cfg.metrics.extractor == "inception":
+        check_weights_file(weights)
     return weights
 
 
@@ -54,14 +58,32 @@ def extractor_objective(cfg: DictConfig) -> str:
 
 @torch.no_grad()
 def sample_images(
-    generator: torch.nn.Module, count: int, seed: int, batch_size: int
+    generator: torch.nn.Module,
+    count: int,
+    seed: int,
+    batch_size: int,
+    model: str | None = None,
 ) -> torch.Tensor:
     """``count`` uint8 images (on the CPU) from fixed latents: the same seed always gives the
-    same samples, wherever the generator runs (the latents are drawn on the CPU)."""
+    same samples, wherever the generator runs (the latents are drawn on the CPU).
+
+    NaN/inf outputs fail here: converted to uint8 they would be scored as black pixels.
+    """
     latents = torch.randn(
         count, generator.latent_dim, generator=torch.Generator().manual_seed(seed)
     )
     device = next(generator.parameters(), torch.empty(0)).device
-    return torch.cat(
-        [to_uint8(generator(chunk.to(device)).cpu()) for chunk in latents.split(batch_size)]
-    )
+    batches = []
+    for chunk in latents.split(batch_size):
+        images = generator(chunk.to(device)).cpu()
+        if not torch.isfinite(images).all():
+            bad = int((~torch.isfinite(images)).flatten(1).any(1).sum())
+            raise StageInputError(
+                f"the generator of {model or 'the model'} produced non-finite samples (NaN/inf "
+                f"in {bad} of {len(images)} images of a batch, sample seed {seed}), which would "
+                f"be scored as black pixels: training diverged. Re-train it "
+                f"(`dvc repro train@{model or '<model>'}`), with a lower model.optim.lr if the "
+                f"losses exploded"
+            )
+        batches.append(to_uint8(images))
+    return torch.cat(batches)

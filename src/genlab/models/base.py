@@ -17,7 +17,8 @@ class GenerativeModule(pl.LightningModule):
     """
 
     optimizer_steps_per_iteration = 1
-    # The model config key of the z -> image network, rebuilt from generator.safetensors by later stages.
+    # The model config key of the z -> image network that later stages rebuild from
+    # generator.safetensors (its _target_ must be on genlab.models.generator_file.NETWORKS).
     sampling_network_key = "generator"
 
     def __init__(self, name: str, latent_dim: int):

@@ -21,7 +21,8 @@ from genlab.stages.entry import stage_main
 from genlab.tracking.wandb_setup import log_to_existing_run
 
 # Config sections this stage builds objects from (genlab.code_deps follows their _target_s):
-# the generator is rebuilt from the model config stored in generator.safetensors.
+# the generator is rebuilt from the network named in generator.safetensors, which must be on
+# genlab.models.generator_file's allow-list (nothing from the file reaches instantiate).
 INSTANTIATES = ("model",)
 
 
@@ -31,14 +32,18 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 
 def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     layout = RunLayout.at(cfg.paths.run_dir)
-    generator, record = load_generator(layout.generator)
+    generator, record = load_generator(layout.generator, model=cfg.model.name)
     options = dict(  # before any work: a missing extractor weights file fails here
         **fidelity_options(cfg),
         verbose=cfg.metrics.extractor == "inception",  # minutes on a CPU: show progress
     )
     train, test = read_split(cfg.data.dir, "train"), read_split(cfg.data.dir, "test")
     samples = sample_images(
-        generator, cfg.evaluate.num_samples, cfg.evaluate.sample_seed, cfg.evaluate.batch_size
+        generator,
+        cfg.evaluate.num_samples,
+        cfg.evaluate.sample_seed,
+        cfg.evaluate.batch_size,
+        model=cfg.model.name,
     )
     objective = extractor_objective(cfg)
     scores = score_against_test(cfg, samples, train, test, record, options, objective)
@@ -77,6 +82,7 @@ def score_against_test(
             cfg.evaluate.num_samples,
             cfg.evaluate.sample_seed,
             cfg.evaluate.batch_size,
+            model=cfg.model.name,
         )
         scores["untrained"] = compute_fidelity(untrained_samples, test.images, **options)
     if extractor_trained_for.startswith("self-supervised"):

@@ -24,7 +24,8 @@ from genlab.stages.entry import stage_main
 from genlab.tracking.wandb_setup import ModelArtifact, log_to_existing_run
 
 # Config sections this stage builds objects from (genlab.code_deps follows their _target_s):
-# the generator is rebuilt from the model config stored in generator.safetensors.
+# the generator is rebuilt from the network named in generator.safetensors, which must be on
+# genlab.models.generator_file's allow-list (nothing from the file reaches instantiate).
 INSTANTIATES = ("model",)
 
 
@@ -33,7 +34,9 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 
 
 def run_export(cfg: DictConfig) -> dict[str, Any]:
-    generator, record = load_generator(layout.RunLayout.at(cfg.paths.run_dir).generator)
+    generator, record = load_generator(
+        layout.RunLayout.at(cfg.paths.run_dir).generator, model=cfg.model.name
+    )
     metrics = read_metrics(cfg)
     provenance = {**{key: record[key] for key in RUN_KEYS}, "model": cfg.model.name}
     provenance["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -64,7 +67,11 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
         job_type="export",
         model_artifact=ModelArtifact(
             name=f"{cfg.model.name}-generator",
-            files=sorted(path for path in export_dir.iterdir() if path.is_file()),
+            files=sorted(
+                path
+                for path in export_dir.iterdir()
+                if path.is_file() and path.name != layout.OUTPUT_MARKER
+            ),
             description=f"genlab {cfg.model.name} generator: ONNX, TorchScript, model card",
             metadata={**provenance, "metrics": headline_metrics(metrics)},
         ),

@@ -23,7 +23,7 @@ from genlab.errors import TrainingInterrupted
 from genlab.io import write_json
 from genlab.layout import RUN_LINKS_FILE, RunLayout
 from genlab.models.base import GenerativeModule
-from genlab.models.generator_file import save_generator
+from genlab.models.generator_file import require_shareable, save_generator
 from genlab.stages.entry import stage_main
 from genlab.tracking.identity import RunContext, code_version, run_links
 from genlab.tracking.sweep import sweeper_return
@@ -57,6 +57,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
     threads = set_cpu_threads(cfg.train.speed.threads or cpu_threads_per_job())
     datamodule = build_datamodule(cfg)
     module = build_module(cfg)
+    require_shareable(sampling_network_config(cfg, module), module.sampling_network_key)
     max_steps = cfg.train.steps * module.optimizer_steps_per_iteration
     context, resume = start_run(cfg, layout, max_steps)
     loggers: list[Any] = []
@@ -197,10 +198,16 @@ def throughput(
     }
 
 
+def sampling_network_config(cfg: DictConfig, module: GenerativeModule) -> dict[str, Any]:
+    """The resolved config of the z -> image network, as the generator file records it."""
+    return OmegaConf.to_container(cfg.model[module.sampling_network_key], resolve=True)
+
+
 def save_run(
     cfg: DictConfig, context: RunContext, module: GenerativeModule, summary: dict[str, Any]
 ) -> None:
-    """generator.safetensors (the sampling network, its config and the run record) and the summary."""
+    """generator.safetensors (the sampling network's tensors, its allow-listed class and
+    arguments, the run record) and the summary."""
     record = {
         **context.provenance,
         "config": context.config,
@@ -210,7 +217,7 @@ def save_run(
     save_generator(
         context.layout.generator,
         module.sampling_generator(),
-        OmegaConf.to_container(cfg.model[module.sampling_network_key], resolve=True),
+        sampling_network_config(cfg, module),
         record,
     )
     write_json(context.layout.summary, summary)
