@@ -16,3 +16,20 @@ def require_positive(**values: Any) -> None:
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """Text from someone else's file (a name, a metadata value) made safe for a terminal or a
+    one-line message: control characters (escape sequences that could rewrite what the user
+    sees, line breaks that could fake another message) are shown escaped, and a long value is
+    cut short so a hostile file cannot flood the screen."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+#: The largest latent_dim / w_dim genlab accepts, from a generator file at train time and from an
+#: export's metadata at generate time: far above any genlab model, small enough that a value
+#: taken from someone else's file cannot size a tensor that exhausts memory. One constant, so
+#: what training may write and what `genlab generate` will read can never disagree.
+MAX_LATENT_DIM = 4096

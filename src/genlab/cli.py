@@ -4,71 +4,58 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
+from genlab.checks import printable
 from genlab.errors import EXIT_BAD_INPUT, EXIT_NOT_VERIFIED, EXIT_OK, GenerateError
-from genlab.generate import MAX_SEED, MAX_SEEDS, MAX_STEPS, MIN_STEPS, TRUST_FLAG
+from genlab.generate import (
+    MAX_SEED,
+    MAX_SEEDS,
+    MAX_STEPS,
+    MIN_STEPS,
+    TRUST_FLAG,
+    check_psi,
+    check_seed,
+    check_steps,
+    parse_seeds,
+)
+
+T = TypeVar("T")
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0-3,7' -> [0, 1, 2, 3, 7]; at most MAX_SEEDS, counted before any list is built."""
-    ranges: list[tuple[int, int]] = []
+def _argument(
+    convert: Callable[[str], T], check: Callable[[T], T], wanted: str
+) -> Callable[[str], T]:
+    """An argparse type: ``convert`` the text, then generate's own ``check`` (the one the API
+    applies too), a GenerateError becoming argparse's usage error (exit 2, one line)."""
+
+    def parse(text: str) -> T:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        try:
+            return check(value)
+        except GenerateError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
+def seeds_value(text: str) -> list[int]:
+    """--seeds: generate.parse_seeds as an argparse type."""
     try:
-        for part in filter(None, text.split(",")):
-            start, end = part.split("-", 1) if "-" in part[1:] else (part, part)
-            ranges.append((int(start), int(end)))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"seeds must look like '0-7' or '1,5,9' (non-negative integers), got {text!r}"
-        ) from None
-    if not ranges or any(not 0 <= start <= end <= MAX_SEED for start, end in ranges):
-        raise argparse.ArgumentTypeError(
-            f"seeds must be integers in 0..{MAX_SEED}, ranges low-high, got {text!r}"
-        )
-    count = sum(end - start + 1 for start, end in ranges)
-    if count > MAX_SEEDS:
-        raise argparse.ArgumentTypeError(
-            f"{count} seeds asked for, at most {MAX_SEEDS} per call: split the range over "
-            f"several calls (e.g. --seeds 0-{MAX_SEEDS - 1}, then --seeds "
-            f"{MAX_SEEDS}-{2 * MAX_SEEDS - 1})"
-        )
-    return [seed for start, end in ranges for seed in range(start, end + 1)]
+        return parse_seeds(text)
+    except GenerateError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def seed_value(text: str) -> int:
-    """One seed for --interpolate / --mix."""
-    try:
-        seed = int(text)
-    except ValueError:
-        seed = -1
-    if not 0 <= seed <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"a seed is an integer in 0..{MAX_SEED}, got {text!r}")
-    return seed
-
-
-def steps_value(text: str) -> int:
-    try:
-        steps = int(text)
-    except ValueError:
-        steps = -1
-    if not MIN_STEPS <= steps <= MAX_STEPS:
-        raise argparse.ArgumentTypeError(
-            f"--steps is an integer in {MIN_STEPS}..{MAX_STEPS}, got {text!r}"
-        )
-    return steps
-
-
-def finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
+seed_value = _argument(int, check_seed, f"a seed (an integer in 0..{MAX_SEED})")
+steps_value = _argument(int, check_steps, f"an integer in {MIN_STEPS}..{MAX_STEPS}")
+psi_value = _argument(float, check_psi, "a finite number")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,8 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
     generate.add_argument(
         "--seeds",
-        type=parse_seeds,
-        default=parse_seeds("0-15"),
+        type=seeds_value,
+        default="0-15",
         help=f"e.g. 0-7 or 1,5,9: at most {MAX_SEEDS} per call, each in 0..{MAX_SEED}",
     )
     generate.add_argument(
@@ -110,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         default=8,
         help=f"images along --interpolate ({MIN_STEPS}..{MAX_STEPS})",
     )
-    generate.add_argument("--psi", type=finite_float, help="truncation psi (StyleGAN-lite exports)")
+    generate.add_argument("--psi", type=psi_value, help="truncation psi (StyleGAN-lite exports)")
     generate.add_argument(
         "--mix",
         nargs=2,
@@ -130,34 +117,45 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from genlab.generate import ExportedGenerator
-    from genlab.provenance import save_grid, save_png
+    """Each seed is generated and written in turn (one image in memory, plus the uint8 grid
+    when --grid asks for one); every grid's size is checked on its first image."""
+    from genlab.generate import ExportedGenerator, Grid, tiled
+    from genlab.provenance import save_png
 
     generator = ExportedGenerator.load(args.model, trust_torchscript=args.trust_torchscript)
+    if args.psi is not None:
+        generator.require_styles("--psi")
+    if args.mix:
+        generator.require_styles("--mix")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     psi_note = {} if args.psi is None else {"truncation_psi": str(args.psi)}
-    images = generator.images(args.seeds, psi=args.psi)
     written = []
-    for seed, image in zip(args.seeds, images, strict=True):
+    grid: Grid | None = None
+    for seed, image in zip(args.seeds, generator.images(args.seeds, psi=args.psi), strict=True):
+        if args.grid:
+            grid = grid or Grid(len(args.seeds), image.shape, "--grid")
+            grid.add(image)
         provenance = generator.provenance(seed=str(seed), **psi_note)
         written.append(save_png(image, out / f"seed_{seed:06d}.png", provenance))
-    if args.grid:
+    if grid is not None:
         seeds = ",".join(map(str, args.seeds))
-        written.append(save_grid(images, out / "grid.png", generator.provenance(seeds=seeds)))
+        written.append(save_png(grid.array, out / "grid.png", generator.provenance(seeds=seeds)))
     if args.interpolate:
         a, b = args.interpolate
-        strip = generator.interpolate(a, b, args.steps)
+        strip = tiled(
+            generator.interpolate(a, b, args.steps), args.steps, "--interpolate", args.steps
+        )
         provenance = generator.provenance(interpolation=f"slerp seed {a} -> seed {b}")
-        path = out / f"interpolation_{a}_{b}.png"
-        written.append(save_grid(strip, path, provenance, nrow=args.steps))
+        written.append(save_png(strip, out / f"interpolation_{a}_{b}.png", provenance))
     if args.mix:
         a, b = args.mix
-        mixed = generator.mix(a, b, psi=args.psi)
+        count = generator.mix_count
+        mixed = tiled(generator.mix(a, b, psi=args.psi), count, "--mix", count)
         provenance = generator.provenance(
             style_mixing=f"image k: first k styles from seed {a}, the rest from seed {b}"
         )
-        written.append(save_grid(mixed, out / f"mix_{a}_{b}.png", provenance, nrow=len(mixed)))
+        written.append(save_png(mixed, out / f"mix_{a}_{b}.png", provenance))
     print(f"genlab generate: wrote {len(written)} PNG files to {out}")
     return EXIT_OK
 
@@ -165,7 +163,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     """Exit 0: all machine-generated; 1: some not recognised; 2: some files are not readable
     PNG or JPEG images (one line each on stderr; the readable ones are still reported)."""
-    from genlab.verify import describe, printable, verify_image
+    from genlab.verify import describe, verify_image
 
     reports = [verify_image(path) for path in args.images]
     bad = [report for report in reports if "error" in report]

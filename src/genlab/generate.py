@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from genlab.checks import MAX_LATENT_DIM, printable
+from genlab.data.images import MAX_VERIFY_PIXELS
 from genlab.errors import GenerateError
 from genlab.layout import EXPORT_METADATA_ENTRY, EXPORT_ONNX
 from genlab.provenance import RUN_KEYS
@@ -27,16 +29,26 @@ Run = Callable[[np.ndarray], np.ndarray]
 
 # -- what `genlab generate` accepts: far above any genlab model, far below what would allocate
 # or loop for hours. A file or request beyond these is refused with a message, not attempted.
-MAX_LATENT_DIM = 4096  # latent_dim and w_dim
+# latent_dim and w_dim: genlab.checks.MAX_LATENT_DIM, the limit training writes files under
 MAX_NUM_WS = 64  # StyleGAN-lite style vectors (one per synthesis layer input)
 MAX_IMAGE_SIDE = 4096  # pixels per side of one generated image
 MAX_SEEDS = 10_000  # seeds per call; more is several calls
 MAX_SEED = 2**32 - 1  # the usual seed range (NumPy's); torch takes it as is
 MIN_STEPS, MAX_STEPS = 2, 256  # images along --interpolate
 MAX_METADATA_CHARS = 64 * MAX_LATENT_DIM  # w_avg as JSON: ~20 characters per float
+#: pixels of one --grid, interpolation or mixing PNG: what `genlab verify` reads back
+MAX_GRID_PIXELS = MAX_VERIFY_PIXELS
+GRID_PADDING = 2  # pixels between tiles, as torchvision's make_grid (save_grid) lays them out
 #: the operator domains torch.onnx.export writes; any other needs a custom-op library (code)
 ONNX_DOMAINS = frozenset({"", "ai.onnx"})
 TRUST_FLAG = "--trust-torchscript"
+
+
+def _subgraphs(node: Any) -> Iterator[Any]:
+    for attribute in node.attribute:
+        if attribute.HasField("g"):
+            yield attribute.g
+        yield from attribute.graphs
 
 
 def _onnx_tensors(graph: Any) -> Iterator[Any]:
@@ -45,25 +57,39 @@ def _onnx_tensors(graph: Any) -> Iterator[Any]:
     for sparse in graph.sparse_initializer:
         yield sparse.values
         yield sparse.indices
-    for node in graph.node:
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes: Iterable[Any]) -> Iterator[Any]:
+    for node in nodes:
         for attribute in node.attribute:
             if attribute.HasField("t"):
                 yield attribute.t
             yield from attribute.tensors
-            for subgraph in ([attribute.g] if attribute.HasField("g") else []) + list(
-                attribute.graphs
-            ):
-                yield from _onnx_tensors(subgraph)
+            if attribute.HasField("sparse_tensor"):
+                yield attribute.sparse_tensor.values
+                yield attribute.sparse_tensor.indices
+            for sparse in attribute.sparse_tensors:
+                yield sparse.values
+                yield sparse.indices
+        for subgraph in _subgraphs(node):
+            yield from _onnx_tensors(subgraph)
 
 
-def _onnx_nodes(graph: Any) -> Iterator[Any]:
-    for node in graph.node:
+def _onnx_nodes(nodes: Iterable[Any]) -> Iterator[Any]:
+    """``nodes`` and every node of their subgraphs, at any depth."""
+    for node in nodes:
         yield node
-        for attribute in node.attribute:
-            for subgraph in ([attribute.g] if attribute.HasField("g") else []) + list(
-                attribute.graphs
-            ):
-                yield from _onnx_nodes(subgraph)
+        for subgraph in _subgraphs(node):
+            yield from _onnx_nodes(subgraph.node)
+
+
+def _model_parts(model: Any) -> Iterator[tuple[Iterator[Any], Iterator[Any]]]:
+    """(tensors, nodes) of the main graph, then of each local function (model.functions): a
+    function's nodes are run like the graph's, so they are checked like the graph's."""
+    yield _onnx_tensors(model.graph), _onnx_nodes(model.graph.node)
+    for function in model.functions:
+        yield _node_tensors(function.node), _onnx_nodes(function.node)
 
 
 def _check_onnx(model: Any, path: Path) -> None:
@@ -72,21 +98,21 @@ def _check_onnx(model: Any, path: Path) -> None:
     need a custom-op library, which is code)."""
     from onnx import TensorProto
 
-    for tensor in _onnx_tensors(model.graph):
-        if tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data):
-            where = {entry.key: entry.value for entry in tensor.external_data}.get("location", "?")
-            raise GenerateError(
-                f"{path} references external data ({_short(where)!r} for tensor "
-                f"{_short(tensor.name)!r}): genlab exports hold all their weights inside the "
-                f"file, so this one was not made by genlab; it is not loaded"
-            )
-    nodes = [*_onnx_nodes(model.graph)]
-    for function in model.functions:
-        nodes.extend(function.node)
-    foreign = sorted({node.domain for node in nodes} - ONNX_DOMAINS)
+    domains: set[str] = set()
+    for tensors, nodes in _model_parts(model):
+        for tensor in tensors:
+            if tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data):
+                entries = {entry.key: entry.value for entry in tensor.external_data}
+                raise GenerateError(
+                    f"{path} references external data ({_quoted(entries.get('location', '?'))} "
+                    f"for tensor {_quoted(tensor.name)}): genlab exports hold all their "
+                    f"weights inside the file, so this one was not made by genlab; it is not loaded"
+                )
+        domains.update(node.domain for node in nodes)
+    foreign = sorted(domains - ONNX_DOMAINS)
     if foreign:
         raise GenerateError(
-            f"{path} uses operator domain {_short(foreign[0])!r}, which needs code from outside "
+            f"{path} uses operator domain {_quoted(foreign[0])}, which needs code from outside "
             f"the file (a custom-op library); genlab exports use standard ONNX operators only"
         )
 
@@ -111,16 +137,32 @@ def _load_onnx(path: Path) -> tuple[Run, dict[str, str]]:
 def _load_torchscript(path: Path) -> tuple[Run, dict[str, str]]:
     extra_files = {EXPORT_METADATA_ENTRY: ""}
     module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files)
-    found = json.loads(extra_files[EXPORT_METADATA_ENTRY] or "{}")
-    if not isinstance(found, dict):
-        raise GenerateError(f"{path}: {EXPORT_METADATA_ENTRY} inside it is not a JSON object")
-    metadata = {str(key): str(value) for key, value in found.items()}
+    metadata = torchscript_metadata(extra_files[EXPORT_METADATA_ENTRY], path)
 
     def run(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return module(torch.from_numpy(x.astype(np.float32))).numpy()
 
     return run, metadata
+
+
+def torchscript_metadata(text: str | bytes, path: Path) -> dict[str, str]:
+    """The ``genlab.json`` entry of a TorchScript export as metadata (``{}`` when empty): a JSON
+    object of at most MAX_METADATA_CHARS, its values as strings, like an ONNX file's
+    metadata_props. The only parser of that entry, so every reader applies the same checks."""
+    where = f"{path}: {EXPORT_METADATA_ENTRY} inside it"
+    if len(text) > MAX_METADATA_CHARS:
+        raise GenerateError(
+            f"{where} is {len(text):,} characters, more than any genlab export writes "
+            f"({MAX_METADATA_CHARS:,}); it is not read"
+        )
+    try:
+        found = json.loads(text or "{}")
+    except ValueError as error:
+        raise GenerateError(f"{where} is not JSON ({printable(str(error), 80)})") from None
+    if not isinstance(found, dict):
+        raise GenerateError(f"{where} is not a JSON object (a {type(found).__name__})")
+    return {str(key): str(value) for key, value in found.items()}
 
 
 LOADERS = {".onnx": _load_onnx, ".pt": _load_torchscript}
@@ -156,18 +198,19 @@ def load_graph(
         raise
     except Exception as error:
         kind = type(error).__name__
-        raise GenerateError(f"{path} could not be loaded ({kind}: {_short(str(error))})") from error
+        raise GenerateError(
+            f"{path} could not be loaded ({kind}: {printable(str(error), 200)})"
+        ) from error
 
 
-def _short(text: str, limit: int = 80) -> str:
-    """A value from a file on one line, cut short: a hostile file must not flood the terminal."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+def _quoted(text: str) -> str:
+    """A value from a file, quoted for a one-line message: escaped and cut short (printable)."""
+    return f"'{printable(text, 80)}'"
 
 
 def _bad_value(path: Path, key: str, value: str, wanted: str) -> GenerateError:
     return GenerateError(
-        f"{path}: metadata {key}={_short(value)!r} is not {wanted}; re-export the model with "
+        f"{path}: metadata {key}={_quoted(value)} is not {wanted}; re-export the model with "
         f"genlab (`dvc repro export@<model>`) or ask whoever shared it for a genlab export"
     )
 
@@ -209,10 +252,65 @@ def metadata_vector(metadata: dict[str, str], key: str, path: Path, size: int) -
     return vector
 
 
+# -- the argument checks, once: the CLI's argparse types call these (GenerateError -> usage error)
+
+
 def check_seed(seed: int, what: str = "seed") -> int:
+    """``seed`` if it is in NumPy's usual seed range 0..MAX_SEED."""
     if not 0 <= seed <= MAX_SEED:
         raise GenerateError(f"{what} must be an integer in 0..{MAX_SEED}, got {seed}")
     return seed
+
+
+def check_seeds(seeds: Sequence[int]) -> Sequence[int]:
+    """At most MAX_SEEDS seeds, each in range."""
+    if len(seeds) > MAX_SEEDS:
+        raise GenerateError(
+            f"at most {MAX_SEEDS} seeds per call, got {len(seeds)}: split them over several calls"
+        )
+    for seed in seeds:
+        check_seed(seed)
+    return seeds
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-3,7' -> [0, 1, 2, 3, 7]; at most MAX_SEEDS, counted before any list is built (a
+    range like 0-1000000000 is refused at once, not after building a billion-item list)."""
+    ranges: list[tuple[int, int]] = []
+    try:
+        for part in filter(None, text.split(",")):
+            start, end = part.split("-", 1) if "-" in part[1:] else (part, part)
+            ranges.append((int(start), int(end)))
+    except ValueError:
+        raise GenerateError(
+            f"seeds must look like '0-7' or '1,5,9' (non-negative integers), got {text!r}"
+        ) from None
+    if not ranges or any(not 0 <= start <= end <= MAX_SEED for start, end in ranges):
+        raise GenerateError(
+            f"seeds must be integers in 0..{MAX_SEED}, ranges low-high, got {text!r}"
+        )
+    count = sum(end - start + 1 for start, end in ranges)
+    if count > MAX_SEEDS:
+        raise GenerateError(
+            f"{count} seeds asked for, at most {MAX_SEEDS} per call: split the range over "
+            f"several calls (e.g. --seeds 0-{MAX_SEEDS - 1}, then --seeds "
+            f"{MAX_SEEDS}-{2 * MAX_SEEDS - 1})"
+        )
+    return [seed for start, end in ranges for seed in range(start, end + 1)]
+
+
+def check_steps(steps: int) -> int:
+    """Images along an interpolation: MIN_STEPS..MAX_STEPS."""
+    if not MIN_STEPS <= steps <= MAX_STEPS:
+        raise GenerateError(f"--steps must be an integer in {MIN_STEPS}..{MAX_STEPS}, got {steps}")
+    return steps
+
+
+def check_psi(psi: float) -> float:
+    """A finite truncation psi: NaN or inf would write NaN images."""
+    if not math.isfinite(psi):
+        raise GenerateError(f"--psi must be a finite number, got {psi}")
+    return psi
 
 
 def latent(seed: int, latent_dim: int) -> np.ndarray:
@@ -264,7 +362,7 @@ class ExportedGenerator:
         return self.mapping is not None
 
     def provenance(self, **extra: str) -> dict[str, str]:
-        found = {k: _short(self.metadata[k], 200) for k in RUN_KEYS if k in self.metadata}
+        found = {k: printable(self.metadata[k], 200) for k in RUN_KEYS if k in self.metadata}
         return {
             **found,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -273,7 +371,8 @@ class ExportedGenerator:
             **extra,
         }
 
-    def _require_styles(self, what: str) -> None:
+    def require_styles(self, what: str) -> None:
+        """A GenerateError unless the export has StyleGAN-lite's mapping and synthesis files."""
         if not self.has_style_controls:
             raise GenerateError(
                 f"{what} needs a StyleGAN-lite export (mapping and synthesis files beside "
@@ -316,44 +415,113 @@ class ExportedGenerator:
                 f"{self._file('mapping')}: the mapping outputs w of shape {w.shape}, "
                 f"but its metadata says w_avg has {len(w_avg)} values; re-export the model"
             )
-        w = w_avg + _finite_psi(psi) * (w - w_avg)
+        w = w_avg + check_psi(psi) * (w - w_avg)
         return np.repeat(w[:, None, :], self.style["num_ws"], axis=1)
 
-    def images(self, seeds: Sequence[int], psi: float | None = None) -> np.ndarray:
-        """(N, C, H, W) in [-1, 1], one per seed. ``psi`` needs style controls."""
-        seeds = _check_seeds(seeds)
+    def image(self, seed: int, psi: float | None = None) -> np.ndarray:
+        """(C, H, W) in [-1, 1] for one seed: the same image whatever else is generated.
+        ``psi`` needs style controls."""
+        check_seed(seed)
         if psi is None:
-            images = [
-                self._images(self.run, latent(s, self.latent_dim), "generator") for s in seeds
-            ]
-            return np.concatenate(images)
-        self._require_styles("--psi")
-        return np.concatenate(
-            [self._images(self.synthesis, self._ws(s, psi), "synthesis") for s in seeds]
-        )
+            return self._images(self.run, latent(seed, self.latent_dim), "generator")[0]
+        self.require_styles("--psi")
+        return self._images(self.synthesis, self._ws(seed, psi), "synthesis")[0]
 
-    def interpolate(self, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
-        _check_seeds([seed_a, seed_b])
-        if not MIN_STEPS <= steps <= MAX_STEPS:
-            raise GenerateError(f"--steps must be in {MIN_STEPS}..{MAX_STEPS}, got {steps}")
+    def images(self, seeds: Sequence[int], psi: float | None = None) -> Iterator[np.ndarray]:
+        """:meth:`image` of each seed, one at a time: up to MAX_SEEDS images of up to
+        MAX_IMAGE_SIDE pixels a side are never all held at once."""
+        check_seeds(seeds)
+        if psi is not None:
+            self.require_styles("--psi")
+        return (self.image(seed, psi) for seed in seeds)
+
+    def interpolate(self, seed_a: int, seed_b: int, steps: int) -> Iterator[np.ndarray]:
+        """``steps`` images along the slerp path from seed_a's latent to seed_b's, one at a time."""
+        check_seeds([seed_a, seed_b])
+        check_steps(steps)
         a, b = latent(seed_a, self.latent_dim), latent(seed_b, self.latent_dim)
-        path = [slerp(a, b, t) for t in np.linspace(0.0, 1.0, steps)]
-        return np.concatenate(
-            [self._images(self.run, z.astype(np.float32), "generator") for z in path]
-        )
+        for t in np.linspace(0.0, 1.0, steps):
+            z = slerp(a, b, t).astype(np.float32)
+            yield self._images(self.run, z, "generator")[0]
 
-    def mix(self, seed_a: int, seed_b: int, psi: float | None = None) -> np.ndarray:
+    def mix(self, seed_a: int, seed_b: int, psi: float | None = None) -> Iterator[np.ndarray]:
         """One image per crossover 0..num_ws: the first k styles from seed_a, the rest from b."""
-        self._require_styles("--mix")
-        _check_seeds([seed_a, seed_b])
+        self.require_styles("--mix")
+        check_seeds([seed_a, seed_b])
         psi = self.style["truncation_psi"] if psi is None else psi
         ws_a, ws_b = self._ws(seed_a, psi), self._ws(seed_b, psi)
-        num_ws = self.style["num_ws"]
-        rows = []
-        for crossover in range(num_ws + 1):
+        for crossover in range(self.style["num_ws"] + 1):
             ws = np.concatenate([ws_a[:, :crossover], ws_b[:, crossover:]], axis=1)
-            rows.append(self._images(self.synthesis, ws, "synthesis"))
-        return np.concatenate(rows)
+            yield self._images(self.synthesis, ws, "synthesis")[0]
+
+    @property
+    def mix_count(self) -> int:
+        """Images :meth:`mix` yields (one per crossover, 0..num_ws)."""
+        self.require_styles("--mix")
+        return self.style["num_ws"] + 1
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """(C, H, W) in [-1, 1] -> uint8, rounded as save_png rounds: a quarter of the memory."""
+    scaled = (np.clip(image.astype(np.float32), -1.0, 1.0) + 1.0) * 127.5
+    return np.round(scaled).astype(np.uint8)
+
+
+class Grid:
+    """Images tiled into one uint8 (C, H, W) array, filled as each image is generated.
+
+    The layout is torchvision's make_grid (as :func:`genlab.provenance.save_grid` uses it):
+    ``nrow`` tiles a row (default ~sqrt(count)), GRID_PADDING black pixels around each tile.
+    The size is checked from the first image, before anything is generated or written past it:
+    a grid over MAX_GRID_PIXELS is refused (it would be more than `genlab verify` reads back,
+    and 10,000 tiles of 4096x4096 would be hundreds of GiB).
+    """
+
+    def __init__(
+        self, count: int, shape: tuple[int, ...], what: str, nrow: int | None = None
+    ) -> None:
+        channels, height, width = shape
+        self.count, self.tile = count, (channels, height, width)
+        self.per_row = min(nrow or math.ceil(math.sqrt(count)), count)
+        rows = math.ceil(count / self.per_row)
+        self.step = (height + GRID_PADDING, width + GRID_PADDING)
+        grid_h, grid_w = (
+            rows * self.step[0] + GRID_PADDING,
+            self.per_row * self.step[1] + GRID_PADDING,
+        )
+        if grid_h * grid_w > MAX_GRID_PIXELS:
+            raise GenerateError(
+                f"{what} would tile {count} images of {width}x{height} into a {grid_w}x{grid_h} "
+                f"PNG, more than {MAX_GRID_PIXELS:,} pixels (what genlab verify reads back); "
+                f"nothing was written: ask for fewer seeds or steps, or leave {what} out"
+            )
+        self.array = np.zeros((channels, grid_h, grid_w), dtype=np.uint8)
+        self.filled = 0
+
+    def add(self, image: np.ndarray) -> None:
+        """Place the next image (C, H, W), float in [-1, 1] or uint8."""
+        if tuple(image.shape) != self.tile:
+            raise GenerateError(
+                f"the generator output images of shape {tuple(image.shape)} after "
+                f"{self.tile}; a genlab generator outputs one size: re-export the model"
+            )
+        row, column = divmod(self.filled, self.per_row)
+        top, left = row * self.step[0] + GRID_PADDING, column * self.step[1] + GRID_PADDING
+        pixels = image if image.dtype == np.uint8 else to_uint8(image)
+        self.array[:, top : top + self.tile[1], left : left + self.tile[2]] = pixels
+        self.filled += 1
+
+
+def tiled(
+    images: Iterable[np.ndarray], count: int, what: str, nrow: int | None = None
+) -> np.ndarray:
+    """``count`` images from ``images`` as one :class:`Grid` (checked on the first image)."""
+    grid: Grid | None = None
+    for image in images:
+        grid = grid or Grid(count, image.shape, what, nrow)
+        grid.add(image)
+    assert grid is not None and grid.filled == count
+    return grid.array
 
 
 def _style(metadata: dict[str, str], path: Path) -> dict[str, Any]:
@@ -374,21 +542,5 @@ def _run(run: Run, x: np.ndarray, path: Path) -> np.ndarray:
     except Exception as error:  # onnxruntime and torch.jit raise many types
         kind = type(error).__name__
         raise GenerateError(
-            f"{path} failed on an input of shape {x.shape} ({kind}: {_short(str(error), 200)})"
+            f"{path} failed on an input of shape {x.shape} ({kind}: {printable(str(error), 200)})"
         ) from error
-
-
-def _finite_psi(psi: float) -> float:
-    if not math.isfinite(psi):
-        raise GenerateError(f"--psi must be a finite number, got {psi}")
-    return psi
-
-
-def _check_seeds(seeds: Sequence[int]) -> Sequence[int]:
-    if len(seeds) > MAX_SEEDS:
-        raise GenerateError(
-            f"at most {MAX_SEEDS} seeds per call, got {len(seeds)}: split them over several calls"
-        )
-    for seed in seeds:
-        check_seed(seed)
-    return seeds

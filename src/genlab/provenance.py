@@ -90,10 +90,19 @@ def save_grid(
 
 def read_provenance(path: str | os.PathLike) -> dict[str, str]:
     """Provenance written by :func:`save_png`: ``DigitalSourceType``, ``machine_generated``
-    and the ``genlab:`` entries with the prefix dropped; ``{}`` for an unlabelled image."""
+    and the ``genlab:`` entries with the prefix dropped; ``{}`` for an unlabelled image.
+
+    For genlab's own files (tests, reports); a file from someone else is opened with the
+    checks of ``genlab.data.images.open_image`` and read with :func:`provenance_of`."""
     with Image.open(path) as img:
         img.load()
-        text = dict(getattr(img, "text", {}) or {})
+        return provenance_of(img)
+
+
+def provenance_of(image: Image.Image) -> dict[str, str]:
+    """:func:`read_provenance` of an image already opened and loaded (its text chunks are
+    read as the pixels are decoded), so that a file is opened and decoded once."""
+    text = dict(getattr(image, "text", {}) or {})
     found: dict[str, str] = {}
     if SOURCE_TYPE_KEY in text:
         found[SOURCE_TYPE_KEY] = str(text[SOURCE_TYPE_KEY])

@@ -3,31 +3,28 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from genlab.checks import printable
+from genlab.data.images import MAX_VERIFY_PIXELS, open_image
+from genlab.errors import DatasetError
 from genlab.provenance import (
     DIGITAL_SOURCE_TYPE,
     RUN_KEYS,
     SOURCE_TYPE_KEY,
-    read_provenance,
+    provenance_of,
 )
-
-#: the formats genlab writes (PNG) and the one a shared image is most often re-encoded to (JPEG;
-#: MPO is how Pillow names the multi-picture JPEGs many phones write)
-FORMATS = ("PNG", "JPEG", "MPO")
-#: pixels decoded per file at most (a 48-megapixel photo fits); a bigger image, or a small file
-#: that claims huge dimensions (a decompression bomb), is refused from its header, undecoded
-MAX_PIXELS = 2**26
 
 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, str]] | str:
     """(pixels, provenance) of a PNG or JPEG file, or one sentence saying why it cannot be
-    read: files handed to `genlab verify` come from anywhere, so nothing here raises."""
+    read: files handed to `genlab verify` come from anywhere, so nothing here raises.
+
+    The file is opened once, by the PNG or JPEG decoder only, its pixel count checked from the
+    header; pixels and provenance both come from that one decode."""
     file = Path(path)
     if not file.exists():
         return "does not exist (no such file)"
@@ -37,24 +34,18 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, str]] | s
         return "is not a regular file"
     if file.stat().st_size == 0:
         return "is empty (0 bytes), not an image"
-    limit = f"genlab verify decodes {MAX_PIXELS:,} at most; not decoded"
+    limit = f"genlab verify's limit of {MAX_VERIFY_PIXELS:,} (nothing was decoded)"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(file)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return f"claims too many pixels (a decompression bomb?): {limit}"
+        image = open_image(file, max_pixels=MAX_VERIFY_PIXELS, limit=limit, name=str(file))
+    except DatasetError as error:
+        return str(error).removeprefix(f"{file} ")
     except Exception as error:  # Pillow raises many types on hostile headers
         return f"is not a PNG or JPEG image ({_why(error, file)})"
     with image:
-        if image.format not in FORMATS:
-            return f"is a {image.format} image, not PNG or JPEG"
-        if image.width * image.height > MAX_PIXELS:
-            return f"has {image.width}x{image.height} pixels: {limit}"
         try:
             image.load()
             pixels = np.asarray(image.convert("RGB") if image.mode not in ("L", "RGB") else image)
-            provenance = read_provenance(file)
+            provenance = provenance_of(image)
         except Exception as error:  # truncated or corrupt data: Pillow raises many types
             return f"could not be decoded: truncated or corrupt ({_why(error, file)})"
     return pixels, provenance
@@ -89,14 +80,6 @@ def verify_image(path: str | os.PathLike) -> dict[str, Any]:
         "provenance": fields,
         "watermark": mark,
     }
-
-
-def printable(text: str, limit: int = 200) -> str:
-    """Text from a file, safe for a terminal: control characters (escape sequences that could
-    rewrite what the user sees) are shown escaped, and a long value is cut short."""
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def describe(report: dict[str, Any]) -> str:

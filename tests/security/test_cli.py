@@ -207,14 +207,36 @@ def test_torchscript_is_not_loaded_without_the_trust_flag(tmp_path, capsys):
     assert pngs(out) == []
 
 
-def test_reading_torchscript_metadata_runs_nothing(tmp_path):
-    """Row 2: reading an export's metadata (which run made it) used torch.jit.load, which runs
-    the file's __setstate__; it now reads the zip entry and runs nothing."""
-    from genlab.export.torchscript import read_torchscript_metadata
+class Plain(nn.Module):
+    """A harmless TorchScript generator, to test what is read from the file's genlab.json."""
 
-    evil, on_load, on_call = write_hostile_torchscript(tmp_path / "shared")
-    assert read_torchscript_metadata(evil)["run_id"] == "made-up-run"
-    assert not on_load.exists() and not on_call.exists(), "the file's code ran"
+    def __init__(self) -> None:
+        super().__init__()
+        self.side = SIDE
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(z.shape[0], 1, self.side, self.side)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    ['["latent_dim", 4]', "{not json", json.dumps({"latent_dim": "4", "w": "x" * 300_000})],
+    ids=["list", "not json", "oversized"],
+)
+def test_torchscript_metadata_is_checked_even_when_trusted(tmp_path, capsys, claims):
+    """Row 2: the metadata inside a TorchScript file (genlab.json) is read by one parser, with
+    the same checks as ONNX metadata: a list, broken JSON or a 300 KB entry is refused with one
+    line naming the file, not a traceback or a flood."""
+    path = tmp_path / "shared" / "generator.torchscript.pt"
+    path.parent.mkdir()
+    torch.jit.save(torch.jit.script(Plain()), str(path), _extra_files={"genlab.json": claims})
+    out = tmp_path / "out"
+    argv = ["generate", str(path), "--out", str(out), "--seeds", "0", "--trust-torchscript"]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2
+    line = one_line(err)
+    assert "genlab.json" in line and str(path) in line and len(line) < 500, line
+    assert pngs(out) == []
 
 
 def test_trust_flag_runs_the_file_as_code(tmp_path, capsys):
@@ -303,6 +325,75 @@ def test_onnx_with_a_foreign_operator_domain_is_refused(tmp_path, capsys):
     assert code == 2
     line = one_line(err)
     assert "com.example.runs.anything" in line and "operator domain" in line
+
+
+def _external_tensor(location: str) -> TensorProto:
+    tensor = TensorProto()
+    tensor.name, tensor.data_type = "leak", TensorProto.FLOAT
+    tensor.dims.extend([1, 1, SIDE, SIDE])
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("length", str(4 * SIDE * SIDE))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return tensor
+
+
+def _with_local_function(generator: Path, body: list) -> None:
+    """Route the generator's output through a local function (domain "", like the standard
+    operators) whose nodes are ``body``: x -> y."""
+    model = onnx.load(str(generator))
+    model.graph.node[-1].output[0] = "pre_images"
+    model.graph.node.append(helper.make_node("Through", ["pre_images"], ["images"]))
+    opsets = [helper.make_opsetid("", 17)]
+    model.functions.append(helper.make_function("", "Through", ["x"], ["y"], body, opsets))
+    onnx.save(model, str(generator))
+
+
+def test_onnx_local_function_with_external_data_is_refused(tmp_path, capsys):
+    """Row 2: a model's local functions (model.functions) hold nodes too: a Constant inside one
+    could name an external data file (here ../secret.bin) that was never checked. Every
+    function's nodes now go through the same walk as the graph's."""
+    (tmp_path / "secret.bin").write_bytes(np.ones(SIDE * SIDE, dtype=np.float32).tobytes())
+    generator = write_generator(tmp_path / "shared")
+    constant = helper.make_node("Constant", [], ["c"], value=_external_tensor("../secret.bin"))
+    _with_local_function(generator, [constant, helper.make_node("Add", ["x", "c"], ["y"])])
+    out = tmp_path / "out"
+    code, _, err = run_cli(["generate", str(generator), "--out", str(out), "--seeds", "0"], capsys)
+    assert code == 2
+    line = one_line(err)
+    assert "external data" in line and "../secret.bin" in line, line
+    assert pngs(out) == []
+
+
+def test_onnx_foreign_domain_inside_a_local_function_subgraph_is_refused(tmp_path, capsys):
+    """Row 2: a custom-domain node hidden in a subgraph (an If branch) of a local function was
+    not seen by the operator-domain check, which only read the functions' top-level nodes."""
+    generator = write_generator(tmp_path / "shared")
+    branch = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["b"], domain="com.example.hidden")],
+        "branch",
+        [],
+        [_info("b", "batch", 1, SIDE, SIDE)],
+    )
+    body = [
+        helper.make_node("Constant", [], ["yes"], value=helper.make_tensor("t", 9, [], [True])),
+        helper.make_node("If", ["yes"], ["y"], then_branch=branch, else_branch=branch),
+    ]
+    _with_local_function(generator, body)
+    code, _, err = run_cli(["generate", str(generator), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2
+    line = one_line(err)
+    assert "com.example.hidden" in line and "operator domain" in line, line
+
+
+def test_metadata_from_the_file_is_printed_escaped(tmp_path, capsys):
+    """Row 19 (control): a metadata value is echoed in the error; terminal escape sequences in
+    it (which could rewrite what the user sees) are shown escaped, as `genlab verify` does."""
+    generator = write_generator(tmp_path / "shared", latent_dim="4\x1b[2J\x1b[32mOK")
+    code, _, err = run_cli(["generate", str(generator), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2
+    line = one_line(err)
+    assert "\x1b" not in line and "\\x1b[2J" in line, line
 
 
 # -- Row 19: sizes from the file's metadata -------------------------------------------------
@@ -439,6 +530,108 @@ def test_generate_arguments_are_bounded(tmp_path, capsys, extra):
     assert pngs(out) == []
 
 
+def write_flat_generator(folder: Path, side: int) -> Path:
+    """A 1-channel generator of side x side mid-gray images: big outputs at almost no cost."""
+    nodes = [
+        helper.make_node("MatMul", ["z", "to_one"], ["one"]),
+        helper.make_node("Reshape", ["one", "pixel_shape"], ["pixel"]),
+        helper.make_node("Expand", ["pixel", "big_shape"], ["images"]),
+    ]
+    initializers = [
+        _tensor("to_one", np.zeros((LATENT, 1), dtype=np.float32)),
+        _tensor("pixel_shape", np.array([-1, 1, 1, 1], dtype=np.int64)),
+        _tensor("big_shape", np.array([1, 1, side, side], dtype=np.int64)),
+    ]
+    return _save_onnx(
+        folder / "generator.onnx",
+        nodes,
+        [_info("z", "batch", LATENT)],
+        [_info("images", "batch", 1, side, side)],
+        initializers,
+        {"latent_dim": LATENT},
+    )
+
+
+def test_generate_holds_one_image_at_a_time(tmp_path, capsys):
+    """Row 19: every image of up to 10,000 seeds was generated and concatenated (float32)
+    before the first PNG was written: 4096x4096 RGB images make that terabytes. Images are now
+    written one seed at a time: 100 seeds of 1 MB each peak far below the 200 MB of before."""
+    import tracemalloc
+
+    generator = write_flat_generator(tmp_path / "shared", 512)
+    out = tmp_path / "out"
+    tracemalloc.start()
+    try:
+        code, _, err = run_cli(
+            ["generate", str(generator), "--out", str(out), "--seeds", "0-99"], capsys
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert code == 0, err
+    assert len(pngs(out)) == 100
+    assert peak < 40 * 2**20, f"peak {peak / 2**20:.0f} MiB traced"
+
+
+def test_a_grid_over_the_pixel_limit_is_refused_before_writing(tmp_path, capsys):
+    """Row 19: --grid tiles every seed into one PNG; 100 images of 1024x1024 make a
+    105-megapixel grid (more than `genlab verify` would read back). It is refused after the
+    first image, before any file is written, saying how to fit."""
+    generator = write_flat_generator(tmp_path / "shared", 1024)
+    out = tmp_path / "out"
+    started = time.perf_counter()
+    argv = ["generate", str(generator), "--out", str(out), "--seeds", "0-99", "--grid"]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2
+    line = one_line(err)
+    assert "--grid" in line and "fewer seeds" in line, line
+    assert pngs(out) == []
+    assert time.perf_counter() - started < 5
+
+
+def test_grids_are_the_pixels_make_grid_gave(tmp_path, capsys):
+    """Row 19 (control): grids are now built from 8-bit images, one tile at a time; their
+    pixels are those of the float batch tiled by torchvision's make_grid (save_grid)."""
+    from genlab.generate import ExportedGenerator
+    from genlab.provenance import save_grid
+
+    generator = write_style_export(tmp_path / "shared")
+    out = tmp_path / "out"
+    argv = ["generate", str(generator), "--out", str(out), "--seeds", "0-4", "--grid"]
+    code, _, err = run_cli([*argv, "--mix", "1", "2", "--interpolate", "0", "3"], capsys)
+    assert code == 0, err
+    loaded = ExportedGenerator.load(generator)
+    expected = {
+        "grid.png": (np.stack([loaded.image(seed) for seed in range(5)]), None),
+        "mix_1_2.png": (np.stack(list(loaded.mix(1, 2))), NUM_WS + 1),
+        "interpolation_0_3.png": (np.stack(list(loaded.interpolate(0, 3, 8))), 8),
+    }
+    for name, (batch, nrow) in expected.items():
+        save_grid(batch, tmp_path / name, {}, nrow=nrow)
+        with Image.open(out / name) as got, Image.open(tmp_path / name) as want:
+            assert np.array_equal(np.asarray(got), np.asarray(want)), name
+
+
+def test_cli_and_api_share_one_set_of_argument_checks():
+    """Row 19: seeds, --steps and --psi were checked twice (CLI and API) with limits that could
+    drift apart; the CLI now calls the API's checks, so both refuse the same values."""
+    from genlab import generate
+    from genlab.checks import MAX_LATENT_DIM
+    from genlab.errors import GenerateError
+    from genlab.models.generator_file import ARGUMENTS
+
+    assert generate.parse_seeds("0-2,7") == [0, 1, 2, 7]
+    for call in (
+        lambda: generate.parse_seeds(f"0-{generate.MAX_SEEDS}"),
+        lambda: generate.check_seed(-1),
+        lambda: generate.check_steps(generate.MAX_STEPS + 1),
+        lambda: generate.check_psi(math.nan),
+    ):
+        with pytest.raises(GenerateError):
+            call()
+    assert ARGUMENTS["latent_dim"].high == ARGUMENTS["w_dim"].high == MAX_LATENT_DIM
+
+
 # -- Row 17: `genlab verify` on things that are not images ------------------------------------
 
 
@@ -557,5 +750,47 @@ def test_verify_console_script_shows_no_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"genlab verify: {notes} is not a PNG or JPEG image (cannot identify image file)"
+        f"genlab verify: {notes} is not a PNG or JPEG file by its content (no image format); "
+        "genlab decodes PNG or JPEG only: convert it, or remove it"
     ]
+
+
+def test_verify_opens_each_file_once_with_png_and_jpeg_decoders_only(tmp_path, capsys, monkeypatch):
+    """Row 17: `genlab verify` let every Pillow plugin parse the header (formats= unset), then
+    reopened the path to read the provenance, decoding twice, without the checks the second
+    time (and the file could be swapped in between). Each file is now opened once, with the
+    PNG and JPEG decoders only, and the provenance comes from that same open image."""
+    from genlab.provenance import save_png
+
+    labelled = save_png(np.zeros((3, 32, 32), np.float32), tmp_path / "made.png", {"seed": "1"})
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (32, 32), (5, 6, 7)).save(photo)
+    opened: list[tuple] = []
+    real_open = Image.open
+
+    def recording_open(fp, mode="r", formats=None):
+        opened.append((Path(fp).name, tuple(formats or ())))
+        return real_open(fp, mode, formats)
+
+    monkeypatch.setattr(Image, "open", recording_open)
+    code, out, err = run_cli(["verify", str(labelled), str(photo)], capsys)
+    assert code == 1, err  # the JPEG carries no label
+    assert "GENERATED by genlab" in out and "seed: 1" in out
+    assert [name for name, _ in opened] == ["made.png", "photo.jpg"], opened
+    assert all(formats and set(formats) <= {"PNG", "JPEG", "MPO"} for _, formats in opened)
+
+
+def test_verify_and_datasets_read_the_first_frame_of_an_mpo(tmp_path, capsys):
+    """Row 17 (control): an MPO (the multi-picture JPEG many phones write) opens through the
+    JPEG decoder; `genlab verify` and datasets share one format list and both read its first
+    frame (the primary image)."""
+    from genlab.data.images import decode_image
+
+    path = tmp_path / "phone.jpg"
+    first, preview = Image.new("RGB", (32, 32), (200, 10, 10)), Image.new("RGB", (8, 8))
+    first.save(path, format="MPO", save_all=True, append_images=[preview])
+    code, out, err = run_cli(["verify", str(path)], capsys)
+    assert code == 1 and err == "", err
+    assert "NOT recognised" in out
+    image = decode_image(path, mode="RGB", max_pixels=10_000, background=(0, 0, 0))
+    assert image.size == (32, 32)

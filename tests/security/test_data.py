@@ -7,6 +7,7 @@ own folders and records no secret.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import io
@@ -32,12 +33,15 @@ from genlab.data.sources.folder import FolderSource
 from genlab.errors import ClassifierError, DatasetError
 
 from ..support.dvc_project import PROJECT_ROOT, project_env
+from ..unit.test_folder_source import FOLDER_CAPS
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def source(path, tmp_path: Path, **overrides) -> FolderSource:
-    settings = dict(image_size=16, channels=3, seed=0, download_dir=str(tmp_path / "downloads"))
+    settings = dict(
+        image_size=16, channels=3, seed=0, download_dir=str(tmp_path / "downloads"), **FOLDER_CAPS
+    )
     return FolderSource(str(path) if path else "", **{**settings, **overrides})
 
 
@@ -498,10 +502,10 @@ def test_row12_the_run_record_is_redacted():
     assert context.config["data"]["source"]["url"].startswith("https://bucket.s3.amazonaws.com/")
 
 
-def test_row12_fetch_stage_writes_no_url_secret_anywhere(tmp_path):
-    """Row 12: running the real fetch stage with a presigned URL stored the token in meta.json
-    and Hydra's saved config (.hydra/config.yaml, overrides.yaml, hydra.yaml); nothing written
-    holds it now."""
+@contextlib.contextmanager
+def presigned_fetch_project(tmp_path: Path) -> Iterator[tuple[Path, str, str]]:
+    """A copy of conf/ and pipelines/, and a local server holding a small zip; yields the
+    project, the zip's URL with a presigned-style ``?X-Amz-Signature=SECRET``, and its sha256."""
     served = tmp_path / "served"
     served.mkdir()
     archive = zip_of(
@@ -524,6 +528,25 @@ def test_row12_fetch_stage_writes_no_url_secret_anywhere(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/x.zip?X-Amz-Signature=SECRET"
+        yield project, url, digest
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def files_holding_secret(project: Path) -> list[str]:
+    return [
+        str(p.relative_to(project))
+        for p in project.rglob("*")
+        if p.is_file() and b"SECRET" in p.read_bytes()
+    ]
+
+
+def test_row12_fetch_stage_writes_no_url_secret_anywhere(tmp_path):
+    """Row 12: running the real fetch stage with a presigned URL stored the token in meta.json
+    and Hydra's saved config (.hydra/config.yaml, overrides.yaml, hydra.yaml); nothing written
+    holds it now."""
+    with presigned_fetch_project(tmp_path) as (project, url, digest):
         result = subprocess.run(
             [
                 sys.executable,
@@ -539,9 +562,6 @@ def test_row12_fetch_stage_writes_no_url_secret_anywhere(tmp_path):
             text=True,
             timeout=110,
         )
-    finally:
-        server.shutdown()
-        server.server_close()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "SECRET" not in result.stdout + result.stderr
     meta = json.loads((project / "data/folder/meta.json").read_text())
@@ -549,8 +569,100 @@ def test_row12_fetch_stage_writes_no_url_secret_anywhere(tmp_path):
     assert "REDACTED" in meta["source"]
     written = [p for p in project.rglob("*") if p.is_file()]
     assert any(p.parent.name == ".hydra" for p in written), "Hydra saved no config?"
-    leaking = [str(p.relative_to(project)) for p in written if b"SECRET" in p.read_bytes()]
+    leaking = files_holding_secret(project)
     assert not leaking, leaking
+
+
+def test_row12_a_sweep_records_no_url_secret(tmp_path):
+    """Row 12: in a `-m` sweep, each job's overrides (with the download URL and its token) went
+    unredacted into genlab_job.json, sweep_summary.json and the printed summary table."""
+    with presigned_fetch_project(tmp_path) as (project, url, digest):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "pipelines/fetch.py",
+                "-m",
+                "data=folder",
+                f"data.source.url='{url}'",
+                f"data.source.sha256={digest}",
+                "data.image_size=8,16",
+                "hydra.sweep.dir=multirun",
+            ],
+            cwd=project,
+            env=project_env(),
+            capture_output=True,
+            text=True,
+            timeout=110,
+        )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "2 of 2 jobs succeeded" in result.stdout
+    assert "SECRET" not in result.stdout + result.stderr
+    summary = json.loads((project / "multirun/sweep_summary.json").read_text())
+    (overrides, _) = (job["overrides"] for job in summary["jobs"])
+    assert any(o.startswith("data.source.url=") and "REDACTED" in o for o in overrides)
+    assert (project / "multirun/1/genlab_job.json").is_file()
+    leaking = files_holding_secret(project)
+    assert not leaking, leaking
+
+
+def test_row12_wandb_metadata_holds_no_url_secret(tmp_path, monkeypatch):
+    """Row 12: W&B records the command line (``args`` in wandb-metadata.json, uploaded with the
+    run), so a `data.source.url=...?X-Amz-Signature=...` override put the token in W&B; the
+    recorded args are redacted, and the rest of the metadata (program, python) is kept."""
+    from omegaconf import OmegaConf
+
+    from genlab.tracking.wandb_setup import (
+        finish_wandb_runs,
+        log_to_existing_run,
+        make_wandb_logger,
+    )
+
+    from ..support.wandb_files import _records
+
+    argument = "data.source.url='https://b.s3.amazonaws.com/x.zip?X-Amz-Signature=SECRET'"
+    monkeypatch.setattr(sys, "argv", ["pipelines/train.py", argument])
+    logger_cfg = OmegaConf.create(
+        {"backend": "wandb", "project": "genlab", "entity": None, "mode": "offline"}
+        | {"group": "g", "tags": [], "init_timeout": 30}
+    )
+    wandb_logger = make_wandb_logger(logger_cfg, tmp_path, "abc123", "dcgan-abc123", {})
+    finish_wandb_runs([wandb_logger], succeeded=True)
+    log_to_existing_run(logger_cfg, tmp_path, "abc123", {"fid": 1.0}, job_type="evaluate")
+    assert sys.argv == ["pipelines/train.py", argument], "the process's own argv is untouched"
+    run_files = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(run_files) == 2, "the training run and the evaluate stage's resumed run"
+    for run_file in run_files:
+        # The run's environment record is what `wandb sync` uploads as wandb-metadata.json.
+        (environment,) = [e for e in _records(run_file, "environment") if e.program]
+        assert environment.args[0].startswith("data.source.url='https://b.s3.amazonaws.com/")
+        assert "REDACTED" in environment.args[0] and environment.python and environment.program
+    leaking = files_holding_secret(tmp_path)
+    assert not leaking, leaking
+
+
+def redact_together(start: threading.Barrier, path: Path) -> bool:
+    from genlab.config.redaction import redact_file
+
+    start.wait()  # all threads at once: the race parallel sweep jobs run into
+    return redact_file(path)
+
+
+def test_row12_concurrent_redaction_of_one_file_is_harmless(tmp_path):
+    """Row 12: parallel sweep jobs (joblib) all redact the shared multirun.yaml as they start;
+    the fixed temp name ``multirun.yaml.redacting`` made one job's rename fail
+    (FileNotFoundError) and abort the sweep. Any number at once now ends redacted, no error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = "https://b.s3.amazonaws.com/x.zip?X-Amz-Signature=SECRET"
+    shared = tmp_path / "multirun.yaml"
+    for _ in range(10):
+        shared.write_text("".join(f"- data.source.url='{url}&n={i}'\n" for i in range(2000)))
+        with ThreadPoolExecutor(8) as pool:
+            changed = list(pool.map(redact_together, [threading.Barrier(8)] * 8, [shared] * 8))
+        assert any(changed)
+        text = shared.read_text()
+        assert "SECRET" not in text and text.count("REDACTED") >= 2000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["multirun.yaml"], "no temp files left"
 
 
 # --------------------------------------------------------------------------- duplicates (row 15)

@@ -5,11 +5,12 @@ A download URL may carry a token (``https://user:pass@host/...``, a presigned
 hold it: the run record and W&B config go through :func:`redact_config`, and Hydra's own saved
 config (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``, a sweep's
 ``multirun.yaml``) is rewritten by :class:`RedactUrls`, a Hydra callback, as the job starts.
+The same callback redacts the lines in which Hydra's launchers echo each sweep job's overrides.
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,18 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 
+from genlab.io import atomic_path
 from genlab.urls import redact_url
 
 # A URL with a scheme, up to whitespace, a quote or an angle bracket.
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
+# The loggers with which Hydra's launchers print every job's overrides as a sweep starts.
+LAUNCHER_LOGGERS = (
+    "hydra._internal.core_plugins.basic_launcher",
+    "hydra_plugins.hydra_joblib_launcher._core",
+    "hydra_plugins.hydra_submitit_launcher.submitit_launcher",
+)
 
 
 def redact_text(text: str) -> str:
@@ -41,22 +49,49 @@ def redact_config(value: Any) -> Any:
 
 
 def redact_file(path: Path) -> bool:
-    """Rewrite ``path`` (atomically) with its URLs redacted; True if anything changed."""
-    if not path.is_file():
-        return False
-    text = path.read_text(encoding="utf-8")
+    """Rewrite ``path`` (atomically) with its URLs redacted; True if this call changed it.
+
+    Safe to run at once from several processes on one file (parallel sweep jobs all redact the
+    shared ``multirun.yaml``): each writes its own temporary file and renames it over ``path``,
+    so a reader sees the old or the new whole file, and redaction gives the same text whether
+    it starts from the original or an already redacted copy.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return False  # nothing saved there (output_subdir off, or no such config)
     redacted = redact_text(text)
     if redacted == text:
         return False
-    partial = path.with_name(path.name + ".redacting")
-    partial.write_text(redacted, encoding="utf-8")
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        partial.write_text(redacted, encoding="utf-8")
     return True
+
+
+class _RedactRecord(logging.Filter):
+    """Redacts the URLs in a log record's message (the record is changed in place)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+_REDACT_RECORD = _RedactRecord()
 
 
 class RedactUrls(Callback):
     """Hydra callback (conf/hydra_run.yaml): Hydra saves the job's config, overrides and its
-    own settings before the job starts; this rewrites them with URL secrets redacted."""
+    own settings before the job starts; this rewrites them with URL secrets redacted. A sweep's
+    launcher prints each job's overrides; those lines are redacted too."""
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        for name in LAUNCHER_LOGGERS:
+            logger = logging.getLogger(name)
+            if _REDACT_RECORD not in logger.filters:
+                logger.addFilter(_REDACT_RECORD)
 
     def on_job_start(self, config: Any, **kwargs: Any) -> None:
         hydra = config.hydra

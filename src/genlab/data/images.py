@@ -19,8 +19,13 @@ from PIL import Image, ImageColor, ImageOps
 
 from genlab.errors import DatasetError
 
-#: the only Pillow decoders genlab tries (JPEG's also opens MPO: a JPEG with preview frames)
+#: the only Pillow decoders genlab tries, for datasets and `genlab verify` alike. JPEG's decoder
+#: also opens MPO, the multi-picture JPEGs many phones write (Pillow then names the format
+#: "MPO"): their first frame, the primary image, is a plain JPEG and is what genlab reads.
 FORMATS = ("PNG", "JPEG")
+#: pixels `genlab verify` decodes per file at most (a 48-megapixel photo fits, 256 MiB as RGBA);
+#: datasets have their own setting (data.source.max_pixels)
+MAX_VERIFY_PIXELS = 2**26
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 # First bytes of formats people rename to .png, to say what a refused file really is.
@@ -59,6 +64,39 @@ def _sniff(file: Path) -> str:
     return next((name for magic, name in _SIGNATURES if head.startswith(magic)), "unknown")
 
 
+def open_image(file: Path, *, max_pixels: int, limit: str, name: str | None = None) -> Image.Image:
+    """``file`` opened (header read, nothing decoded) by the PNG or JPEG decoder only, or a
+    DatasetError that says why not; used for every image file genlab did not write itself.
+
+    Only :data:`FORMATS` are tried, so no other Pillow plugin ever parses the file. The pixel
+    count is checked from the header against ``max_pixels`` before anything is decoded (a
+    20 KB PNG can declare 169 megapixels). ``limit`` is how messages name that limit and how to
+    change it; ``name`` is how they call the file. The caller closes the image (``with``).
+    """
+    shown = name or str(file)
+    with warnings.catch_warnings():
+        # genlab's own limit below is the one that counts; Pillow's is only a warning.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(file, formats=FORMATS)
+        except Image.DecompressionBombError as error:
+            raise DatasetError(f"{shown} has too many pixels ({error}); {limit}") from None
+        except Image.UnidentifiedImageError:
+            kind = _sniff(file)
+            looks = "no image format" if kind == "unknown" else f"it looks like {kind}"
+            raise DatasetError(
+                f"{shown} is not a PNG or JPEG file by its content ({looks}); "
+                f"genlab decodes PNG or JPEG only: convert it, or remove it"
+            ) from None
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise DatasetError(
+            f"{shown} is {width}x{height} = {width * height} pixels, more than {limit}"
+        )
+    return image
+
+
 def decode_image(
     file: Path,
     *,
@@ -74,29 +112,11 @@ def decode_image(
     ``name`` is how messages call the file (its path inside the dataset).
     """
     shown = name or str(file)
-    with warnings.catch_warnings():
-        # genlab's own limit below is the one that counts; Pillow's is only a warning.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            opened = Image.open(file, formats=FORMATS)
-        except Image.DecompressionBombError as error:
-            raise DatasetError(
-                f"{shown} has too many pixels ({error}); {setting}.max_pixels={max_pixels}"
-            ) from None
-        except Image.UnidentifiedImageError:
-            kind = _sniff(file)
-            raise DatasetError(
-                f"{shown} is not a PNG or JPEG file by its content (it looks like {kind}); "
-                f"genlab decodes PNG or JPEG only: convert it, or remove it"
-            ) from None
-    with opened as image:
-        width, height = image.size
-        if width * height > max_pixels:
-            raise DatasetError(
-                f"{shown} is {width}x{height} = {width * height} pixels, more than "
-                f"{setting}.max_pixels={max_pixels} (nothing was decoded): shrink the image, or "
-                f"raise the limit if it is genuine"
-            )
+    limit = (
+        f"{setting}.max_pixels={max_pixels} (nothing was decoded): shrink the image, or raise "
+        f"the limit if it is genuine"
+    )
+    with open_image(file, max_pixels=max_pixels, limit=limit, name=shown) as image:
         if image.format == "PNG" and getattr(image, "n_frames", 1) > 1:
             raise DatasetError(
                 f"{shown} is an animated PNG ({image.n_frames} frames); genlab reads still "

@@ -7,7 +7,6 @@ import json
 import math
 import os
 import warnings
-import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -104,7 +103,7 @@ def export_torchscript(
     """Trace ``generator`` to TorchScript at ``path``; publish only if the reloaded file matches.
 
     ``input_shape`` is one sample's input (the latent size for a generator). ``metadata`` is
-    stored inside the file (``genlab.json``), read back by :func:`read_torchscript_metadata`.
+    stored inside the file (``genlab.json``), read back by ``genlab.generate.torchscript_metadata``.
 
     Returns ``{"path", "max_abs_diff", "batch_sizes_checked"}``. Raises :class:`ExportError`
     (and leaves ``path`` untouched) when tracing fails or the parity check exceeds ``atol``.
@@ -121,36 +120,6 @@ def export_torchscript(
         diff = _max_abs_diff(model, reloaded, latents)
         _check_parity("TorchScript", diff, atol, target)
     return {"path": str(target), "max_abs_diff": diff, "batch_sizes_checked": list(sizes)}
-
-
-MAX_METADATA_BYTES = 1 << 20
-
-
-def read_torchscript_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The metadata stored by :func:`export_torchscript` ({} for files written without).
-
-    Read from the archive as a zip entry, without ``torch.jit.load``: loading a TorchScript
-    file runs its code (a scripted ``__setstate__`` runs at load), and this must be safe to
-    call on a file from anyone."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            entries = [
-                info
-                for info in archive.infolist()
-                if info.filename.split("/")[1:] == ["extra", METADATA_FILE]
-            ]
-            if not entries:
-                return {}
-            with archive.open(entries[0]) as entry:
-                data = entry.read(MAX_METADATA_BYTES + 1)
-        if len(data) > MAX_METADATA_BYTES:
-            raise ValueError(f"{METADATA_FILE} is over {MAX_METADATA_BYTES} bytes")
-        found = json.loads(data or b"{}")
-        if not isinstance(found, dict):
-            raise ValueError(f"{METADATA_FILE} is not a JSON object")
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ExportError(f"{path}: no readable genlab metadata ({exc})") from exc
-    return found
 
 
 def _trace(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:

@@ -26,6 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from genlab.checks import MAX_LATENT_DIM
 from genlab.errors import ConfigError, StageInputError
 from genlab.io import atomic_path
 from genlab.layout import OLD_GENERATOR_FILE
@@ -88,12 +89,12 @@ def _power_of_two(value: int) -> bool:
 #: Rules by argument name, shared by every allow-listed network. A new network argument needs
 #: a rule here (tests check that every allow-listed signature is covered).
 ARGUMENTS: dict[str, Argument] = {
-    "latent_dim": Argument(int, 1, 4096),
+    "latent_dim": Argument(int, 1, MAX_LATENT_DIM),
     "base_channels": Argument(int, 1, 4096),
     "max_channels": Argument(int, 1, 8192),
     "channels": Argument(int, 1, 4),
     "image_size": Argument(int, 8, 1024, check=_power_of_two, rule="a power of two"),
-    "w_dim": Argument(int, 1, 4096),
+    "w_dim": Argument(int, 1, MAX_LATENT_DIM),
     "mapping_depth": Argument(int, 1, 32),
     "mapping_lr_multiplier": Argument(float, 1e-6, 10.0),
     "style_mixing_prob": Argument(float, 0.0, 1.0),

@@ -3,7 +3,9 @@
 Each job writes ``genlab_job.json`` (status, error, run id, overrides) into its own Hydra output
 folder, whatever launcher ran it (basic, joblib, submitit). The ``SweepSummary`` callback reads
 them all when the sweep ends, prints which jobs failed and why, writes
-``sweep_summary.json`` in the sweep folder and exits non-zero if any job failed.
+``sweep_summary.json`` in the sweep folder and exits non-zero if any job failed. Overrides and
+errors pass through :func:`genlab.config.redaction.redact_text` first: a download URL given on
+the command line may carry a token.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from genlab.config.hydra_runtime import hydra_config
+from genlab.config.redaction import redact_config, redact_text
 from genlab.errors import EXIT_FAILED, GenlabError
 from genlab.io import write_json
 from genlab.layout import JOB_STATUS_FILE, SWEEP_SUMMARY_FILE
@@ -29,11 +32,14 @@ log = logging.getLogger("genlab")
 
 
 def record_job(run: Callable[[], Any]) -> Any:
-    """Run one sweep job; write its status, never raise (the others must still run)."""
+    """Run one sweep job; write its status, never raise (the others must still run).
+
+    The status file keeps no URL secrets: overrides and errors are redacted.
+    """
     hydra_cfg = hydra_config()
     status: dict[str, Any] = {
         "job": int(hydra_cfg.job.num),
-        "overrides": list(hydra_cfg.overrides.task),
+        "overrides": [redact_text(override) for override in hydra_cfg.overrides.task],
         "output_dir": hydra_cfg.runtime.output_dir,
     }
     result = None
@@ -43,11 +49,15 @@ def record_job(run: Callable[[], Any]) -> Any:
         if isinstance(result, dict):
             status.update({key: result[key] for key in ("run_id", "objective") if key in result})
     except GenlabError as failure:
-        status.update(status="failed", error=failure.user_message(), exit_code=failure.exit_code)
-    except Exception as error:  # an unexpected bug in one job must not end the sweep
-        log.error("job %s crashed:\n%s", status["job"], traceback.format_exc())
         status.update(
-            status="failed", error=f"{type(error).__name__}: {error}", exit_code=EXIT_FAILED
+            status="failed", error=redact_text(failure.user_message()), exit_code=failure.exit_code
+        )
+    except Exception as error:  # an unexpected bug in one job must not end the sweep
+        log.error("job %s crashed:\n%s", status["job"], redact_text(traceback.format_exc()))
+        status.update(
+            status="failed",
+            error=redact_text(f"{type(error).__name__}: {error}"),
+            exit_code=EXIT_FAILED,
         )
     write_json(Path(hydra_cfg.runtime.output_dir) / JOB_STATUS_FILE, status)
     return result
@@ -64,8 +74,9 @@ def _job_detail(job: dict[str, Any]) -> str:
 class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = [
-            json.loads(path.read_text()) for path in sorted(sweep_dir.glob(f"*/{JOB_STATUS_FILE}"))
+        jobs = [  # redacted again: a status file may come from a genlab that did not redact
+            redact_config(json.loads(path.read_text()))
+            for path in sorted(sweep_dir.glob(f"*/{JOB_STATUS_FILE}"))
         ]
         jobs.sort(key=lambda job: job["job"])
         failed = [job for job in jobs if job["status"] != "ok"]

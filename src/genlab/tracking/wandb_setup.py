@@ -3,26 +3,32 @@
 ``wandb.init`` raises when it cannot reach the server instead of falling back by itself, so the
 mode is decided here: explicit ``WANDB_MODE`` wins; ``logger.mode=auto`` goes online only with
 credentials and a server that answers, otherwise offline, and says once how to sync later.
+
+W&B keeps what it is given for good, so it gets no URL secrets: the config is redacted, and so
+is the command line it records as the run's ``args`` (a ``data.source.url=...`` override may
+carry a token).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import netrc
 import os
 import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from genlab.config.hydra_runtime import sweep_name
-from genlab.config.redaction import redact_config
+from genlab.config.redaction import redact_config, redact_text
 from genlab.layout import RunLayout
 from genlab.tracking.identity import RunContext, dvc_experiment
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +97,23 @@ def prepare_environment(run_dir: str | os.PathLike) -> Path:
     return run_dir
 
 
+@contextlib.contextmanager
+def command_line_redacted() -> Iterator[None]:
+    """While W&B starts a run: ``sys.argv`` with its URLs redacted.
+
+    ``wandb.init`` records ``sys.argv[1:]`` as the run's ``args`` (uploaded as
+    wandb-metadata.json); the rest of that metadata (program, git commit, host, Python) stays
+    useful, so only the arguments are redacted instead of turning the metadata off. The
+    process's own ``sys.argv`` is restored afterwards.
+    """
+    original = sys.argv
+    sys.argv = [*original[:1], *(redact_text(argument) for argument in original[1:])]
+    try:
+        yield
+    finally:
+        sys.argv = original
+
+
 def run_tags(logger_cfg: Any, config: dict[str, Any]) -> list[str]:
     """The configured tags plus data and model, so dashboards filter without manual setup."""
     automatic = [
@@ -140,7 +163,9 @@ def make_wandb_logger(
         # Lightning always passes anonymous=None, which wandb>=0.2x answers with a deprecation
         # warning on every run; dropping the key keeps the console to genlab's one W&B line.
         wandb_logger._wandb_init.pop("anonymous", None)
-        wandb_logger.experiment.config.update(config, allow_val_change=True)
+        with command_line_redacted():  # the first use of .experiment starts the W&B run
+            experiment = wandb_logger.experiment
+        experiment.config.update(config, allow_val_change=True)
         return wandb_logger
 
     try:
@@ -220,16 +245,17 @@ def log_to_existing_run(
     try:
         import wandb
 
-        run = wandb.init(
-            project=logger_cfg.project,
-            entity=logger_cfg.entity,
-            id=run_id,
-            resume="allow",
-            dir=str(save_dir),
-            job_type=job_type,
-            mode=mode,
-            settings=wandb.Settings(init_timeout=float(logger_cfg.init_timeout)),
-        )
+        with command_line_redacted():
+            run = wandb.init(
+                project=logger_cfg.project,
+                entity=logger_cfg.entity,
+                id=run_id,
+                resume="allow",
+                dir=str(save_dir),
+                job_type=job_type,
+                mode=mode,
+                settings=wandb.Settings(init_timeout=float(logger_cfg.init_timeout)),
+            )
         # Summary, not history: a resumed run's step counter would put these out of order.
         run.summary.update(values)
         if model_artifact is not None:
