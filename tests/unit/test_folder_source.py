@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from genlab.data.sources.folder import FolderSource
 from genlab.errors import DatasetError
 
+from ..conftest import PROJECT_ROOT
 from ..support.images import write_shapes_folder
 from .test_torchvision_sources import mirror  # noqa: F401 - the local HTTP server fixture
 
@@ -24,9 +26,19 @@ def shapes(tmp_path_factory):
     return root, planted
 
 
+#: the caps FolderSource requires, from their one home: conf/data/folder.yaml
+FOLDER_CAPS = {
+    key: value
+    for key, value in OmegaConf.load(PROJECT_ROOT / "conf/data/folder.yaml").source.items()
+    if key.startswith("max_") or key == "download_deadline_s"
+}
+
+
 def source(path, **overrides) -> FolderSource:
     # Archives are extracted under download_dir: a fresh folder, never the repository's.
-    settings = dict(image_size=64, channels=3, seed=0, download_dir=tempfile.mkdtemp())
+    settings = dict(
+        image_size=64, channels=3, seed=0, download_dir=tempfile.mkdtemp(), **FOLDER_CAPS
+    )
     return FolderSource(str(path) if path else "", **{**settings, **overrides})
 
 

@@ -4,18 +4,22 @@ A per-read socket timeout alone lets a server send one byte every few seconds fo
 missing or false Content-Length lets it send without end. So a download has a byte cap (checked
 against Content-Length first, then against the bytes received), an overall deadline, and its
 sha256 computed while streaming into ``<name>.partial``; the file is moved into place only when
-the hash matches. URLs in messages go through :func:`genlab.urls.redact_url`.
+the hash matches. URLs in messages go through :func:`genlab.urls.redact_url`; whatever the
+server sent (a garbage status line, a broken chunked body) is a one-line ``DatasetError`` with
+the server's bytes escaped (:func:`genlab.checks.printable`), never a traceback.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import time
 import urllib.request
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+from genlab.checks import printable
 from genlab.errors import DatasetError
 from genlab.urls import redact_url
 
@@ -99,8 +103,20 @@ def download(
         raise
     except (OSError, ValueError) as error:  # URLError, timeouts, resets, bad URLs
         partial.unlink(missing_ok=True)
-        reason = str(error).replace(url, shown)
-        raise DatasetError(f"could not download {shown}: {reason}") from None
+        reason = printable(str(error).replace(url, shown))
+        raise DatasetError(
+            f"could not download {shown}: {reason}. Check the URL and the connection, or "
+            f"download the file yourself and set {setting}.path to it."
+        ) from None
+    except http.client.HTTPException as error:  # not an OSError: BadStatusLine, LineTooLong,
+        # IncompleteRead (a broken chunked body), ... from a broken or hostile server
+        partial.unlink(missing_ok=True)
+        reason = printable(f"{type(error).__name__}: {error}".replace(url, shown))
+        raise DatasetError(
+            f"could not download {shown}: the server sent a malformed HTTP response "
+            f"({reason}). Check the URL, or download the file yourself and set "
+            f"{setting}.path to it."
+        ) from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

@@ -7,6 +7,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from genlab.checks import printable
 from genlab.data.store import read_meta, write_dataset
 from genlab.layout import DATA_DUPLICATES_FILE
 from genlab.stages.entry import stage_main
@@ -28,8 +29,9 @@ def run_fetch(cfg: DictConfig) -> dict[str, Any]:
         f"fetch: wrote {cfg.data.dir} ({meta['counts']}, {meta['channels']}x"
         f"{meta['image_size']}x{meta['image_size']})"
     )
-    for skipped in meta.get("skipped", []):
-        print(f"fetch: skipped unreadable {skipped['file']}: {skipped['error']}")
+    for skipped in meta.get("skipped", []):  # names and errors from someone else's files
+        entry = printable(f"{skipped['file']}: {skipped['error']}")
+        print(f"fetch: skipped unreadable {entry}")
     duplicates = meta.get("duplicates")
     if duplicates:
         print(

@@ -11,6 +11,10 @@ cannot be read are reported by name and either fail the stage or are skipped and
 (``on_error``). A manifest (file, sha256, size) and a near-duplicate report are written beside
 the dataset. URLs are recorded redacted (``genlab.urls.redact_url``).
 
+Caps (pixels, archive members and bytes, download bytes and time) have one home, the config
+(conf/data/folder.yaml): the constructor requires them. File and folder names come from
+someone else, so they go through :func:`genlab.checks.printable` before any message.
+
 Labels: one subfolder per class (at least two), or images directly in the folder (unlabelled);
 one folder wrapping either layout is stripped; hidden entries and ``__MACOSX`` are ignored.
 """
@@ -26,12 +30,14 @@ import numpy as np
 from PIL import Image, ImageOps
 from rich.progress import track
 
+from genlab.checks import printable, require_positive
 from genlab.data.archive import (
     ExtractLimits,
     extract_archive,
     is_archive,
     is_hidden,
     scratch_folder,
+    shown,
 )
 from genlab.data.download import download, file_name_from_url
 from genlab.data.images import decode_image, parse_colour
@@ -51,6 +57,7 @@ FILTERS = {
 }
 FITS = ("center_crop", "pad")
 ON_ERROR = ("fail", "skip")
+_LISTED = 10  # unreadable files named in the error; meta.json lists them all
 LAYOUTS = (
     "Lay the folder out one of two ways: one subfolder per class, at least two "
     "(cats/1.png, dogs/2.png: labelled), or all images directly in it (1.png, 2.png: "
@@ -81,12 +88,13 @@ class FolderSource:
         sha256: str | None = None,
         download_dir: str = "data/_downloads",
         background: str | Sequence[int] = "white",
-        max_pixels: int = 40_000_000,
-        max_members: int = 200_000,
-        max_member_bytes: int = 50 << 20,
-        max_total_bytes: int = 5 << 30,
-        max_download_bytes: int = 5 << 30,
-        download_deadline_s: float = 1800.0,
+        *,
+        max_pixels: int,
+        max_members: int,
+        max_member_bytes: int,
+        max_total_bytes: int,
+        max_download_bytes: int,
+        download_deadline_s: float,
     ):
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
@@ -97,9 +105,7 @@ class FolderSource:
                 "sha256 is required with url: the expected checksum of the archive, so a changed "
                 "or truncated download is caught"
             )
-        for key, value in (("max_pixels", max_pixels), ("max_download_bytes", max_download_bytes)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        require_positive(max_pixels=max_pixels, max_download_bytes=max_download_bytes)
         if not download_deadline_s > 0:
             raise ValueError(f"download_deadline_s must be positive, got {download_deadline_s!r}")
         self.url = url
@@ -109,7 +115,11 @@ class FolderSource:
         self.path = self.download_dir / file_name_from_url(url) if url else Path(path)
         self.background = parse_colour(background)
         self.max_pixels = max_pixels
-        self.limits = ExtractLimits(max_members, max_member_bytes, max_total_bytes)
+        self.limits = ExtractLimits(
+            max_members=max_members,
+            max_member_bytes=max_member_bytes,
+            max_total_bytes=max_total_bytes,
+        )
         self.max_download_bytes = max_download_bytes
         self.download_deadline_s = float(download_deadline_s)
         self.image_size = image_size
@@ -130,7 +140,7 @@ class FolderSource:
 
     # --- reading ---------------------------------------------------------------------------
     def _shown_source(self) -> str:
-        return redact_url(self.url) if self.url else str(self.path)
+        return redact_url(self.url) if self.url else printable(str(self.path))
 
     def _image_files(self, root: Path) -> list[Path]:
         files = []
@@ -141,6 +151,8 @@ class FolderSource:
                 self._left_out["hidden"] += 1
             elif file.suffix.lower() in EXTENSIONS:
                 files.append(file)
+            else:  # an archive's were left out (and counted) when it was extracted
+                self._left_out["not_images"] += 1
         if not files:
             raise DatasetError(
                 f"no PNG or JPEG images found in {self._shown_source()}; point "
@@ -163,15 +175,17 @@ class FolderSource:
         if top and nested:
             prefix = f"{self._wrapper}/" if self._wrapper else ""
             raise DatasetError(
-                f"{self._shown_source()} mixes images at the top ({prefix}{top[0][0]}, "
-                f"{len(top)} in all) with images in subfolders ({prefix}{'/'.join(nested[0])}, "
-                f"{len(nested)} in all), so it is unclear whether it is labelled. {LAYOUTS}"
+                f"{self._shown_source()} mixes images at the top "
+                f"({shown(prefix + top[0][0])}, {len(top)} in all) with images in subfolders "
+                f"({shown(prefix + '/'.join(nested[0]))}, {len(nested)} in all), so it is "
+                f"unclear whether it is labelled. {LAYOUTS}"
             )
         self._classes = sorted({p[0] for p in nested})
         if len(self._classes) == 1:
             raise DatasetError(
-                f"{self._shown_source()} has only one class ({self._classes[0]!r}): labels need "
-                f"at least two. {LAYOUTS} For unlabelled images, put them directly in the folder."
+                f"{self._shown_source()} has only one class ({shown(self._classes[0])}): labels "
+                f"need at least two. {LAYOUTS} For unlabelled images, put them directly in the "
+                f"folder."
             )
         return parts
 
@@ -217,7 +231,11 @@ class FolderSource:
                 }
             )
         if self._skipped and self.on_error == "fail":
-            listed = "; ".join(f"{s['file']}: {s['error']}" for s in self._skipped)
+            listed = "; ".join(
+                printable(f"{s['file']}: {s['error']}") for s in self._skipped[:_LISTED]
+            )
+            more = len(self._skipped) - _LISTED
+            listed += f"; and {more} more (see meta.json)" if more > 0 else ""
             raise DatasetError(
                 f"{len(self._skipped)} unreadable or refused image(s) in "
                 f"{self._shown_source()}: {listed}. Fix or remove them, or set "
@@ -232,11 +250,13 @@ class FolderSource:
             return self._read_all(self.path)
         if not self.path.is_file():
             raise DatasetError(
-                f"data.source.path={self.path} does not exist: give a folder of images or a "
-                f".zip / .tar.gz of them"
+                f"data.source.path={self._shown_source()} does not exist: give a folder of "
+                f"images or a .zip / .tar.gz of them"
             )
         if not is_archive(self.path):
-            raise DatasetError(f"{self.path}: expected a folder, .zip or .tar.gz")
+            raise DatasetError(
+                f"{self._shown_source()}: expected a folder, .zip or .tar.gz (or .tar)"
+            )
         # Extracted inside the project (beside downloads), never the system temp dir.
         with scratch_folder(self.download_dir) as scratch:
             report = extract_archive(self.path, scratch, self.limits, EXTENSIONS)

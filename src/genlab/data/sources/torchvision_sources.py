@@ -25,7 +25,7 @@ import numpy as np
 
 import genlab  # noqa: F401  (must precede torchvision: makes it importable on a CPU torch)
 from genlab.checks import require_positive
-from genlab.data.archive import ExtractLimits, extract_tar
+from genlab.data.archive import ExtractLimits, extract_tar, open_tar
 from genlab.data.store import Split
 from genlab.errors import DatasetError
 from genlab.io import atomic_path, file_digest
@@ -383,9 +383,16 @@ def _cifar_upstream() -> dict[str, str]:
     return files
 
 
-# CIFAR-10's python archive: 8 members, ~178 MB extracted; generous caps, fixed in code.
+# CIFAR-10's python archive: 8 members, ~178 MB extracted; generous caps, fixed in code (the
+# archive is md5-checked before extraction, so they are a second line, not a setting).
+CIFAR_MAX_MEMBERS = 1_000
+CIFAR_MAX_MEMBER_BYTES = 256 << 20
+CIFAR_MAX_TOTAL_BYTES = 1 << 30
 _CIFAR_LIMITS = ExtractLimits(
-    max_members=1_000, max_member_bytes=256 << 20, max_total_bytes=1 << 30, setting=None
+    max_members=CIFAR_MAX_MEMBERS,
+    max_member_bytes=CIFAR_MAX_MEMBER_BYTES,
+    max_total_bytes=CIFAR_MAX_TOTAL_BYTES,
+    setting=None,
 )
 
 
@@ -438,7 +445,7 @@ class Cifar10Source:
         """Replace the batches folder with a fresh extraction of the verified archive."""
         with tempfile.TemporaryDirectory(prefix=".cifar-extract.", dir=self.download_dir) as tmp:
             try:
-                with tarfile.open(self.archive, "r:gz") as tar:
+                with open_tar(self.archive, "r:gz") as tar:
                     _safe_extractall(tar, tmp)
             except _ARCHIVE_ERRORS as error:
                 raise DatasetError(
