@@ -211,6 +211,23 @@ def test_a_server_speaking_broken_http_is_a_dataset_error(tmp_path, raw_server, 
     assert not any((tmp_path / "downloads").iterdir())
 
 
+def test_a_redirect_off_http_is_refused(tmp_path, raw_server):
+    """Row 7: urllib follows a redirect to ftp:// as readily as to https://, so a server could
+    lead the download off http(s); the redirect is refused, naming both URLs redacted."""
+    url, state = raw_server
+    state["reply"] = (
+        b"HTTP/1.1 302 Found\r\nLocation: ftp://127.0.0.1:9/images.zip?pass=SECRET\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    remote = source(None, tmp_path, url=url, sha256="0" * 64)
+    with pytest.raises(
+        DatasetError, match=r"redirects to ftp://127\.0\.0\.1:9/images\.zip"
+    ) as info:
+        remote.load()
+    assert "SECRET" not in str(info.value)
+    assert not any((tmp_path / "downloads").iterdir())
+
+
 # --------------------------------------------------------------------------- tar caps
 
 

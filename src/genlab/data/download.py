@@ -28,6 +28,18 @@ _SOCKET_TIMEOUT_S = 60.0
 SCHEMES = ("http", "https")
 
 
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib follows redirects to ftp:// too: a server must not lead a download off http(s)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201
+        if urlsplit(newurl).scheme.lower() not in SCHEMES:
+            raise DatasetError(
+                f"{redact_url(req.full_url)} redirects to {redact_url(newurl)}: only http:// "
+                f"and https:// are followed"
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def file_name_from_url(url: str) -> str:
     """The last component of the URL's path (never its query or fragment), if it is safe.
 
@@ -70,7 +82,8 @@ def download(
     deadline = time.monotonic() + deadline_s
     try:
         timeout = min(_SOCKET_TIMEOUT_S, deadline_s)
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s)
+        opener = urllib.request.build_opener(_HttpOnlyRedirects)
+        with opener.open(url, timeout=timeout) as response:  # http(s) only, redirects too
             declared = int(response.headers.get("Content-Length") or 0)
             if declared > max_bytes:
                 raise DatasetError(
