@@ -46,8 +46,9 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     Only a folder genlab made is ever replaced: every folder built here holds
     ``layout.OUTPUT_MARKER``, and a folder without it is refused (``OutputPathError``) unless
     it is empty, or (made by a genlab from before the marker) holds nothing but files of the
-    names this write produces. The project itself, its parents, and any folder holding a
-    ``.git`` or ``dvc.yaml`` are always refused. The swap renames the old folder aside, renames
+    names this write produces. The project itself (the working directory), its parents, the
+    home folder (``protected_folder``) and any folder holding a ``.git`` or ``dvc.yaml`` are
+    always refused. The swap renames the old folder aside, renames
     the new one in, then removes the old: a crash at any point leaves ``target`` whole (old or
     new), or both whole copies beside it, never neither. Files and folder are fsync'ed first.
     """
@@ -70,19 +71,37 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
 _MARKER_TEXT = "made by genlab: this folder is replaced whole when its stage re-runs\n"
 
 
+def protected_folder(path: str | os.PathLike, project_root: str | os.PathLike) -> str | None:
+    """Why no output may be ``path`` (None when it may): it is the project root, a folder
+    above it, the home folder or the file system root -- as written or through a link.
+
+    The one rule for both checks: validation (``config.schema``, with Hydra's original working
+    directory as ``project_root``) and the folder swap (``atomic_dir``). A relative ``path``
+    is taken from the working directory, as every writer opens it.
+    """
+    forms = {Path(os.path.abspath(path)), Path(os.path.realpath(path))}
+    roots = {Path(os.path.abspath(project_root)), Path(os.path.realpath(project_root))}
+    for root in roots:
+        if any(form == root or form in root.parents for form in forms):
+            return f"it is the project folder ({root}) or a folder above it"
+    try:
+        home = Path.home()
+        homes = {home.absolute(), home.resolve()}
+    except RuntimeError:  # no home folder known: nothing to protect there
+        homes = set()
+    if any(form in homes or form == Path(form.anchor) for form in forms):
+        return "it is the home folder or the file system root"
+    return None
+
+
 def _refuse_protected(target: Path) -> None:
-    """The folders no output may be: the project (the working directory), any folder above
-    it, the home folder, a repository root (``.git``, ``dvc.yaml``), a link."""
-    resolved = Path(os.path.abspath(target))
-    cwd = Path.cwd().resolve()
-    reason = None
-    if resolved == cwd or resolved in cwd.parents or target.resolve() in (cwd, *cwd.parents):
-        reason = "it is the project folder (the working directory) or a folder above it"
-    elif resolved == Path.home().resolve() or resolved == Path(resolved.anchor):
-        reason = "it is the home folder or the file system root"
-    elif any((resolved / name).exists() for name in (".git", "dvc.yaml")):
+    """The folders no output may be: those of ``protected_folder`` with the working
+    directory as the project (stages run with ``hydra.job.chdir`` off, so it is the folder
+    the stage was started in), a repository root (``.git``, ``dvc.yaml``), a link."""
+    reason = protected_folder(target, Path.cwd())
+    if reason is None and any((target / name).exists() for name in (".git", "dvc.yaml")):
         reason = "it holds a .git or dvc.yaml: it is a project, not an output folder"
-    elif target.is_symlink():
+    if reason is None and target.is_symlink():
         reason = "it is a symbolic link; give the folder it points to, or another path"
     if reason:
         raise OutputPathError(

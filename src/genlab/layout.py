@@ -29,8 +29,9 @@ WANDB_DIR = "wandb"
 
 # -- inside checkpoints/ ----------------------------------------------------------------------
 LAST_CHECKPOINT = "last.ckpt"
-# beside checkpoints/: an unfinished run's folder, moved aside (never deleted) when a run starts
-# fresh; .dvcignore keeps it out of the report stage's dependency on runs/
+# beside checkpoints/: checkpoints genlab cannot prove are kept elsewhere (an unfinished run's,
+# a finished run's whose generator file is gone, files genlab did not write), moved aside when a
+# run starts fresh, never deleted; .dvcignore keeps them out of the report stage's deps
 STALE_CHECKPOINTS_SUFFIX = ".stale-{stamp}-{run_id}"
 TRAINING_FINGERPRINT_FILE = "training_fingerprint"
 RUN_ID_FILE = "run_id"

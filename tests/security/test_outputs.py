@@ -101,6 +101,35 @@ def test_empty_dot_and_escaping_output_paths_are_refused_at_validation(tmp_path,
     assert written == {"keep.txt": hashlib.sha256(b"the user's file").hexdigest()}
 
 
+def test_validation_and_atomic_dir_apply_one_rule_to_links_to_the_project(
+    tmp_path, monkeypatch, compose_config
+):
+    """Row 4: validation (config.schema) and the folder swap (io.atomic_dir) each decided
+    "the project, its parents, home" on their own; validation compared paths without following
+    links, so `paths.export_dir=alias` (a link to the project) or a link to a folder above it
+    validated, and only the swap stopped it. Both now ask io.protected_folder."""
+    from genlab.config.validate import validate_config
+    from genlab.errors import ConfigError
+    from genlab.io import protected_folder
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "alias").symlink_to(project)
+    (project / "up").symlink_to(tmp_path)
+    monkeypatch.chdir(project)
+    for value in ("alias", "up", "./alias/", str(project / "up")):
+        with pytest.raises(ConfigError, match=r"`paths.export_dir`.*project"):
+            validate_config(compose_config(f"paths.export_dir={value}"))
+        assert protected_folder(value, project) is not None
+        with pytest.raises(OutputPathError, match="project"):
+            with atomic_dir(value):
+                pass
+    validate_config(compose_config("paths.export_dir=exports/dcgan"))
+    assert protected_folder("exports/dcgan", project) is None
+    assert protected_folder(Path.home(), project) is not None
+    assert protected_folder("/", project) is not None
+
+
 def test_atomic_dir_refuses_the_project_itself(tmp_path, monkeypatch):
     """Row 4: `atomic_dir(".")` deleted a whole project, `.git` included."""
     (tmp_path / ".git").mkdir()
@@ -258,6 +287,107 @@ def test_a_killed_runs_checkpoint_is_moved_aside_not_deleted(tmp_path, digits_di
     assert (moved[0] / "run_id").read_text() == old_run_id
 
 
+def checkpoint_folder(run_dir: Path, run_id: str, fingerprint: str = "fp-old") -> Path:
+    folder = run_dir / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "run_id").write_text(run_id + "\n")
+    (folder / "training_fingerprint").write_text(fingerprint + "\n")
+    return folder
+
+
+def save_last(folder: Path, global_step: int) -> None:
+    import torch
+
+    torch.save(
+        {"global_step": global_step, "state_dict": {"w": torch.ones(3)}}, folder / "last.ckpt"
+    )
+
+
+def generator_recording(path: Path, run_id: str) -> None:
+    """A generator file whose record names ``run_id`` (the header is all that is read)."""
+    import torch
+    from safetensors.torch import save_file
+
+    document = {"format": "genlab-generator", "record": {"run_id": run_id}}
+    save_file({"w": torch.zeros(1)}, str(path), metadata={"genlab": json.dumps(document)})
+
+
+def stale_folders(run_dir: Path) -> list[Path]:
+    return sorted(run_dir.glob("checkpoints.stale-*"))
+
+
+def test_files_genlab_did_not_write_are_moved_aside_with_the_checkpoint_folder(tmp_path, caplog):
+    """Row 11: with no last.ckpt, the whole checkpoint folder was deleted (`rmtree`), taking
+    whatever else was in it: other .ckpt files, a user's notes, a user's folder if
+    paths.run_dir pointed at one. Now only genlab's own bookkeeping is deleted; anything else
+    is moved aside intact and named."""
+    from genlab.training.checkpoints import prepare_checkpoint_dir
+
+    run_dir = tmp_path / "run"
+    folder = checkpoint_folder(run_dir, "run-a")
+    (folder / "epoch=3-step=900.ckpt").write_bytes(os.urandom(4096))
+    (folder / "notes").mkdir()
+    (folder / "notes" / "thesis.tex").write_text("years of work")
+    before = snapshot(folder)
+    with caplog.at_level("WARNING", logger="genlab"):
+        resume, run_id = prepare_checkpoint_dir(folder, "fp-new", True, 100)
+    assert not resume and run_id != "run-a"
+    [aside] = stale_folders(run_dir)
+    assert snapshot(aside) == before, "moved whole, byte for byte"
+    assert str(aside) in caplog.text and "epoch=3-step=900.ckpt" in caplog.text
+    assert sorted(p.name for p in folder.iterdir()) == ["run_id", "training_fingerprint"]
+
+    # only genlab's bookkeeping (a run that never saved a checkpoint): nothing to keep
+    bare = checkpoint_folder(tmp_path / "bare", "run-b")
+    prepare_checkpoint_dir(bare, "fp-new", True, 100)
+    assert not stale_folders(tmp_path / "bare")
+
+
+def test_a_finished_runs_checkpoint_goes_only_when_its_generator_file_holds_the_result(
+    tmp_path, caplog
+):
+    """Row 11: every `dvc repro -f` and every train.resume=false moved a finished run's
+    checkpoint aside with "Resume them ...", which is untrue (a finished run is not resumed),
+    and full copies piled up without bound. Now a finished run's checkpoint is deleted only
+    when the generator file beside it records the same run id (its result is kept there);
+    otherwise (the generator gone, as after `dvc repro -f`, or another run's) it is moved
+    aside with a message that says it finished; an unfinished run's is moved aside to resume."""
+    from genlab.training.checkpoints import prepare_checkpoint_dir
+
+    def start(run_dir: Path, step: int, generator_run: str | None, resume: bool) -> str:
+        folder = checkpoint_folder(run_dir, "run-x", fingerprint="fp")
+        save_last(folder, step)
+        if generator_run:
+            generator_recording(run_dir / "generator.safetensors", generator_run)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="genlab"):
+            resumed, run_id = prepare_checkpoint_dir(folder, "fp", resume, 100)
+        assert not resumed and run_id != "run-x"
+        assert not (folder / "last.ckpt").exists()
+        return caplog.text
+
+    # finished, result on disk (same run id): replaced, repeatedly, nothing piles up
+    for attempt, resume in enumerate((True, False)):
+        run_dir = tmp_path / f"kept-{attempt}"
+        message = start(run_dir, 100, "run-x", resume)
+        assert not stale_folders(run_dir)
+        assert str(run_dir / "generator.safetensors") in message and "Resume" not in message
+
+    # finished, generator gone (`dvc repro -f` deleted it) or another run's: moved aside
+    for case, generator_run in (("gone", None), ("other", "run-y")):
+        run_dir = tmp_path / case
+        message = start(run_dir, 100, generator_run, True)
+        [aside] = stale_folders(run_dir)
+        assert (aside / "last.ckpt").is_file() and str(aside) in message
+        assert "had finished" in message and "Resume" not in message
+
+    # unfinished (train.resume=false; the generator file is an older run's): moved aside
+    run_dir = tmp_path / "unfinished"
+    message = start(run_dir, 40, "run-older", False)
+    [aside] = stale_folders(run_dir)
+    assert (aside / "last.ckpt").is_file() and "Resume them" in message
+
+
 # -- row 13: the model card ----------------------------------------------------------------------
 
 HOSTILE = (
@@ -283,6 +413,28 @@ def test_model_card_prints_strings_from_others_as_plain_text(tmp_path):
     assert "\n# Not a heading" not in card
     assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt;" in card, "the text itself is still shown"
     assert "click" in card and "javascript:alert" in card
+
+
+def test_bare_urls_and_emails_from_others_are_not_turned_into_links():
+    """Row 13: GitHub, W&B and most Markdown renderers turn a bare `https://...`, `www....` or
+    `name@host` into a link (GFM autolinks): a licence string from someone else's archive put
+    a clickable phishing link into the card. Now the characters that start an autolink are
+    backslash-escaped: the rendered text reads the same, and no autolink can form."""
+    licence = (
+        "CC BY 4.0; log in at https://evil.example/login or HTTP://EVIL.example, "
+        "WWW.evil.example, ftp://files.evil.example or mail admin@evil.example"
+    )
+    card = render_model_card({"data": {"licence": licence, "source": "mailto:a@evil.example"}})
+    lowered = "\n".join(line for line in card.lower().splitlines() if "evil" in line)
+    assert "licence" in lowered and "source" in lowered
+    for autolink in ("://", "www."):
+        assert autolink not in lowered, autolink
+    assert lowered.count("\\@") == lowered.count("@") == 2, "every @ escaped"
+    markdown_it = pytest.importorskip("markdown_it")
+    html = markdown_it.MarkdownIt("commonmark").render(card)
+    assert "<a " not in html
+    assert licence in html.replace("&amp;", "&"), "the rendered card shows the text unchanged"
+    assert "mailto:a@evil.example" in html
 
 
 # -- row 14 (ranking): NaN metrics -----------------------------------------------------------

@@ -9,7 +9,11 @@ is absent afterwards.
 import genlab  # noqa: F401, I001  (must precede torchvision / torch_fidelity: installs the CPU shim)
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -233,6 +237,91 @@ def test_row5_inception_weights_pickle_is_refused_unopened(tmp_path):
         compute_fidelity(images, images, extractor="inception", weights_path=str(weights))
     assert "code" in str(error.value)
     assert not marker.exists()
+
+
+SWAP_AFTER_THE_CHECK = textwrap.dedent(
+    """
+    import genlab  # the CPU shim, before torch_fidelity
+    import os, sys
+    import numpy as np
+    import torch_fidelity.utils
+    from genlab.evaluation.fidelity import compute_fidelity
+
+    weights, hostile = sys.argv[1], sys.argv[2]
+    swapped = []
+
+    def swap(event, args):
+        # another process replacing the file between genlab's check and torch-fidelity's
+        # torch.load(weights_only=False): done at the exact moment torch-fidelity opens it
+        if event != "open" or swapped or not isinstance(args[0], str) or args[0] != weights:
+            return
+        frame = sys._getframe(1)
+        while frame and "torch_fidelity" not in frame.f_code.co_filename:
+            frame = frame.f_back
+        if frame:
+            swapped.append(True)
+            os.replace(hostile, weights)
+
+    class Built(Exception):
+        pass
+
+    def stop(*args, **kwargs):  # the extractor is built: scoring images adds only time
+        raise Built
+
+    torch_fidelity.utils.get_featuresdict_from_dataset = stop
+    sys.addaudithook(swap)
+    images = np.random.RandomState(0).randint(0, 256, size=(2, 1, 32, 32)).astype(np.uint8)
+    try:
+        compute_fidelity(images, images, extractor="inception", weights_path=weights)
+    except Built:
+        print("swapped" if swapped else "torch-fidelity never opened the checked path")
+    """
+)
+
+
+def test_row5_inception_weights_swapped_after_the_check_are_never_unpickled(tmp_path):
+    """Row 5: the Inception file was proven weights_only-safe, then torch-fidelity opened the
+    same path again with weights_only=False: a file swapped in between (another user's
+    process, a sync client) ran code. torch-fidelity now reads a private copy of the bytes
+    genlab checked and hashed."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    class Unloaded(FeatureExtractorInceptionV3):
+        def load_state_dict(self, state_dict, strict=True, assign=False):
+            return None  # the random init is the state dict we save
+
+    torch.save({}, tmp_path / "empty.pth")
+    model = Unloaded(
+        "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(tmp_path / "empty.pth")
+    )
+    state = model.state_dict()
+    weights = tmp_path / "inception.pth"
+    torch.save(state, weights)
+    marker = tmp_path / "marker"
+    hostile = tmp_path / "hostile.pth"
+    torch.save(_CodeInState(state, marker), hostile)
+    result = subprocess.run(
+        [sys.executable, "-c", SWAP_AFTER_THE_CHECK, str(weights), str(hostile)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not marker.exists(), "the swapped-in pickle ran"
+    assert "torch-fidelity never opened the checked path" in result.stdout, result.stdout
+
+
+class _CodeInState(dict):
+    """A state dict that also runs code when unpickled (``hostile_pickle`` with every tensor)."""
+
+    def __init__(self, state: dict, marker: Path):
+        super().__init__(state)
+        self.marker = marker
+
+    def __reduce__(self):
+        code = f"open({str(self.marker)!r}, 'w').write('ran') and state"
+        return eval, (code, {"state": dict(self)})
 
 
 def test_row5_classifier_weights_pickle_is_refused_unopened(tmp_path):

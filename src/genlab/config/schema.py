@@ -15,6 +15,7 @@ from omegaconf import MISSING
 
 from genlab.config.hydra_runtime import project_root
 from genlab.errors import RangeError
+from genlab.io import protected_folder
 from genlab.metric_keys import OBJECTIVES, RANKABLE
 
 
@@ -42,11 +43,12 @@ def _require_output_path(value: str, key: str) -> None:
             f"project folder itself ({root}), which this output would replace"
         )
     full = _full_path(value)
-    if full == root or full in root.parents:
+    reason = protected_folder(full, root)
+    if reason:
         raise RangeError(
-            f"`{key}` must name a path inside the project, got {value!r}: that is the project "
-            f"folder ({root}) or a folder above it. Give a folder of its own (the default "
-            f"in conf/ shows one)"
+            f"`{key}` must name a folder of its own inside the project, got {value!r}: "
+            f"{reason}, which this output would replace. Give a folder of its own (the "
+            f"default in conf/ shows one)"
         )
     if not Path(value).is_absolute() and os.path.normpath(value).split(os.sep)[0] == "..":
         raise RangeError(
@@ -54,8 +56,6 @@ def _require_output_path(value: str, key: str) -> None:
             f"Give a path inside the project (or an absolute path if you mean a folder "
             f"elsewhere)"
         )
-    if full == Path.home().absolute():
-        raise RangeError(f"`{key}` must not be the home folder, got {value!r}")
 
 
 def _within(inner: Path, outer: Path) -> bool:

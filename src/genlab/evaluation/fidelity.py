@@ -7,16 +7,17 @@ cached; the cache name is keyed on the extractor, the weights file's bytes and t
 images, so features from other weights or other data can never be reused by mistake.
 
 Nothing here unpickles a file: torch-fidelity loads a weights file with
-``torch.load(weights_only=False)``, so a local Inception weights file is first proven to load
-with ``weights_only=True``, and torch-fidelity's own (pickle) cache is never used: the
+``torch.load(weights_only=False)``, so a local Inception weights file is read once, proven to
+load with ``weights_only=True``, and torch-fidelity reads a private copy of those same bytes
+(never the user's path again); torch-fidelity's own (pickle) cache is never used: the
 reference features are cached by genlab as safetensors. A cache file that is not valid
 safetensors of the expected shape is ignored and recomputed (it is only a cache).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import io
 import os
 import re
 import sys
@@ -85,10 +86,18 @@ def reference_cache_key(
     return f"{prefix}-{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:_HASH_CHARS]}"
 
 
-def _resolve_extractor(extractor: str, weights_path: str | None) -> tuple[str, str | None]:
-    """-> (torch-fidelity extractor name, sha256 of the weights file or None)."""
+def extractor_name(extractor: str) -> str:
+    """torch-fidelity's registry name of a genlab extractor choice; ValueError if unknown."""
     if extractor not in EXTRACTORS:
         raise ValueError(f"unknown extractor {extractor!r}; valid choices: {sorted(EXTRACTORS)}")
+    return EXTRACTORS[extractor]
+
+
+def _resolve_weights(
+    extractor: str, weights_path: str | None
+) -> tuple[str, str | None, bytes | None]:
+    """-> (torch-fidelity extractor name, sha256, the checked bytes of an Inception file)."""
+    name = extractor_name(extractor)
     if extractor == "classifier":
         if weights_path is None:
             raise ValueError(
@@ -98,12 +107,15 @@ def _resolve_extractor(extractor: str, weights_path: str | None) -> tuple[str, s
         from genlab.evaluation.classifier_training import load_classifier
 
         load_classifier(weights_path)  # fail early with the "run train_classifier" message
-    elif weights_path is not None and not os.path.isfile(weights_path):
+        return name, file_digest(weights_path), None
+    if weights_path is None:
+        return name, None, None
+    if not os.path.isfile(weights_path):
         raise FileNotFoundError(f"Inception weights file {weights_path} does not exist")
-    sha = file_digest(weights_path) if weights_path is not None else None
-    if extractor == "inception" and weights_path is not None:
-        _check_tensor_file(weights_path, sha)
-    return EXTRACTORS[extractor], sha
+    data = Path(weights_path).read_bytes()  # read once: hashed, checked and used as one
+    sha = hashlib.sha256(data).hexdigest()
+    _check_tensor_bytes(weights_path, data, sha)
+    return name, sha, data
 
 
 def check_weights_file(weights_path: str | os.PathLike) -> None:
@@ -112,15 +124,19 @@ def check_weights_file(weights_path: str | os.PathLike) -> None:
     torch-fidelity 0.4 loads it with ``torch.load(weights_only=False)``, which runs whatever
     code a pickle names; ``weights_only=True`` reads tensors and refuses the rest.
     """
-    _check_tensor_file(os.fspath(weights_path), file_digest(weights_path))
+    data = Path(weights_path).read_bytes()
+    _check_tensor_bytes(os.fspath(weights_path), data, hashlib.sha256(data).hexdigest())
 
 
-@functools.lru_cache(maxsize=8)
-def _check_tensor_file(weights_path: str, sha256: str) -> None:
-    """Keyed on the bytes' digest: evaluate scores several sets with the same file."""
+_PLAIN_TENSORS: set[str] = set()  # digests already proven: evaluate scores several sets
+
+
+def _check_tensor_bytes(weights_path: str, data: bytes, sha256: str) -> None:
+    if sha256 in _PLAIN_TENSORS:
+        return
     problem = None
     try:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # UnpicklingError, RuntimeError, EOFError, ...
         first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         problem = f"it does not load as plain tensors ({type(error).__name__}: {first_line})"
@@ -136,6 +152,36 @@ def _check_tensor_file(weights_path: str, sha256: str) -> None:
             f"Use a state dict saved with torch.save(model.state_dict(), path), or set "
             f"metrics.weights_path=null to download torch-fidelity's own weights"
         )
+    _PLAIN_TENSORS.add(sha256)
+
+
+def create_extractor(
+    extractor: str, weights_path: str | None, features: list[str], **options: Any
+) -> tuple[Any, str, str | None]:
+    """-> (torch-fidelity's feature extractor on the CPU, its name, the weights' sha256).
+
+    torch-fidelity unpickles an Inception file itself (``weights_only=False``), so it never
+    gets the user's path: it gets a private copy (0600, in a fresh 0700 folder) of the exact
+    bytes that were hashed and proven plain tensors. A file replaced after the check (another
+    process, a sync client) is never read again.
+    """
+    import tempfile
+
+    from torch_fidelity.utils import create_feature_extractor
+
+    import genlab.evaluation.feature_extractors  # noqa: F401 - registers "genlab-classifier"
+
+    name, sha, data = _resolve_weights(extractor, weights_path)
+    options = {**options, "feature_extractor_weights_path": weights_path}
+    if data is None:
+        return create_feature_extractor(name, features, cuda=False, **options), name, sha
+    with tempfile.TemporaryDirectory(prefix="genlab-inception-") as private:  # mode 0700
+        copy = os.path.join(private, "weights.pth")
+        descriptor = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        options["feature_extractor_weights_path"] = copy
+        return create_feature_extractor(name, features, cuda=False, **options), name, sha
 
 
 def compute_fidelity(
@@ -161,7 +207,9 @@ def compute_fidelity(
         kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, batch_size=batch_size
     )
     weights_path = None if weights_path is None else os.fspath(weights_path)
-    fe_name, weights_sha = _resolve_extractor(extractor, weights_path)
+    if extractor not in EXTRACTORS:
+        raise ValueError(f"unknown extractor {extractor!r}; valid choices: {sorted(EXTRACTORS)}")
+    fe_name = EXTRACTORS[extractor]
     samples = as_uint8_images(samples, "samples")
     reference = as_uint8_images(reference, "reference")
     n1, n2 = int(samples.shape[0]), int(reference.shape[0])
@@ -169,17 +217,12 @@ def compute_fidelity(
         raise ValueError(f"need at least 2 samples and 2 reference images, got {n1} and {n2}")
     subset = min(kid_subset_size, n1, n2)
     isc_splits = min(_ISC_SPLITS, n1)  # more splits than samples gives empty splits (NaN)
-    cache_key = None
-    if cache_dir:
-        cache_key = reference_cache_key(
-            reference_cache_name, fe_name, weights_sha, _sha256_images(reference)
-        )
 
     import torch_fidelity
     from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
     from torch_fidelity.metric_isc import isc_featuresdict_to_metric
     from torch_fidelity.metric_kid import kid_featuresdict_to_metric
-    from torch_fidelity.utils import create_feature_extractor, resolve_feature_layer_for_metric
+    from torch_fidelity.utils import resolve_feature_layer_for_metric
 
     import genlab.evaluation.feature_extractors  # noqa: F401 - registers "genlab-classifier"
 
@@ -192,9 +235,14 @@ def compute_fidelity(
         verbose=verbose,
     )
     layers = {m: resolve_feature_layer_for_metric(m, **options) for m in ("isc", "fid", "kid")}
-    feature_extractor = create_feature_extractor(
-        fe_name, sorted(set(layers.values())), cuda=False, **options
+    feature_extractor, _, weights_sha = create_extractor(
+        extractor, weights_path, sorted(set(layers.values())), **options
     )
+    cache_key = None
+    if cache_dir:  # keyed on the digest of the bytes the extractor was built from
+        cache_key = reference_cache_key(
+            reference_cache_name, fe_name, weights_sha, _sha256_images(reference)
+        )
 
     def features(images: torch.Tensor) -> dict[str, torch.Tensor]:
         from torch_fidelity.utils import get_featuresdict_from_dataset

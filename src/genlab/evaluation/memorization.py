@@ -15,7 +15,12 @@ import torch
 from omegaconf import DictConfig
 
 from genlab.data.store import Split
-from genlab.evaluation.fidelity import ImageTensorDataset, _resolve_extractor, as_uint8_images
+from genlab.evaluation.fidelity import (
+    ImageTensorDataset,
+    as_uint8_images,
+    create_extractor,
+    extractor_name,
+)
 from genlab.layout import nearest_training_image
 from genlab.provenance import save_grid
 
@@ -47,11 +52,10 @@ def fidelity_embedder(extractor: str, weights_path: str | None, batch_size: int 
 
     import genlab.evaluation.feature_extractors  # noqa: F401 - registers "genlab-classifier"
 
-    name, _ = _resolve_extractor(extractor, weights_path)
-    layer = FEATURE_EXTRACTORS_REGISTRY[name].get_default_feature_layer_for_metric("fid")
-    network = fidelity_utils.create_feature_extractor(
-        name, [layer], cuda=False, verbose=False, feature_extractor_weights_path=weights_path
-    )
+    registry_entry = FEATURE_EXTRACTORS_REGISTRY[extractor_name(extractor)]
+    layer = registry_entry.get_default_feature_layer_for_metric("fid")
+    # create_extractor hands torch-fidelity the checked bytes of the weights, never the path
+    network, _, _ = create_extractor(extractor, weights_path, [layer], verbose=False)
 
     def embed(images: torch.Tensor) -> torch.Tensor:
         features = fidelity_utils.get_featuresdict_from_dataset(

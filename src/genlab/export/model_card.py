@@ -133,13 +133,20 @@ _MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`[]()!|"})
 _LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
 
 
+# What starts a GFM autolink (GitHub, W&B, the Hub link a bare URL, www. name or e-mail
+# address): the slashes of `scheme://`, the dot of `www.` and the `@` of an address, each
+# escaped with a backslash -- the rendered text is unchanged, but no link forms.
+_AUTOLINK_START = re.compile(r"(?<=:)/|(?<=:/)/|(?<=\bwww)\.|@", re.IGNORECASE)
+
+
 def plain_text(text: str) -> str:
     """``text`` as it reads, never as markup: for every string the card did not write itself
     (the dataset's meta.json and licence may come from someone else's archive or config,
     the record from someone else's generator file). HTML is escaped (``<script>`` shows as
-    text), link and image syntax cannot form, and the text stays on one line."""
+    text), link and image syntax and bare-URL autolinks cannot form, and the text stays on
+    one line."""
     text = html.escape(_LINE_BREAKS.sub(" ", text), quote=False)
-    return text.translate(_MARKDOWN_SPECIAL)
+    return _AUTOLINK_START.sub(r"\\\g<0>", text.translate(_MARKDOWN_SPECIAL))
 
 
 def _bullets(rows: Sequence[tuple[str, Any]]) -> str:

@@ -7,6 +7,7 @@ records the fingerprint of the config that wrote it, and a mismatch starts fresh
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -18,12 +19,19 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+from safetensors import safe_open
 
 from genlab.code_deps import code_hash, import_closure, package_modules, stage_modules
 from genlab.errors import StageInputError
 from genlab.io import write_text
+from genlab.layout import (
+    GENERATOR_FILE,
+    RUN_ID_FILE,
+    STALE_CHECKPOINTS_SUFFIX,
+    TRAINING_FINGERPRINT_FILE,
+)
 from genlab.layout import LAST_CHECKPOINT as LAST
-from genlab.layout import RUN_ID_FILE, STALE_CHECKPOINTS_SUFFIX, TRAINING_FINGERPRINT_FILE
+from genlab.models.generator_file import METADATA_KEY
 from genlab.tracking.identity import RunContext, new_run_id, stable_hash
 
 log = logging.getLogger(__name__)
@@ -97,8 +105,8 @@ def prepare_checkpoint_dir(
     finished_at_global_step: int,
     is_global_zero: bool = True,
 ) -> tuple[bool, str]:
-    """Return (resume from last.ckpt?, run id). Stale checkpoints are moved aside, never
-    deleted (the message names where).
+    """Return (resume from last.ckpt?, run id). A checkpoint is deleted only when its result is
+    kept elsewhere; everything else is moved aside, never deleted (the message names where).
 
     Only an unfinished run is resumed: DVC re-runs a finished stage only when asked to
     (``dvc repro -f``) and has then deleted its other outputs, which a resume would not remake.
@@ -111,31 +119,95 @@ def prepare_checkpoint_dir(
     last = directory / LAST
     if not is_global_zero:
         return _wait_for_rank_zero(directory, fingerprint)
-    if resume and last.is_file() and stored == fingerprint and run_id:
-        if checkpoint_global_step(last) < finished_at_global_step:
+    finished = False
+    if last.is_file() and stored == fingerprint and run_id:
+        finished = _finished(last, finished_at_global_step, resume)
+        if resume and not finished:
             log.info("Resuming from %s (config fingerprint %s)", last, fingerprint)
             return True, run_id
     if directory.exists() and any(directory.iterdir()):
-        why = _why_fresh(resume, stored, fingerprint, last)
-        if last.is_file():
-            aside = _move_aside(directory, run_id)
-            log.warning(
-                "Starting fresh in %s (%s); the old checkpoints (run %s) were moved to %s. "
-                "Resume them by moving that folder back with the config and code that wrote "
-                "them; delete it when you no longer need it.",
-                directory,
-                why,
-                run_id or "unknown",
-                aside,
-            )
-        else:  # only the bookkeeping files of a run that never saved a checkpoint
-            log.warning("Starting fresh in %s (%s); no checkpoint to keep.", directory, why)
-            shutil.rmtree(directory)
+        _clear(directory, run_id, _why_fresh(resume, stored, fingerprint, last), finished)
     directory.mkdir(parents=True, exist_ok=True)
     run_id = new_run_id()
     write_text(directory / TRAINING_FINGERPRINT_FILE, fingerprint + "\n")
     write_text(directory / RUN_ID_FILE, run_id + "\n")
     return False, run_id
+
+
+def _finished(last: Path, finished_at_global_step: int, resume: bool) -> bool:
+    """Did last.ckpt reach the end of training? A corrupt file is refused when resuming (the
+    message says how to go on) and counts as unfinished otherwise: it is moved aside."""
+    try:
+        return checkpoint_global_step(last) >= finished_at_global_step
+    except StageInputError:
+        if resume:
+            raise
+        return False
+
+
+BOOKKEEPING = frozenset({RUN_ID_FILE, TRAINING_FINGERPRINT_FILE})  # what this module writes
+
+
+def _clear(directory: Path, run_id: str | None, why: str, finished: bool) -> None:
+    """Empty the checkpoint folder for a fresh start. Deleted only: genlab's own bookkeeping
+    with no checkpoint, or a finished run's checkpoint whose result, the generator file beside
+    the folder, records the same run id. Anything else -- an unfinished run, a finished run
+    whose generator file is gone (``dvc repro -f`` deletes it first), a file genlab did not
+    write -- is moved aside whole."""
+    names = {entry.name for entry in directory.iterdir()}
+    if names <= BOOKKEEPING:
+        log.warning("Starting fresh in %s (%s); no checkpoint to keep.", directory, why)
+        shutil.rmtree(directory)
+        return
+    generator = directory.parent / GENERATOR_FILE
+    if names <= BOOKKEEPING | {LAST} and run_id and _generator_run_id(generator) == run_id:
+        shutil.rmtree(directory)
+        log.warning(
+            "Starting fresh in %s (%s); the checkpoint of finished run %s was deleted: its "
+            "result is %s (that file is replaced when this run finishes).",
+            directory,
+            why,
+            run_id,
+            generator,
+        )
+        return
+    aside = _move_aside(directory, run_id)
+    if finished:
+        keep = (
+            "That run had finished (its generator file is in DVC's cache if `dvc repro` wrote "
+            "it): there is nothing to resume; delete the folder unless you need that "
+            "checkpoint."
+        )
+    elif LAST in names:
+        keep = (
+            "Resume them by moving that folder back with the config and code that wrote them; "
+            "delete it when you no longer need it."
+        )
+    else:
+        keep = (
+            f"It held files genlab did not write ({', '.join(sorted(names - BOOKKEEPING)[:5])})"
+            f"; check them, then delete the folder."
+        )
+    log.warning(
+        "Starting fresh in %s (%s); the old folder (run %s) was moved to %s. %s",
+        directory,
+        why,
+        run_id or "unknown",
+        aside,
+        keep,
+    )
+
+
+def _generator_run_id(path: Path) -> str | None:
+    """The run id in a generator file's record (its JSON header only), or None when the file
+    is missing or not a genlab generator: only a proven copy lets a checkpoint go."""
+    try:
+        with safe_open(path, framework="pt", device="cpu") as handle:
+            document = json.loads((handle.metadata() or {})[METADATA_KEY])
+        run_id = document["record"]["run_id"]
+    except Exception:  # noqa: BLE001 -- any doubt keeps the checkpoint
+        return None
+    return run_id if isinstance(run_id, str) else None
 
 
 RANK_ZERO_WAIT_S = 120
