@@ -16,6 +16,10 @@ os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"
 os.environ["DVC_NO_ANALYTICS"] = "1"
 os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+# Tests run the stages from the project and write into pytest's temporary folders, outside it:
+# on purpose, so they say so (conf/paths.yaml reads it). tests/security/test_outputs.py clears
+# it to check that an output outside the project is refused by default.
+os.environ["GENLAB_OUTPUTS_OUTSIDE_PROJECT"] = "true"
 
 
 # Every model conf/ ships: a new model file is tested without an entry here.

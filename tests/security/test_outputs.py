@@ -101,6 +101,38 @@ def test_empty_dot_and_escaping_output_paths_are_refused_at_validation(tmp_path,
     assert written == {"keep.txt": hashlib.sha256(b"the user's file").hexdigest()}
 
 
+@pytest.mark.parametrize("flag", [None, "paths.outside_project=true", "environment"])
+def test_an_absolute_output_path_outside_the_project_needs_consent(tmp_path, flag):
+    """Row 4: `paths.run_dir=/some/other/folder` validated: an output outside the project is
+    refused unless paths.outside_project (or GENLAB_OUTPUTS_OUTSIDE_PROJECT) says it is meant."""
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    overrides = [f"paths.metrics_dir={elsewhere}"]
+    env = {k: v for k, v in os.environ.items() if k != "GENLAB_OUTPUTS_OUTSIDE_PROJECT"}
+    if flag is not None:  # consent for the absolute path: the `..` escape stays refused
+        overrides.append("paths.run_dir=../../etc")
+    if flag == "environment":
+        env["GENLAB_OUTPUTS_OUTSIDE_PROJECT"] = "true"
+    elif flag:
+        overrides.append(flag)
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "pipelines/compare.py"), *overrides],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=120,
+        env={**env, "PYTHONPATH": str(PROJECT_ROOT), "WANDB_MODE": "disabled"},
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    if flag is None:
+        assert "`paths.metrics_dir` must be inside the project" in result.stderr
+        assert "paths.outside_project=true" in result.stderr
+    else:  # consent given: the absolute path passes, the relative escape is still refused
+        assert "`paths.metrics_dir`" not in result.stderr, result.stderr[-3000:]
+        assert "`paths.run_dir` must stay inside the project" in result.stderr
+    assert not elsewhere.exists()
+
+
 def test_validation_and_atomic_dir_apply_one_rule_to_links_to_the_project(
     tmp_path, monkeypatch, compose_config
 ):

@@ -6,6 +6,7 @@ ranges; it runs when ``OmegaConf.to_object`` builds these classes during validat
 
 from __future__ import annotations
 
+import operator
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +31,23 @@ def _full_path(value: str) -> Path:
     return Path(os.path.abspath(project_root() / value))
 
 
-def _require_output_path(value: str, key: str) -> None:
-    """An output path must name something of its own: not empty, not the project folder (an
-    export swapped in there replaced the project, `.git` included), not above it, and not
-    out of it through `..` (``paths.run_dir=../../etc``). An absolute path elsewhere is an
-    explicit choice (a scratch disk) and is accepted: genlab still replaces only folders it
-    made there (``io.atomic_dir``)."""
+#: Every config key naming a path genlab writes: checked by ``_require_output_path``.
+OUTPUT_PATHS = (
+    *(f"paths.{key}" for key in ("data_dir", "download_dir", "run_dir", "metrics_dir")),
+    *(f"paths.{key}" for key in ("export_dir", "classifier", "cache_dir")),
+    "data.dir",
+    "compare.out_dir",
+    "report.out_html",
+    "report.curves_dir",
+)
+
+
+def _require_output_path(value: str, key: str, outside_project: bool) -> None:
+    """An output path must name something of its own inside the project: not empty, not the
+    project folder (an export swapped in there replaced the project, `.git` included), not
+    above it, and not out of it, through `..` (``paths.run_dir=../../etc``) or as an absolute
+    path elsewhere -- unless ``paths.outside_project`` says that is meant (a scratch disk);
+    genlab then still replaces only folders it made there (``io.atomic_dir``)."""
     root = project_root()
     if not value.strip():
         raise RangeError(
@@ -53,8 +65,13 @@ def _require_output_path(value: str, key: str) -> None:
     if not Path(value).is_absolute() and os.path.normpath(value).split(os.sep)[0] == "..":
         raise RangeError(
             f"`{key}` must stay inside the project, got {value!r}: `..` leads out of {root}. "
-            f"Give a path inside the project (or an absolute path if you mean a folder "
-            f"elsewhere)"
+            f"Give a path inside the project"
+        )
+    if not outside_project and not _within(full, Path(os.path.abspath(root))):
+        raise RangeError(
+            f"`{key}` must be inside the project ({root}), got {value!r}. To write there on "
+            f"purpose (a scratch disk), set paths.outside_project=true (or the environment "
+            f"variable GENLAB_OUTPUTS_OUTSIDE_PROJECT=true)"
         )
 
 
@@ -71,18 +88,7 @@ class PathsConfig:
     export_dir: str = MISSING
     classifier: str = MISSING
     cache_dir: str = MISSING
-
-    def __post_init__(self) -> None:
-        for key in (
-            "data_dir",
-            "download_dir",
-            "run_dir",
-            "metrics_dir",
-            "export_dir",
-            "classifier",
-            "cache_dir",
-        ):
-            _require_output_path(getattr(self, key), f"paths.{key}")
+    outside_project: bool = MISSING
 
 
 @dataclass
@@ -96,7 +102,6 @@ class DataConfig:
     source: Any = MISSING
 
     def __post_init__(self) -> None:
-        _require_output_path(self.dir, "data.dir")
         _require(self.image_size >= 8, "data.image_size", ">= 8", self.image_size)
         _require(self.channels in (1, 3), "data.channels", "1 (gray) or 3 (RGB)", self.channels)
         _require(self.batch_size > 0, "data.batch_size", "> 0", self.batch_size)
@@ -295,7 +300,6 @@ class CompareConfig:
     rank_by: str = MISSING
 
     def __post_init__(self) -> None:
-        _require_output_path(self.out_dir, "compare.out_dir")
         _require(self.rank_by in RANKABLE, "compare.rank_by", f"one of {RANKABLE}", self.rank_by)
         if self.models is not None:
             _require(len(self.models) > 0, "compare.models", "a non-empty list", self.models)
@@ -308,10 +312,6 @@ class ReportConfig:
     out_html: str = MISSING
     curves_dir: str = MISSING
     title: str = MISSING
-
-    def __post_init__(self) -> None:
-        _require_output_path(self.out_html, "report.out_html")
-        _require_output_path(self.curves_dir, "report.curves_dir")
 
 
 @dataclass
@@ -338,6 +338,9 @@ class RootConfig:
             "null unless the objective callback is configured (search=optuna adds it)",
             self.train.objective.metric,
         )
+        outside = self.paths.outside_project
+        for key in OUTPUT_PATHS:
+            _require_output_path(operator.attrgetter(key)(self), key, outside_project=outside)
         self._check_source_is_not_an_output()
 
     def _check_source_is_not_an_output(self) -> None:
