@@ -458,24 +458,7 @@ def test_oversized_generator_output_is_refused(tmp_path, capsys):
     """Row 19: the image size is whatever the graph outputs; a 4100x4100 'image' per seed is
     refused before any PNG is written."""
     side = 4100
-    nodes = [
-        helper.make_node("MatMul", ["z", "to_one"], ["one"]),
-        helper.make_node("Reshape", ["one", "pixel_shape"], ["pixel"]),
-        helper.make_node("Expand", ["pixel", "big_shape"], ["images"]),
-    ]
-    initializers = [
-        _tensor("to_one", np.zeros((LATENT, 1), dtype=np.float32)),
-        _tensor("pixel_shape", np.array([-1, 1, 1, 1], dtype=np.int64)),
-        _tensor("big_shape", np.array([1, 1, side, side], dtype=np.int64)),
-    ]
-    generator = _save_onnx(
-        tmp_path / "shared" / "generator.onnx",
-        nodes,
-        [_info("z", "batch", LATENT)],
-        [_info("images", "batch", 1, side, side)],
-        initializers,
-        {"latent_dim": LATENT},
-    )
+    generator = write_flat_generator(tmp_path / "shared", side)
     out = tmp_path / "out"
     code, _, err = run_cli(["generate", str(generator), "--out", str(out), "--seeds", "0"], capsys)
     assert code == 2

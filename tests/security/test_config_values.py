@@ -4,8 +4,6 @@ and no dependency floor allows a release with a known hole in what genlab relies
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from importlib.metadata import version
 
 import pytest
@@ -16,6 +14,7 @@ from genlab.config.validate import validate_config
 from genlab.errors import ConfigError
 
 from ..conftest import PROJECT_ROOT
+from ..unit.test_config import train_script
 
 try:
     import tomllib
@@ -93,20 +92,7 @@ def test_non_finite_numbers_and_non_positive_learning_rates_are_refused(
 
 def test_train_script_refuses_a_nan_learning_rate_before_any_work(tmp_path):
     """Row 20, through the real entry point: exit 2, the key named, nothing written."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_ROOT / "pipelines" / "train.py"),
-            "model=dcgan",
-            "model.optim.lr=nan",
-            f"paths.run_dir={tmp_path / 'run'}",
-            f"hydra.run.dir={tmp_path / 'hydra'}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
+    result = train_script(tmp_path, "model.optim.lr=nan")  # the default model: dcgan
     assert result.returncode == 2, result.stderr[-2000:]
     assert "`model.optim.lr`" in result.stderr and "finite" in result.stderr
     assert not (tmp_path / "run").exists()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.server
-import io
 import json
 import os
 import shutil
@@ -29,32 +28,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genlab.data.sources.folder import FolderSource
 from genlab.errors import ClassifierError, DatasetError
 
 from ..support.dvc_project import PROJECT_ROOT, project_env
-from ..unit.test_folder_source import FOLDER_CAPS
+from ..support.folder_data import add_file, png_bytes, source
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def source(path, tmp_path: Path, **overrides) -> FolderSource:
-    settings = dict(
-        image_size=16, channels=3, seed=0, download_dir=str(tmp_path / "downloads"), **FOLDER_CAPS
-    )
-    return FolderSource(str(path) if path else "", **{**settings, **overrides})
-
-
-def png_bytes(colour=(200, 30, 30), size=(12, 10)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def add_file(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    tar.addfile(info, io.BytesIO(data))
 
 
 def add_link(tar: tarfile.TarFile, name: str, target: str, kind=tarfile.SYMTYPE) -> None:
@@ -542,26 +521,32 @@ def files_holding_secret(project: Path) -> list[str]:
     ]
 
 
+def fetch_from(project: Path, url: str, digest: str, *overrides: str, multirun: bool = False):
+    """The real fetch stage of ``project`` on the folder source downloading ``url``."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "pipelines/fetch.py",
+            *(["-m"] if multirun else []),
+            "data=folder",
+            f"data.source.url='{url}'",  # quoted: Hydra's grammar
+            f"data.source.sha256={digest}",
+            *overrides,
+        ],
+        cwd=project,
+        env=project_env(),
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+
+
 def test_row12_fetch_stage_writes_no_url_secret_anywhere(tmp_path):
     """Row 12: running the real fetch stage with a presigned URL stored the token in meta.json
     and Hydra's saved config (.hydra/config.yaml, overrides.yaml, hydra.yaml); nothing written
     holds it now."""
     with presigned_fetch_project(tmp_path) as (project, url, digest):
-        result = subprocess.run(
-            [
-                sys.executable,
-                "pipelines/fetch.py",
-                "data=folder",
-                f"data.source.url='{url}'",  # quoted: Hydra's grammar
-                f"data.source.sha256={digest}",
-                "data.image_size=16",
-            ],
-            cwd=project,
-            env=project_env(),
-            capture_output=True,
-            text=True,
-            timeout=110,
-        )
+        result = fetch_from(project, url, digest, "data.image_size=16")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "SECRET" not in result.stdout + result.stderr
     meta = json.loads((project / "data/folder/meta.json").read_text())
@@ -577,22 +562,8 @@ def test_row12_a_sweep_records_no_url_secret(tmp_path):
     """Row 12: in a `-m` sweep, each job's overrides (with the download URL and its token) went
     unredacted into genlab_job.json, sweep_summary.json and the printed summary table."""
     with presigned_fetch_project(tmp_path) as (project, url, digest):
-        result = subprocess.run(
-            [
-                sys.executable,
-                "pipelines/fetch.py",
-                "-m",
-                "data=folder",
-                f"data.source.url='{url}'",
-                f"data.source.sha256={digest}",
-                "data.image_size=8,16",
-                "hydra.sweep.dir=multirun",
-            ],
-            cwd=project,
-            env=project_env(),
-            capture_output=True,
-            text=True,
-            timeout=110,
+        result = fetch_from(
+            project, url, digest, "data.image_size=8,16", "hydra.sweep.dir=multirun", multirun=True
         )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "2 of 2 jobs succeeded" in result.stdout

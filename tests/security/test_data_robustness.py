@@ -30,31 +30,12 @@ from genlab.errors import DatasetError
 from genlab.stages.fetch import run_fetch
 
 from ..support.dvc_project import PROJECT_ROOT, project_env
-from ..unit.test_folder_source import FOLDER_CAPS
+from ..support.folder_data import FOLDER_CAPS, add_file, png_bytes, source
 
 pytestmark = pytest.mark.timeout(120)
 
 LIMITS = dict(max_members=100, max_member_bytes=16 << 20, max_total_bytes=64 << 20)
 ESCAPE = "\x1b]0;pwned\x07\x1b[2J"  # retitles the terminal window, then clears the screen
-
-
-def source(path, tmp_path: Path, **overrides) -> FolderSource:
-    settings = dict(
-        image_size=16, channels=3, seed=0, download_dir=str(tmp_path / "downloads"), **FOLDER_CAPS
-    )
-    return FolderSource(str(path) if path else "", **{**settings, **overrides})
-
-
-def png_bytes(colour=(200, 30, 30), size=(12, 10)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def add_file(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    tar.addfile(info, io.BytesIO(data))
 
 
 def corrupt_zip(path: Path) -> Path:

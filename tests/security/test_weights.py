@@ -27,13 +27,9 @@ from genlab.evaluation.settings import sample_images
 from genlab.models.generator_file import build_untrained, load_generator, save_generator
 from genlab.networks.dcgan import DCGANGenerator
 
-CONFIG = {
-    "_target_": "genlab.networks.dcgan.DCGANGenerator",
-    "latent_dim": 8,
-    "base_channels": 4,
-    "channels": 1,
-    "image_size": 16,
-}
+from ..integration.test_stage_errors import run_stage
+from ..unit.test_generator_file import CONFIG
+
 RECORD = {"model": "dcgan", "run_id": "r1", "training_fingerprint": "f", "code_version": "v"}
 
 
@@ -192,30 +188,10 @@ def test_row1_c_non_finite_weights_are_refused(tmp_path):
 
 def test_row1_a_hostile_pickle_is_refused_by_a_stage_script(tmp_path):
     """Row 1: the stage script refuses the file with one line, and nothing runs."""
-    import subprocess
-    import sys
-
-    from ..conftest import PROJECT_ROOT
-
     marker = tmp_path / "marker"
     (tmp_path / "run").mkdir()
     hostile_pickle(tmp_path / "run/generator.safetensors", marker, {"generator_config": CONFIG})
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_ROOT / "pipelines/export.py"),
-            f"hydra.run.dir={tmp_path / 'hydra'}",
-            f"paths.run_dir={tmp_path / 'run'}",
-            f"paths.export_dir={tmp_path / 'export'}",
-            f"paths.metrics_dir={tmp_path / 'metrics'}",
-            f"paths.data_dir={tmp_path / 'data'}",
-            f"paths.download_dir={tmp_path / 'downloads'}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=110,
-    )
+    result = run_stage("export", tmp_path)
     assert result.returncode == 1, result.stderr
     assert "pickle" in result.stderr and "Traceback" not in result.stderr
     assert not marker.exists() and not (tmp_path / "export").exists()

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from genlab.data.sources.folder import FolderSource
 from genlab.errors import DatasetError
 
-from ..conftest import PROJECT_ROOT
+from ..support.folder_data import FOLDER_CAPS
 from ..support.images import write_shapes_folder
 from .test_torchvision_sources import mirror  # noqa: F401 - the local HTTP server fixture
 
@@ -24,14 +23,6 @@ def shapes(tmp_path_factory):
     root = tmp_path_factory.mktemp("shapes") / "images"
     planted = write_shapes_folder(root)
     return root, planted
-
-
-#: the caps FolderSource requires, from their one home: conf/data/folder.yaml
-FOLDER_CAPS = {
-    key: value
-    for key, value in OmegaConf.load(PROJECT_ROOT / "conf/data/folder.yaml").source.items()
-    if key.startswith("max_") or key == "download_deadline_s"
-}
 
 
 def source(path, **overrides) -> FolderSource:
