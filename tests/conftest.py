@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,12 @@ os.environ.setdefault("HYDRA_FULL_ERROR", "0")
 # on purpose, so they say so (conf/paths.yaml reads it). tests/security/test_outputs.py clears
 # it to check that an output outside the project is refused by default.
 os.environ["GENLAB_OUTPUTS_OUTSIDE_PROJECT"] = "true"
+# Everything genlab writes is signed (C2PA): one throwaway signing identity for the whole
+# session, never the user's own ~/.config/genlab/keys; subprocesses inherit it.
+os.environ["GENLAB_KEYS_DIR"] = tempfile.mkdtemp(prefix="genlab-test-keys-")
+os.environ.pop("GENLAB_SIGNING_CERT", None)
+os.environ.pop("GENLAB_SIGNING_KEY", None)
+os.environ.pop("GENLAB_TRUST_ANCHORS", None)
 
 
 # Every model conf/ ships: a new model file is tested without an entry here.

@@ -84,3 +84,10 @@ class OutputPathError(GenlabError, RuntimeError):
     not make (the user's own files, the project itself, a folder outside the project)."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class CredentialsError(GenlabError, RuntimeError):
+    """A signing identity (certificate chain, private key, trust anchor) that genlab cannot use:
+    missing, unreadable, the wrong kind, not matching, or too widely readable."""
+
+    exit_code = EXIT_BAD_INPUT

@@ -53,6 +53,15 @@ JOB_STATUS_FILE = "genlab_job.json"  # a sweep job's status
 SWEEP_SUMMARY_FILE = "sweep_summary.json"  # in the sweep folder
 SWEEP_JOB_RUN_DIR = "run"  # a sweep job's run folder, inside its Hydra output folder
 
+# -- content credentials (C2PA) ------------------------------------------------------------------
+# a model file's detached manifest lies beside it: generator.onnx -> generator.onnx.c2pa
+DETACHED_MANIFEST_SUFFIX = ".c2pa"
+# the signing identity's folder (outside any project: GENLAB_KEYS_DIR or ~/.config/genlab/keys)
+ROOT_CERT_FILE = "root.pem"  # the trust anchor people are given to verify with
+ROOT_KEY_FILE = "root.key"  # 0600; only needed to issue a new signing certificate
+SIGNER_CERT_FILE = "signer.pem"  # the signing certificate, then the root: the chain c2pa embeds
+SIGNER_KEY_FILE = "signer.key"  # 0600
+
 # -- the evaluate stage (paths.metrics_dir) ---------------------------------------------------
 METRICS_FILE = "{model}.json"
 NEAREST_TRAINING_IMAGE = "{model}_nearest_training.png"
