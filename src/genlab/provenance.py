@@ -1,11 +1,15 @@
-"""PNG writing that labels every generated image as machine-made (IPTC + XMP metadata).
+"""PNG writing that labels every generated image as machine-made (IPTC + XMP metadata) and
+signs it (an embedded C2PA manifest).
 
 Generated images leave the lab; the labels travel inside the file so that anyone (and any
 tool that reads IPTC ``DigitalSourceType``) can tell it came from a trained model and which run.
+Text chunks can be typed by anyone, so the finished file is also signed: the C2PA manifest
+repeats the claim and binds it to every byte and to genlab's signing certificate.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -17,9 +21,15 @@ import numpy as np
 import torch
 from PIL import Image, PngImagePlugin
 
+from genlab import credentials
 from genlab.io import atomic_path
 
-DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+# One spelling of each IPTC digital source type: credentials' (the C2PA manifest uses the same)
+DIGITAL_SOURCE_TYPE = credentials.TRAINED
+COMPOSITE_SOURCE_TYPE = credentials.COMPOSITE
+# What the IPTC text of a genlab image may say: all generated, or generated beside real images
+SOURCE_TYPES = (DIGITAL_SOURCE_TYPE, COMPOSITE_SOURCE_TYPE)
+PNG_MIME = "image/png"
 SOURCE_TYPE_KEY = "DigitalSourceType"
 MACHINE_GENERATED_KEY = "genlab:machine_generated"
 PREFIX = "genlab:"
@@ -39,16 +49,24 @@ def save_png(
     path: str | os.PathLike,
     provenance: Mapping[str, str],
     watermark: bool = True,
+    source_type: str = credentials.TRAINED,
 ) -> Path:
-    """Write one (C,H,W) image (float in [-1, 1] or uint8; C = 1 or 3) as a labelled PNG.
+    """Write one (C,H,W) image (float in [-1, 1] or uint8; C = 1 or 3) as a labelled, signed PNG.
 
     Each ``provenance`` entry (model, run_id, training_fingerprint, code_version, created, ...) is
-    stored as ``genlab:<key>``, next to IPTC ``DigitalSourceType`` and an XMP packet. With
-    ``watermark``, images large enough and in colour also get the invisible pixel watermark;
-    ``genlab:watermark`` says which happened.
+    stored as ``genlab:<key>``, next to IPTC ``DigitalSourceType`` (``source_type``:
+    ``credentials.TRAINED``, or ``credentials.COMPOSITE`` for an image that puts real images
+    beside generated ones) and an XMP packet. With ``watermark``, images large enough and in
+    colour also get the invisible pixel watermark; ``genlab:watermark`` says which happened.
+
+    Order: watermark, then the text chunks, then the C2PA signature over the finished bytes
+    (a ``c2pa.created`` action with ``source_type`` and an assertion with every entry), so
+    that nothing is written into the file after it is signed.
     """
     from genlab import watermark as pixel_mark
 
+    if source_type not in SOURCE_TYPES:
+        raise ValueError(f"source_type must be one of {SOURCE_TYPES}, got {source_type!r}")
     array, mode = _to_pil_array(image)
     entries = dict(provenance)
     if watermark:
@@ -60,11 +78,14 @@ def save_png(
             )
         else:
             entries["watermark"] = f"none: {reason}"
-    pil = Image.fromarray(array, mode)
-    info = _png_info(entries)
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode).save(buffer, format="PNG", pnginfo=_png_info(entries, source_type))
     target = Path(path)
+    signed = credentials.sign_bytes(
+        buffer.getvalue(), PNG_MIME, entries, title=target.name, source_type=source_type
+    )
     with atomic_path(target) as tmp:
-        pil.save(tmp, format="PNG", pnginfo=info)
+        tmp.write_bytes(signed)
     return target
 
 
@@ -74,8 +95,10 @@ def save_grid(
     provenance: Mapping[str, str],
     nrow: int | None = None,
     watermark: bool = True,
+    source_type: str = credentials.TRAINED,
 ) -> Path:
-    """Tile (N,C,H,W) images in [-1, 1] into one labelled PNG; ``nrow`` defaults to ~sqrt(N)."""
+    """Tile (N,C,H,W) images in [-1, 1] into one labelled, signed PNG (see :func:`save_png`);
+    ``nrow`` defaults to ~sqrt(N)."""
     from torchvision.utils import make_grid  # lazily, after genlab.io ran genlab's CPU shim
 
     batch = torch.as_tensor(images).detach().float().cpu()
@@ -85,7 +108,7 @@ def save_grid(
     grid = make_grid(batch.clamp(-1, 1), nrow=per_row, padding=2, pad_value=-1.0)
     if batch.shape[1] == 1:
         grid = grid[:1]  # make_grid repeats gray to 3 channels; keep the PNG in mode "L"
-    return save_png(grid, path, provenance, watermark=watermark)
+    return save_png(grid, path, provenance, watermark=watermark, source_type=source_type)
 
 
 def read_provenance(path: str | os.PathLike) -> dict[str, str]:
@@ -127,22 +150,22 @@ def _to_pil_array(image: ImageLike) -> tuple[np.ndarray, str]:
     return np.ascontiguousarray(array.transpose(1, 2, 0)), "RGB"
 
 
-def _png_info(provenance: Mapping[str, str]) -> PngImagePlugin.PngInfo:
+def _png_info(provenance: Mapping[str, str], source_type: str) -> PngImagePlugin.PngInfo:
     """iTXt chunks (UTF-8 safe) for the labels, the provenance and the XMP packet."""
     entries = {str(k): str(v) for k, v in provenance.items()}
     info = PngImagePlugin.PngInfo()
-    info.add_itxt(SOURCE_TYPE_KEY, DIGITAL_SOURCE_TYPE)
+    info.add_itxt(SOURCE_TYPE_KEY, source_type)
     info.add_itxt(MACHINE_GENERATED_KEY, "true")
     for key, value in entries.items():
         chunk_key = PREFIX + key
         if len(chunk_key) > _PNG_KEYWORD_MAX or chunk_key == MACHINE_GENERATED_KEY:
             raise ValueError(f"provenance key {key!r} is reserved or too long for PNG")
         info.add_itxt(chunk_key, value)
-    info.add_itxt(XMP_KEY, _xmp_packet(entries))
+    info.add_itxt(XMP_KEY, _xmp_packet(entries, source_type))
     return info
 
 
-def _xmp_packet(entries: Mapping[str, str]) -> str:
+def _xmp_packet(entries: Mapping[str, str], source_type: str) -> str:
     """An XMP packet with IPTC ``DigitalSourceType`` and the genlab fields as elements."""
     fields = {"machine_generated": "true", **entries}
     lines = [
@@ -157,7 +180,7 @@ def _xmp_packet(entries: Mapping[str, str]) -> str:
             ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">',
             f'  <rdf:Description rdf:about="" xmlns:Iptc4xmpExt="{IPTC_EXT_NS}"'
             f' xmlns:genlab="{GENLAB_NS}">',
-            f"   <Iptc4xmpExt:DigitalSourceType>{DIGITAL_SOURCE_TYPE}"
+            f"   <Iptc4xmpExt:DigitalSourceType>{escape(source_type)}"
             "</Iptc4xmpExt:DigitalSourceType>",
             *lines,
             "  </rdf:Description>",

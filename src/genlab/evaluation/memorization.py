@@ -8,12 +8,14 @@ that generalises flags about that quantile of its samples, and a model that copi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
+from genlab.credentials import COMPOSITE
 from genlab.data.store import Split
 from genlab.evaluation.fidelity import (
     ImageTensorDataset,
@@ -131,13 +133,20 @@ def check_memorization(
         quantile=settings.quantile,
         num_pairs=settings.pairs,
     )
-    path = nearest_training_image(cfg.paths.metrics_dir, cfg.model.name)
-    # Pairs side by side: each sample, then its nearest training image (not machine-made).
-    save_grid(
+    path = save_pairs_grid(
+        pairs, nearest_training_image(cfg.paths.metrics_dir, cfg.model.name), provenance
+    )
+    return {**report, "extractor": cfg.metrics.extractor, "pairs_image": str(path)}
+
+
+def save_pairs_grid(pairs: torch.Tensor, path: Path, provenance: Mapping[str, str]) -> Path:
+    """The uint8 pairs side by side (each sample, then its nearest training image), signed as a
+    composite: half of the grid is real training data, so no "machine-made" watermark either."""
+    return save_grid(
         pairs.float().div(127.5).sub(1),
         path,
         {**provenance, "content": "pairs: generated sample, then its nearest training image"},
         nrow=8,
-        watermark=False,  # half of it is real training data
+        watermark=False,
+        source_type=COMPOSITE,
     )
-    return {**report, "extractor": cfg.metrics.extractor, "pairs_image": str(path)}

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
+from genlab.credentials import COMPOSITE
 from genlab.layout import RECONSTRUCTION_GRID, SAMPLE_GRID
 from genlab.provenance import save_grid
 from genlab.tracking.identity import RunContext
@@ -20,7 +21,8 @@ class SampleGridCallback(pl.Callback):
 
     Fixed latents make the grids comparable across steps and runs. A model with a
     ``reconstruct`` method (the VAE) also gets a grid of fixed training images (odd rows) above
-    their reconstructions (even rows).
+    their reconstructions (even rows). Every grid is signed (C2PA); the reconstruction grid's
+    digital source type is "composite with trained algorithmic media": half of it is real data.
     """
 
     def __init__(
@@ -64,8 +66,10 @@ class SampleGridCallback(pl.Callback):
             originals = self._fixed_training_images(trainer)
             pairs = _interleave_rows(originals, pl_module.reconstruct(originals).cpu())
             recon_path = self.out_dir / RECONSTRUCTION_GRID.format(step=step)
-            # Half of this grid is training data: labelled, but no "machine-made" watermark.
-            save_grid(pairs, recon_path, provenance, nrow=ROW, watermark=False)
+            # Half of this grid is training data: a composite, without the "machine-made" mark.
+            save_grid(
+                pairs, recon_path, provenance, nrow=ROW, watermark=False, source_type=COMPOSITE
+            )
             self._log_image(trainer, "reconstructions", recon_path, f"rows: data / recon, {step}")
         return path
 
