@@ -272,7 +272,11 @@ def sign_bytes(
         manifest_definition(provenance, title, source_type), context=_builder_context()
     )
     out = io.BytesIO()
-    builder.sign(_signer(identity), mime, io.BytesIO(data), out)
+    signer = _signer(identity)
+    try:
+        builder.sign(signer, mime, io.BytesIO(data), out)
+    except c2pa.C2paError as error:
+        raise _refused(title, identity, error) from None
     return out.getvalue()
 
 
@@ -288,8 +292,12 @@ def sign_detached(
     source = Path(path)
     builder = c2pa.Builder(manifest_definition(provenance, source.name), context=_builder_context())
     builder.set_no_embed()
+    signer = _signer(identity)
     with open(source, "rb") as asset:
-        manifest = builder.sign(_signer(identity), mime_type(source), asset, io.BytesIO())
+        try:
+            manifest = builder.sign(signer, mime_type(source), asset, io.BytesIO())
+        except c2pa.C2paError as error:
+            raise _refused(source.name, identity, error) from None
     target = detached_manifest_path(source)
     with atomic_path(target) as tmp:
         tmp.write_bytes(manifest)
@@ -373,6 +381,21 @@ def _credentials_of(report: dict[str, Any]) -> Credentials:
 
 
 # -- internals ------------------------------------------------------------------------------------
+
+
+def _refused(what: str, identity: SigningIdentity | None, error: Exception) -> CredentialsError:
+    """c2pa's refusal of a certificate (an organisation's chain that is not a C2PA signing
+    profile) as an error that says what C2PA needs."""
+    source = (identity or signing_identity()).source
+    reason = " ".join(str(error).split())[:300]
+    return CredentialsError(
+        f"cannot sign {what} with the certificate from {source}: c2pa refused it ({reason}). "
+        "C2PA needs an end-entity certificate with digitalSignature, the emailProtection "
+        "extended key usage and an Authority Key Identifier, issued by a CA (`genlab keys "
+        "init` creates such a local identity)"
+    )
+
+
 _MAX_PEM_BYTES = 1 << 20
 
 

@@ -37,7 +37,7 @@ XMP_KEY = "XML:com.adobe.xmp"
 IPTC_EXT_NS = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 GENLAB_NS = "urn:genlab:provenance:1.0#"
 # What identifies the run that made an image or an export, in every record genlab writes
-RUN_KEYS = ("model", "run_id", "training_fingerprint", "code_version")
+RUN_KEYS = ("model", "run_id", "training_fingerprint", "code_version", "dataset_hash")
 _PNG_KEYWORD_MAX = 79  # PNG spec limit on text-chunk keywords
 _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 

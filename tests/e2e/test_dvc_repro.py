@@ -87,6 +87,7 @@ def test_exports_load_and_match(repo, model):
     summary = json.loads((export / "export.json").read_text())
     assert summary["onnx"]["max_abs_diff"] < 1e-4 and summary["torchscript"]["max_abs_diff"] < 1e-4
     generator, record = load_generator(repo / f"runs/{model}/generator.safetensors")
+    assert not record["code_version"].endswith("-dirty"), record["train"]["code_changes"]
     z = torch.randn(3, generator.latent_dim, generator=torch.Generator().manual_seed(7))
     expected = generator(z).detach().numpy()
     scripted = torch.jit.load(str(export / "generator.torchscript.pt"))

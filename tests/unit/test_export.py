@@ -231,8 +231,11 @@ SECTIONS = (
     "## Limitations",
     "## Risks",
     "## Provenance",
+    "## Content credentials",
     "## Memorization",
 )
+ANCHOR = "SHA256:" + ":".join(["AB"] * 32)
+SIGNER = "SHA256:" + ":".join(["0F"] * 32)
 
 
 def _card_info() -> dict:
@@ -281,8 +284,24 @@ def _card_info() -> dict:
         "export": {
             "onnx": {"path": "models/gen.onnx", "max_abs_diff": 3.2e-07, "opset": 17},
             "torchscript": {"path": "models/gen.pt", "max_abs_diff": 0.0},
+            "credentials": {
+                "format": "C2PA",
+                "trust_anchor_fingerprint": ANCHOR,
+                "signer_fingerprint": SIGNER,
+                "files": {
+                    "generator.onnx": {"manifest": "generator.onnx.c2pa", "sha256": "ab" * 32},
+                    "generator.torchscript.pt": {
+                        "manifest": "generator.torchscript.pt.c2pa",
+                        "sha256": "cd" * 32,
+                    },
+                },
+            },
         },
     }
+
+
+def _card_section(card: str, title: str) -> str:
+    return card.split(f"## {title}\n\n", 1)[1].split("\n## ", 1)[0]
 
 
 def test_model_card_full(tmp_path: Path) -> None:
@@ -305,6 +324,20 @@ def test_model_card_full(tmp_path: Path) -> None:
     assert "| pixels | 3.25 | 0.0% | 7.1 / 6 |" in card
     assert "5% quantile" in card and "metrics/dcgan_nearest_training.png" in card
     assert NOT_RECORDED not in card
+    signed = _card_section(card, "Content credentials")
+    assert f"- **Trust anchor (root certificate) SHA-256:** `{ANCHOR}`" in signed
+    assert f"- **Signing certificate SHA-256:** `{SIGNER}`" in signed
+    assert (
+        "- **Signed model files:** generator.onnx (generator.onnx.c2pa), "
+        "generator.torchscript.pt (generator.torchscript.pt.c2pa)"
+    ) in signed
+    assert "C2PA" in signed and "every model file" in signed and "Every image" in signed
+    assert (
+        "```bash\ngenlab verify exports/dcgan-mnist/generator.onnx "
+        "exports/dcgan-mnist/samples.png --trust-anchor root.pem\n```"
+    ) in signed
+    assert "`genlab keys show`" in signed and "compare its fingerprint" in signed
+    assert "changed by even one byte no longer verifies" in signed
 
     path = write_model_card(tmp_path / "card" / "MODEL_CARD.md", _card_info())
     assert path.read_text() == card
@@ -326,7 +359,24 @@ def test_model_card_missing_items_render_not_recorded() -> None:
     assert f"| KID (mean) | lower | 0.0123 | {NOT_RECORDED} |" in card
     assert f"| ONNX | {NOT_RECORDED} | {NOT_RECORDED} |" in card
     assert f"## Training configuration\n\n{NOT_RECORDED}" in card
+    assert f"- **Trust anchor (root certificate) SHA-256:** {NOT_RECORDED}" in card
+    assert f"- **Signed model files:** {NOT_RECORDED}" in card
 
     empty = render_model_card({})
     assert empty.startswith(f"# Model card: {NOT_RECORDED}")
     assert all(section in empty for section in SECTIONS)
+
+
+def test_model_card_credentials_from_a_hostile_record_stay_text() -> None:
+    """A model name or fingerprint that is not of the expected form never reaches the card as
+    markup: the verify command says <model>, the fingerprint is escaped text, not code."""
+    info = _card_info()
+    info["model_name"] = "x`\n## Injected"
+    info["export"]["credentials"]["trust_anchor_fingerprint"] = "[trust me](http://evil)"
+    info["export"]["credentials"]["files"] = {"a](x)": {"manifest": "<img src=x>"}}
+    signed = _card_section(render_model_card(info), "Content credentials")
+    assert "genlab verify exports/<model>/generator.onnx exports/<model>/samples.png" in signed
+    assert "\\[trust me\\]\\(http:\\/\\/evil\\)" in signed and "`[trust" not in signed
+    assert "a\\]\\(x\\) (&lt;img src=x&gt;)" in signed
+    lines = render_model_card(info).splitlines()
+    assert not any(line.startswith("## Injected") for line in lines)

@@ -162,3 +162,104 @@ def test_a_dvc_experiment_name_tags_the_run_and_joins_its_links(monkeypatch):
     assert "dvc_exp:lr-sweep-1" in run_tags(logger_cfg, config)
     links = run_links("abc", "runs/vae")
     assert links["dvc_experiment"] == "lr-sweep-1" and links["wandb_run_id"] == "abc"
+
+
+# --- code version and dataset hash: what a run's provenance says made it --------------------
+
+
+@pytest.fixture
+def committed_project(tmp_path):
+    """A git repo with one commit holding code, conf and DVC's lock file, as a clone has."""
+    from ..support.dvc_project import git_commit, run
+
+    files = {
+        "src/genlab/model.py": "LR = 0.1\n",
+        "conf/x.yaml": "lr: 0.1\n",
+        "params.yaml": "seed: 0\n",
+        "dvc.lock": "schema: '2.0'\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    run(["git", "init", "-q"], tmp_path)
+    git_commit(tmp_path, "init")
+    sha = run(["git", "rev-parse", "--short=12", "HEAD"], tmp_path).stdout.strip()
+    return tmp_path, sha
+
+
+def test_dvc_rewriting_its_lock_file_and_outputs_keep_the_commit_clean(committed_project):
+    """What `dvc repro` does to a clean clone: dvc.lock rewritten, .dvc/ and outputs written."""
+    from genlab.tracking.identity import code_state
+
+    root, sha = committed_project
+    (root / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    (root / ".dvc/tmp").mkdir(parents=True)
+    (root / ".dvc/tmp/lock").write_text("x")
+    (root / "metrics").mkdir()
+    (root / "metrics/dcgan.json").write_text("{}")
+    state = code_state(root)
+    assert state.version == sha and state.changes == ()
+
+
+def test_an_edit_to_conf_or_new_source_makes_it_dirty_and_names_the_files(committed_project):
+    from genlab.tracking.identity import code_state, code_version
+
+    root, sha = committed_project
+    (root / "conf/x.yaml").write_text("lr: 0.2\n")
+    (root / "dvc.lock").write_text("changed\n")  # still not named: DVC's own file
+    assert code_state(root).changes == ("conf/x.yaml",)
+    (root / "src/genlab/extra.py").write_text("")  # new, not ignored: the run may import it
+    state = code_state(root)
+    assert state.version == f"{sha}-dirty" == code_version(root)
+    assert state.changes == ("conf/x.yaml", "src/genlab/extra.py")
+
+
+def test_outside_git_the_version_is_the_package_version(tmp_path, monkeypatch):
+    from genlab.tracking.identity import code_state
+
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    state = code_state(tmp_path)
+    assert state.version.startswith("genlab-") and state.changes == ()
+
+
+def test_the_dataset_hash_names_the_arrays_and_meta_not_when_they_were_written(
+    tmp_path, digits_dir
+):
+    from genlab.data.sources.digits import DigitsSource
+    from genlab.data.store import dataset_digest, read_meta, read_split, write_dataset
+    from genlab.errors import DatasetError
+
+    original = dataset_digest(digits_dir)
+    assert len(original) == 64
+    splits = {name: read_split(digits_dir, name) for name in ("train", "test")}
+    meta = DigitsSource(image_size=32, test_fraction=0.2, seed=0).meta()
+    write_dataset(tmp_path / "again", splits, meta)  # fetched again later: same bytes
+    assert read_meta(tmp_path / "again") == read_meta(digits_dir)
+    assert dataset_digest(tmp_path / "again") == original
+    splits["train"].labels[0] = (splits["train"].labels[0] + 1) % 10  # one label changed
+    write_dataset(tmp_path / "relabelled", splits, meta)
+    assert dataset_digest(tmp_path / "relabelled") != original
+    (tmp_path / "again/meta.json").unlink()
+    with pytest.raises(DatasetError, match="meta.json"):
+        dataset_digest(tmp_path / "again")
+
+
+def test_a_training_run_records_the_code_changes_and_dataset_hash(committed_project, digits_dir):
+    """The run record (generator file and train_summary.json) names the edited conf file; the
+    provenance every image and export copies holds the dataset hash."""
+    import json
+
+    from genlab.data.store import dataset_digest
+    from genlab.models.generator_file import load_generator
+
+    from ..support.training import run_tiny_training
+
+    root, sha = committed_project
+    (root / "conf/x.yaml").write_text("lr: 0.2\n")
+    result = run_tiny_training(root, digits_dir, "train.steps=2", "train.sample_every_n_steps=100")
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, record = load_generator(root / "run/generator.safetensors")
+    summary = json.loads((root / "run/train_summary.json").read_text())
+    assert record["code_version"] == f"{sha}-dirty"
+    assert summary["code_changes"] == record["train"]["code_changes"] == ["conf/x.yaml"]
+    assert record["dataset_hash"] == dataset_digest(digits_dir)

@@ -7,6 +7,7 @@ Everything downstream is dataset-agnostic because of this.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from genlab.errors import DatasetError
-from genlab.io import atomic_dir, write_json
+from genlab.io import atomic_dir, file_digest, write_json
 from genlab.layout import DATA_META_FILE, SPLIT_FILE
 
 SPLITS = ("train", "test")
@@ -96,3 +97,18 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise DatasetError(f"{path} does not exist. Run the fetch stage first.")
     return json.loads(path.read_text())
+
+
+def dataset_digest(directory: str | os.PathLike) -> str:
+    """A sha256 that names the dataset as training reads it: over each file's name and sha256
+    (``train.npz``, ``test.npz``, ``meta.json``), so anyone holding the folder can check that
+    it is the data a model was trained on. (numpy writes .npz entries with a fixed timestamp,
+    so the same arrays give the same bytes.)"""
+    folder = Path(directory)
+    digest = hashlib.sha256()
+    for name in (*(SPLIT_FILE.format(split=split) for split in SPLITS), DATA_META_FILE):
+        path = folder / name
+        if not path.is_file():
+            raise DatasetError(f"{path} does not exist. Run the fetch stage first.")
+        digest.update(f"{name}\0{file_digest(path)}\n".encode())
+    return digest.hexdigest()

@@ -60,7 +60,13 @@ PROVENANCE = f"""\
 Every image exported by genlab is written with provenance metadata: the IPTC
 `DigitalSourceType` `{IPTC_TRAINED}` (as a PNG text chunk and in an XMP packet),
 `genlab:machine_generated = true`, and the model name, run id, config hash and code version.
-Exported ONNX models carry the same fields as `metadata_props`. Do not strip this metadata."""
+Exported ONNX models carry the same fields as `metadata_props`. Do not strip this metadata.
+Anyone can write such metadata: what proves it is the signed content credentials below."""
+
+# the commands the Content credentials section shows, with the model's name put in when it is
+# a plain folder name (anything else could break out of the code block)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_FINGERPRINT = re.compile(r"SHA256(:[0-9A-F]{2}){32}")
 
 
 def render_model_card(info: Mapping[str, Any]) -> str:
@@ -76,7 +82,9 @@ def render_model_card(info: Mapping[str, Any]) -> str:
     - ``metrics``: ``extractor``, ``counts`` (samples, reference, ...), ``splits``, ``fid``,
       ``isc_mean``, ``kid_mean``, ``kid_std`` and ``floor`` (same metric keys, real-vs-real values).
     - ``export``: ``onnx`` / ``torchscript`` dicts with ``path`` and ``max_abs_diff``
-      (the dicts returned by ``export_onnx`` / ``export_torchscript``).
+      (the dicts returned by ``export_onnx`` / ``export_torchscript``), and ``credentials``
+      (``trust_anchor_fingerprint``, ``signer_fingerprint``, ``files``: {model file:
+      {``manifest``, ``sha256``}}), the export stage's record of its C2PA signatures.
     """
     name = _fmt(info.get("model_name"))
     sections = [
@@ -92,6 +100,10 @@ def render_model_card(info: Mapping[str, Any]) -> str:
         _section("Limitations", LIMITATIONS),
         _section("Risks", RISKS),
         _section("Provenance", PROVENANCE),
+        _section(
+            "Content credentials",
+            _credentials(info.get("model_name"), (info.get("export") or {}).get("credentials")),
+        ),
         _section("Training configuration", _config(info.get("config"))),
     ]
     return "\n\n".join(sections) + "\n"
@@ -247,6 +259,51 @@ def _exports(export: Mapping[str, Any]) -> str:
         entry = export.get(fmt) or {}
         rows.append(f"| {label} | {_fmt(entry.get('path'))} | {_fmt(entry.get('max_abs_diff'))} |")
     return "\n".join(rows)
+
+
+def _credentials(model_name: Any, signed: Mapping[str, Any] | None) -> str:
+    """Who signed, what, and how a reader checks it: the fingerprint to compare and the command."""
+    signed = signed or {}
+    files = signed.get("files") or {}
+    model = str(model_name) if _PLAIN_NAME.fullmatch(str(model_name or "")) else "<model>"
+    folder = f"exports/{model}"
+    intro = (
+        "Every image genlab writes (such as the samples beside this card) and every model file "
+        "of this export is signed with a C2PA content-credentials manifest: inside each PNG, and "
+        "beside each model file as `<file>.c2pa`. A manifest binds the file's exact bytes to the "
+        'claim "created by a trained model" (IPTC trainedAlgorithmicMedia), to this model and '
+        "run, and to the signing certificate."
+    )
+    listed = ", ".join(
+        f"{plain_text(str(name))} ({plain_text(str((entry or {}).get('manifest')))})"
+        for name, entry in files.items()
+    )
+    rows = "\n".join(
+        [
+            "- **Trust anchor (root certificate) SHA-256:** "
+            + _code(signed.get("trust_anchor_fingerprint")),
+            "- **Signing certificate SHA-256:** " + _code(signed.get("signer_fingerprint")),
+            "- **Signed model files:** " + (listed or NOT_RECORDED),
+        ]
+    )
+    how = (
+        "To verify, get the signer's root certificate (`root.pem` in their keys folder; "
+        "`genlab keys show` prints its fingerprint) and compare its fingerprint with the trust "
+        "anchor above before trusting it. Then run:\n\n"
+        f"```bash\ngenlab verify {folder}/generator.onnx {folder}/samples.png "
+        "--trust-anchor root.pem\n```\n\n"
+        "Each file should read Trusted. A file changed by even one byte no longer verifies: "
+        "it reads Invalid (`assertion.dataHash.mismatch`). A file whose manifest is missing "
+        "proves nothing about where it came from."
+    )
+    return "\n\n".join([intro, rows, how])
+
+
+def _code(fingerprint: Any) -> str:
+    """A certificate fingerprint as code (copy-pasteable) when it has the expected form; any
+    other text as plain text."""
+    text = _fmt(fingerprint)
+    return f"`{fingerprint}`" if _FINGERPRINT.fullmatch(str(fingerprint)) else text
 
 
 def _config(config: Any) -> str:

@@ -271,6 +271,8 @@ def load_generator(
     generator.eval().requires_grad_(False)
     if "config_hash" in record:  # written before the key was named for what it holds
         record.setdefault("training_fingerprint", record.pop("config_hash"))
+    # files trained before the dataset hash was recorded: every RUN_KEYS entry is present
+    record.setdefault("dataset_hash", "not recorded (trained before genlab recorded it)")
     return generator, {**record, "generator_config": config}
 
 

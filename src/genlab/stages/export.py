@@ -1,5 +1,5 @@
-"""export@<model>: TorchScript + ONNX with parity checks, a sample grid and a model card,
-written into the export folder all at once."""
+"""export@<model>: TorchScript + ONNX with parity checks, a sample grid, a signed C2PA manifest
+beside every model file and a model card, written into the export folder all at once."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from genlab import layout
+from genlab import credentials, layout
+from genlab.errors import CredentialsError
 from genlab.export.model_card import write_model_card
 from genlab.export.onnx import export_onnx
 from genlab.export.style_parts import export_style_parts, has_style_controls
 from genlab.export.torchscript import export_torchscript
-from genlab.io import atomic_dir, write_json
+from genlab.io import atomic_dir, file_digest, write_json
 from genlab.models.generator_file import load_generator
 from genlab.provenance import RUN_KEYS, save_grid
 from genlab.stages.entry import stage_main
@@ -27,6 +28,10 @@ from genlab.tracking.wandb_setup import ModelArtifact, log_to_existing_run
 # the generator is rebuilt from the network named in generator.safetensors, which must be on
 # genlab.models.generator_file's allow-list (nothing from the file reaches instantiate).
 INSTANTIATES = ("model",)
+
+# What the graph exporters write (generator.*, and StyleGAN's mapping.* / synthesis.*): every
+# file with one of these suffixes in the export folder gets a detached C2PA manifest.
+MODEL_SUFFIXES = (".onnx", ".pt")
 
 
 def main(cfg: DictConfig) -> dict[str, Any]:
@@ -38,11 +43,17 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
         layout.RunLayout.at(cfg.paths.run_dir).generator, model=cfg.model.name
     )
     metrics = read_metrics(cfg)
-    provenance = {**{key: record[key] for key in RUN_KEYS}, "model": cfg.model.name}
+    # a generator trained before a run key existed (dataset_hash) still exports, without it
+    run_keys = {key: str(record[key]) for key in RUN_KEYS}
+    provenance = {**run_keys, "model": cfg.model.name}
     provenance["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # first: a missing or unusable signing identity fails before minutes of export, not after
+    identity = credentials.signing_identity()
     export_dir = Path(cfg.paths.export_dir)
     with atomic_dir(export_dir) as staging:
         files = export_graphs(cfg, generator, staging, provenance)
+        # each model file's last change was its parity-checked write: now they are final
+        signed = sign_model_files(staging, provenance, identity)
         save_sample_grid(cfg, generator, staging / layout.EXPORT_SAMPLES, provenance)
         summary = {
             "torchscript": {
@@ -54,6 +65,7 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
             "latent_dim": generator.latent_dim,
             "style_controls": files["style_controls"],
             "provenance": provenance,
+            "credentials": signed,
         }
         write_json(staging / layout.EXPORT_RECORD, summary)
         write_model_card(
@@ -72,7 +84,10 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
                 for path in export_dir.iterdir()
                 if path.is_file() and path.name != layout.OUTPUT_MARKER
             ),
-            description=f"genlab {cfg.model.name} generator: ONNX, TorchScript, model card",
+            description=(
+                f"genlab {cfg.model.name} generator: ONNX, TorchScript, their C2PA manifests, "
+                "model card"
+            ),
             metadata={**provenance, "metrics": headline_metrics(metrics)},
         ),
     )
@@ -124,6 +139,41 @@ def export_graphs(
             **parity,
         )
     return {"torchscript": torchscript, "onnx": onnx, "style_controls": style_controls}
+
+
+def sign_model_files(
+    staging: Path, provenance: dict[str, str], identity: credentials.SigningIdentity
+) -> dict[str, Any]:
+    """A detached C2PA manifest (``<file>.c2pa``) beside every model file, bound to its bytes and
+    naming the run, each checked to verify against the signer's own root before the folder is
+    swapped in: an export whose manifests would not verify is not written at all.
+
+    Returns export.json's ``credentials`` entry: the fingerprints a verifier compares and, per
+    model file, its manifest and SHA-256."""
+    anchors = [identity.anchor_pem]
+    signed: dict[str, dict[str, str]] = {}
+    for path in sorted(p for p in staging.iterdir() if p.suffix in MODEL_SUFFIXES):
+        digest = file_digest(path)
+        manifest = credentials.sign_detached(
+            path, {**provenance, "file": path.name, "sha256": digest}
+        )
+        check = credentials.read_credentials(
+            path.read_bytes(), credentials.mime_type(path), manifest.read_bytes(), anchors
+        )
+        if check.state != credentials.TRUSTED:
+            raise CredentialsError(
+                f"the manifest just signed for {path.name} does not verify against the signing "
+                f"identity's own root ({check.state}: {', '.join(check.codes) or 'no code'}); "
+                f"check the certificate chain in {identity.source} (`genlab keys show`), or "
+                "create a new local identity with `genlab keys init --force`"
+            )
+        signed[path.name] = {"manifest": manifest.name, "sha256": digest}
+    return {
+        "format": "C2PA",
+        "trust_anchor_fingerprint": identity.fingerprint,
+        "signer_fingerprint": identity.signer_fingerprint,
+        "files": signed,
+    }
 
 
 def save_sample_grid(

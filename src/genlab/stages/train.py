@@ -16,16 +16,16 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from genlab.config.hydra_runtime import cpu_threads_per_job, resolved_config
+from genlab.config.hydra_runtime import cpu_threads_per_job, project_root, resolved_config
 from genlab.data.datamodule import ImageDataModule
-from genlab.data.store import read_meta
+from genlab.data.store import dataset_digest, read_meta
 from genlab.errors import TrainingInterrupted
 from genlab.io import write_json
 from genlab.layout import RUN_LINKS_FILE, RunLayout
 from genlab.models.base import GenerativeModule
 from genlab.models.generator_file import require_shareable, save_generator
 from genlab.stages.entry import stage_main
-from genlab.tracking.identity import RunContext, code_version, run_links
+from genlab.tracking.identity import RunContext, code_state, run_links
 from genlab.tracking.sweep import sweeper_return
 from genlab.tracking.wandb_setup import finish_wandb_runs
 from genlab.training.checkpoints import (
@@ -125,13 +125,19 @@ def start_run(cfg: DictConfig, layout: RunLayout, max_steps: int) -> tuple[RunCo
     links = run_links(run_id, layout.root)
     if rank_zero_only.rank == 0 and links["hydra_output_dir"]:
         write_json(f"{links['hydra_output_dir']}/{RUN_LINKS_FILE}", links)
+    code = code_state(project_root())
     provenance = {
         "model": cfg.model.name,
         "run_id": run_id,
         "training_fingerprint": fingerprint,
-        "code_version": code_version(),
+        "code_version": code.version,
+        # A record of the data as read, not a resume key: the fingerprint covers meta.json.
+        "dataset_hash": dataset_digest(cfg.data.dir),
     }
-    return RunContext(cfg, config, run_id, layout, links, provenance, data_meta), resume
+    context = RunContext(
+        cfg, config, run_id, layout, links, provenance, data_meta, code_changes=code.changes
+    )
+    return context, resume
 
 
 def log_batch_sizes(trainer: pl.Trainer, loggers: list[Any], batch_size: int) -> dict[str, int]:
@@ -182,6 +188,7 @@ def training_summary(
         "wall_time_s": round(elapsed, 2),
         **batch_sizes,
         "links": context.links,
+        "code_changes": list(context.code_changes),
         "final": {k: float(v) for k, v in trainer.callback_metrics.items()},
     }
 

@@ -25,29 +25,84 @@ def stable_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def code_version() -> str:
-    """The git commit (with '-dirty' for local changes), or the package version outside git."""
+# The code and configuration that decide a result, relative to the project root: a change to
+# any of them (committed or not) is what "-dirty" reports. DVC's own files (dvc.lock, .dvc/) and
+# the pipeline's outputs are left out on purpose: `dvc repro` rewrites dvc.lock while it runs, so
+# counting it would call every clean clone's run "-dirty".
+CODE_PATHS = (
+    "src",
+    "conf",
+    "pipelines",
+    "params.yaml",
+    "dvc.yaml",
+    "pyproject.toml",
+    "constraints.txt",
+)
+
+
+@dataclass(frozen=True)
+class CodeState:
+    """The code version a run records, and the files in CODE_PATHS that differ from it."""
+
+    version: str  # "<sha>", "<sha>-dirty", or "genlab-<version>" outside git
+    changes: tuple[str, ...] = ()
+
+
+def code_state(project_root: str | os.PathLike | None = None) -> CodeState:
+    """The git commit of ``project_root`` (the working directory by default), "-dirty" only
+    when a file in CODE_PATHS differs from it (edited, staged, deleted, or new and not
+    ignored); outside git, the package version."""
+    root = Path(project_root) if project_root is not None else Path.cwd()
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        return f"{sha}-dirty" if dirty else sha
+        sha = _git(root, "rev-parse", "--short=12", "HEAD").strip()
+        status = _git(
+            root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *CODE_PATHS
+        )
     except (OSError, subprocess.SubprocessError):
-        try:
-            return f"genlab-{metadata.version('genlab')}"
-        except metadata.PackageNotFoundError:  # run from a source tree, not installed
-            return "genlab-unversioned"
+        return CodeState(_package_version())
+    changes = tuple(sorted(_changed_paths(status)))
+    return CodeState(f"{sha}-dirty" if changes else sha, changes)
+
+
+def code_version(project_root: str | os.PathLike | None = None) -> str:
+    """The version a run records: see :func:`code_state`."""
+    return code_state(project_root).version
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        errors="replace",  # a file name that is not UTF-8 is still named, never a crash
+        check=True,
+        timeout=10,
+    ).stdout
+
+
+def _changed_paths(porcelain_z: str) -> list[str]:
+    """File names from `git status --porcelain=v1 -z` ("XY name", a rename's old name next)."""
+    entries = porcelain_z.split("\0")
+    paths: list[str] = []
+    index = 0
+    while index < len(entries):
+        entry = entries[index]
+        index += 1
+        if len(entry) < 4:
+            continue
+        paths.append(entry[3:])
+        if entry[0] in "RC" and index < len(entries):  # renamed or copied: old name next
+            paths.append(entries[index])
+            index += 1
+    return paths
+
+
+def _package_version() -> str:
+    try:
+        return f"genlab-{metadata.version('genlab')}"
+    except metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "genlab-unversioned"
 
 
 def new_run_id() -> str:
@@ -83,6 +138,7 @@ class RunContext:
     links: dict[str, str | None]
     provenance: dict[str, str] = field(default_factory=dict)
     data_meta: dict[str, Any] = field(default_factory=dict)
+    code_changes: tuple[str, ...] = ()  # files that make provenance's code_version "-dirty"
 
     def __post_init__(self) -> None:
         # What a run records (train_summary.json, W&B) never holds a URL's credentials/token.
