@@ -35,6 +35,7 @@ bench: setup
 	$(RUN) python benchmarks/ddp.py
 	$(RUN) python benchmarks/sweep_launchers.py
 	$(RUN) python benchmarks/watermark_robustness.py
+	$(RUN) python benchmarks/signing.py
 
 lint: setup
 	$(BIN)/ruff check src pipelines tests benchmarks

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,6 +26,7 @@ os.environ["GENLAB_OUTPUTS_OUTSIDE_PROJECT"] = "true"
 # Everything genlab writes is signed (C2PA): one throwaway signing identity for the whole
 # session, never the user's own ~/.config/genlab/keys; subprocesses inherit it.
 os.environ["GENLAB_KEYS_DIR"] = tempfile.mkdtemp(prefix="genlab-test-keys-")
+atexit.register(shutil.rmtree, os.environ["GENLAB_KEYS_DIR"], True)
 os.environ.pop("GENLAB_SIGNING_CERT", None)
 os.environ.pop("GENLAB_SIGNING_KEY", None)
 os.environ.pop("GENLAB_TRUST_ANCHORS", None)

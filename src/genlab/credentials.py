@@ -54,11 +54,17 @@ CREATED_ACTION = "c2pa.created"
 # c2pa's validation states, and the one genlab adds for a file that carries no manifest
 TRUSTED, VALID, INVALID, NO_CREDENTIALS = "Trusted", "Valid", "Invalid", "No credentials"
 UNTRUSTED_CODE = "signingCredential.untrusted"
+REMOTE_NOT_FETCHED = "genlab.manifest.remoteNotFetched"  # genlab never fetches a remote manifest
+UNEXPECTED_SHAPE = "genlab.manifest.unexpectedShape"
 
 ROOT_DAYS = 20 * 365
 SIGNER_DAYS = 5 * 365
 # without a thumbnail a manifest adds ~3 KB and ~2 ms; c2pa's default one adds 0.1-2 MB and ~70 ms
-_BUILDER_SETTINGS = {"builder": {"thumbnail": {"enabled": False}}}
+# A file from someone else may name a remote manifest (an XMP `dcterms:provenance` URL): c2pa
+# would fetch it, telling its maker the file was checked and reaching any URL it names. genlab
+# never goes online to sign or verify.
+_OFFLINE = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
+_BUILDER_SETTINGS = {**_OFFLINE, "builder": {"thumbnail": {"enabled": False}}}
 _MIME = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
@@ -131,7 +137,9 @@ def default_keys_dir() -> Path:
     return Path(config_home) / "genlab" / "keys"
 
 
-def init_keys(folder: Path | None = None, force: bool = False) -> SigningIdentity:
+def init_keys(
+    folder: Path | None = None, force: bool = False, exist_ok: bool = False
+) -> SigningIdentity:
     """Create a local root CA and a signing certificate it issued in ``folder``.
 
     The profile is the one c2pa-rs accepts: P-256 keys, a root with keyCertSign and a Subject Key
@@ -141,25 +149,38 @@ def init_keys(folder: Path | None = None, force: bool = False) -> SigningIdentit
     two processes creating keys at once end with one identity, never a mix of two.
     """
     target = (folder or default_keys_dir()).expanduser().absolute()
+    if (target / SIGNER_CERT_FILE).exists() and exist_ok and not force:
+        return load_identity(target, create=False)  # another process was first
     if (target / SIGNER_CERT_FILE).exists() and not force:
         raise CredentialsError(
             f"a signing identity already exists in {target} (trust anchor "
             f"{load_identity(target, create=False).fingerprint}); images signed with it verify "
             "only with its root. To replace it anyway, run `genlab keys init --force`"
         )
+    if target.exists() and not (target / SIGNER_CERT_FILE).exists() and any(target.iterdir()):
+        raise CredentialsError(
+            f"{target} exists and holds no signing identity (no {SIGNER_CERT_FILE}): genlab will "
+            "not put keys among other files; empty it or choose another folder"
+        )
     _refuse_inside_git(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         _write_new_identity(staging)
-        if force and target.exists():
-            aside = target.with_name(f"{target.name}.replaced-{_stamp()}")
-            os.replace(target, aside)  # the old keys are kept: their images still need the root
+        if force and (target / SIGNER_CERT_FILE).exists():
+            # the old keys are kept: their images still need the root
+            aside = tempfile.mkdtemp(
+                prefix=f"{target.name}.replaced-{_stamp()}-", dir=target.parent
+            )
+            os.replace(target, aside)
         try:
             os.rename(staging, target)
-        except OSError:
+        except OSError as error:
             if not (target / SIGNER_CERT_FILE).exists():
-                raise
+                raise CredentialsError(
+                    f"could not create the signing identity in {target} ({error.strerror}); "
+                    "choose another folder with GENLAB_KEYS_DIR or `--dir`"
+                ) from None
             # another process created the identity first: use that one
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -186,7 +207,7 @@ def load_identity(folder: Path | None = None, create: bool = True) -> SigningIde
                 f"no signing identity in {keys}: run `genlab keys init` to create one "
                 f"(or set {KEYS_DIR_ENV} to the folder that holds yours)"
             )
-        identity = init_keys(keys)
+        identity = init_keys(keys, exist_ok=True)
         print(
             f"genlab: created a signing identity in {keys} (trust anchor {identity.fingerprint});"
             f" give {keys / ROOT_CERT_FILE} to whoever verifies your images and models",
@@ -340,7 +361,7 @@ def read_credentials(
     c2pa's reason, a file without one is No credentials."""
     import c2pa
 
-    settings: dict[str, Any] = {}
+    settings: dict[str, Any] = dict(_OFFLINE)
     if anchors:
         settings["trust"] = {
             "trust_anchors": "\n".join(a.decode("ascii", "replace") for a in anchors)
@@ -351,10 +372,17 @@ def read_credentials(
             report = json.loads(reader.json())
     except Exception as error:  # c2pa raises one subclass per failure kind
         kind = type(error).__name__.lstrip("_").removeprefix("C2pa")
+        reason = " ".join(str(error).split())[:300]
         if kind == "ManifestNotFound":
             return Credentials(NO_CREDENTIALS)
-        return Credentials(INVALID, [f"c2pa.{kind}"], [" ".join(str(error).split())[:300]])
-    return _credentials_of(report)
+        if reason.startswith("Remote"):
+            return Credentials(INVALID, [REMOTE_NOT_FETCHED], [reason])
+        return Credentials(INVALID, [f"c2pa.{kind}"], [reason])
+    try:
+        return _credentials_of(report)
+    except (AttributeError, KeyError, TypeError, IndexError) as error:
+        # validly signed, but not in the shape any C2PA writer produces
+        return Credentials(INVALID, [UNEXPECTED_SHAPE], [f"{type(error).__name__}: {error}"[:300]])
 
 
 def _credentials_of(report: dict[str, Any]) -> Credentials:
@@ -434,12 +462,18 @@ def _read_identity(cert_path: Path, key_path: Path, source: str) -> SigningIdent
         raise CredentialsError(
             f"signing key {key_path} is not an unencrypted PEM private key ({error})"
         ) from None
-    if private.public_key().public_numbers() != certificates[0].public_key().public_numbers():
+    if _public_bytes(private.public_key()) != _public_bytes(certificates[0].public_key()):
         raise CredentialsError(
             f"signing key {key_path} does not belong to the first certificate in {cert_path} "
             "(the chain must start with the signing certificate)"
         )
     return SigningIdentity(chain, key, source)
+
+
+def _public_bytes(key: Any) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 def _write_new_identity(folder: Path) -> None:
@@ -590,7 +624,9 @@ def _make_signer(identity: SigningIdentity) -> Any:
 
     key = load_pem_private_key(identity.key_pem, password=None)
     if isinstance(key, ec.EllipticCurvePrivateKey):
-        algorithm = {256: "ES256", 384: "ES384", 521: "ES512"}.get(key.curve.key_size)
+        algorithm = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}.get(
+            key.curve.name
+        )
     elif isinstance(key, ed25519.Ed25519PrivateKey):
         algorithm = "ED25519"
     elif isinstance(key, rsa.RSAPrivateKey):
@@ -605,7 +641,10 @@ def _make_signer(identity: SigningIdentity) -> Any:
     info = c2pa.C2paSignerInfo(
         getattr(c2pa.C2paSigningAlg, algorithm), identity.chain_pem, identity.key_pem, None
     )
-    return c2pa.Signer.from_info(info)
+    try:
+        return c2pa.Signer.from_info(info)
+    except c2pa.C2paError as error:
+        raise _refused("anything", identity, error) from None
 
 
 def _signer(identity: SigningIdentity | None) -> Any:

@@ -378,3 +378,92 @@ def test_installed_genlab_executable_exit_codes(tmp_path):
     assert tampered.returncode == 1 and "assertion.dataHash.mismatch" in tampered.stdout
     missing = run(tmp_path / "nowhere.png")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_a_remote_manifest_reference_is_never_fetched(tmp_path, capsys):
+    """A plain PNG whose XMP names a remote manifest (`dcterms:provenance`): c2pa would fetch
+    it, telling the file's maker it was checked and reaching any URL it names. genlab never
+    goes online: no connection is made, and the file does not verify."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+    server.settimeout(0.2)
+    connections: list[object] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except OSError:
+                continue
+            connections.append(client)
+            client.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/m.c2pa"
+    xmp = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
+        f'xmlns:dcterms="http://purl.org/dc/terms/" dcterms:provenance="{url}"/>'
+        "</rdf:RDF></x:xmpmeta>"
+    )
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", xmp)
+    path = tmp_path / "remote.png"
+    Image.open(io.BytesIO(png_bytes())).save(path, format="PNG", pnginfo=info)
+    try:
+        found = credentials.read_credentials(path.read_bytes(), "image/png")
+        code, _, _ = run_cli(["verify", str(path)], capsys)
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        server.close()
+    assert connections == []
+    assert found.state in (credentials.INVALID, credentials.NO_CREDENTIALS), found
+    assert code == 1
+
+
+def test_a_key_c2pa_cannot_sign_with_is_a_credentials_error(tmp_path, monkeypatch):
+    """An organisation's secp256k1 key (a curve C2PA does not sign with): one CredentialsError
+    naming the key kinds that work, not c2pa's raw exception."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from genlab.errors import CredentialsError
+
+    key = ec.generate_private_key(ec.SECP256K1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "k1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "k1.pem", tmp_path / "k1.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    monkeypatch.setenv(credentials.SIGNING_CERT_ENV, str(cert_path))
+    monkeypatch.setenv(credentials.SIGNING_KEY_ENV, str(key_path))
+    with pytest.raises(CredentialsError, match="cannot sign with"):
+        credentials.sign_bytes(png_bytes(), "image/png", PROVENANCE, "k1.png")

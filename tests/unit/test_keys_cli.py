@@ -136,6 +136,20 @@ def _bad_key_setup(tmp_path: Path, kind: str) -> tuple[Path, Path, str]:
     if kind == "key of another certificate":
         credentials.init_keys(other)
         return cert, other / "signer.key", "does not belong"
+    if kind == "Ed25519 key of another certificate":
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
+        foreign = tmp_path / "ed25519.key"
+        foreign.write_bytes(
+            ed25519.Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        foreign.chmod(0o600)
+        return cert, foreign, "does not belong"
     if kind == "world-readable key":
         loose = tmp_path / "loose.key"
         shutil.copy(key, loose)
@@ -149,7 +163,13 @@ def _bad_key_setup(tmp_path: Path, kind: str) -> tuple[Path, Path, str]:
 
 
 @pytest.mark.parametrize(
-    "kind", ["key of another certificate", "world-readable key", "certificate not PEM"]
+    "kind",
+    [
+        "key of another certificate",
+        "Ed25519 key of another certificate",
+        "world-readable key",
+        "certificate not PEM",
+    ],
 )
 def test_unusable_organisation_files_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch, kind):
     """A key that does not match its certificate, a key other users can read, a certificate
@@ -193,3 +213,31 @@ def test_installed_genlab_keys_exit_codes(tmp_path):
     again = run("init")
     assert again.returncode == 2 and "Traceback" not in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
+
+
+def test_init_never_puts_keys_among_other_files(tmp_path, capsys):
+    """`keys init --dir` (even with --force) on a folder that holds other files and no signing
+    identity: refused, exit 2, the folder untouched."""
+    folder = tmp_path / "projects"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("mine\n")
+    for force in ([], ["--force"]):
+        code, out, err = run_cli(["keys", "init", "--dir", str(folder), *force], capsys)
+        assert code == 2 and "holds no signing identity" in one_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["projects"]
+    assert sorted(p.name for p in folder.iterdir()) == ["thesis.tex"]
+
+
+def test_force_twice_keeps_every_old_identity_aside(tmp_path, capsys):
+    """Two `keys init --force` in the same second: each old identity is kept (its root still
+    verifies the files it signed), none is overwritten."""
+    folder = tmp_path / "keys"
+    first = credentials.init_keys(folder).fingerprint
+    second = credentials.init_keys(folder, force=True).fingerprint
+    third = credentials.init_keys(folder, force=True).fingerprint
+    assert len({first, second, third}) == 3
+    kept = sorted(p for p in tmp_path.iterdir() if p.name.startswith("keys.replaced-"))
+    assert {credentials.load_identity(p, create=False).fingerprint for p in kept} == {
+        first,
+        second,
+    }

@@ -17,10 +17,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from genlab.credentials import TRAINED as IPTC_TRAINED
 from genlab.io import write_text
 
 NOT_RECORDED = "not recorded"
-IPTC_TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 
 # (key, label, which direction is better); KID first: it is the headline metric.
 METRIC_ROWS = (
@@ -59,7 +59,7 @@ RISKS = """\
 PROVENANCE = f"""\
 Every image exported by genlab is written with provenance metadata: the IPTC
 `DigitalSourceType` `{IPTC_TRAINED}` (as a PNG text chunk and in an XMP packet),
-`genlab:machine_generated = true`, and the model name, run id, config hash and code version.
+`genlab:machine_generated = true`, and the model name, run id, training fingerprint, code version and dataset hash.
 Exported ONNX models carry the same fields as `metadata_props`. Do not strip this metadata.
 Anyone can write such metadata: what proves it is the signed content credentials below."""
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from genlab import credentials
 from genlab.data.store import read_split
 from genlab.evaluation.fidelity import compute_fidelity
 from genlab.evaluation.memorization import check_memorization
@@ -33,6 +34,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     layout = RunLayout.at(cfg.paths.run_dir)
     generator, record = load_generator(layout.generator, model=cfg.model.name)
+    credentials.signing_identity()  # an unusable signing identity fails before any work
     options = dict(  # before any work: a missing extractor weights file fails here
         **fidelity_options(cfg),
         verbose=cfg.metrics.extractor == "inception",  # minutes on a CPU: show progress

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from genlab import credentials
 from genlab.config.hydra_runtime import cpu_threads_per_job, project_root, resolved_config
 from genlab.data.datamodule import ImageDataModule
 from genlab.data.store import dataset_digest, read_meta
@@ -125,6 +126,7 @@ def start_run(cfg: DictConfig, layout: RunLayout, max_steps: int) -> tuple[RunCo
     links = run_links(run_id, layout.root)
     if rank_zero_only.rank == 0 and links["hydra_output_dir"]:
         write_json(f"{links['hydra_output_dir']}/{RUN_LINKS_FILE}", links)
+    credentials.signing_identity()  # an unusable signing identity fails before step 1
     code = code_state(project_root())
     provenance = {
         "model": cfg.model.name,
