@@ -59,7 +59,8 @@ RISKS = """\
 PROVENANCE = f"""\
 Every image exported by genlab is written with provenance metadata: the IPTC
 `DigitalSourceType` `{IPTC_TRAINED}` (as a PNG text chunk and in an XMP packet),
-`genlab:machine_generated = true`, and the model name, run id, training fingerprint, code version and dataset hash.
+`genlab:machine_generated = true`, and the model name, run id, training fingerprint, code
+version and dataset hash.
 Exported ONNX models carry the same fields as `metadata_props`. Do not strip this metadata.
 Anyone can write such metadata: what proves it is the signed content credentials below."""
 
