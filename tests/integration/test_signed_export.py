@@ -19,6 +19,7 @@ from genlab.models.generator_file import save_generator
 from genlab.stages.export import run_export
 
 from ..conftest import compose_config_dir, tiny_model_overrides
+from ..support.signing import write_self_signed
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -151,7 +152,7 @@ def test_generate_loads_the_signed_export(exported, tmp_path):
 def test_an_identity_whose_manifests_do_not_verify_writes_no_export(tmp_path, monkeypatch):
     """An organisation's certificate that C2PA rejects (no Authority Key Identifier, no
     emailProtection EKU): the export fails with a CredentialsError and leaves no folder."""
-    cert, key = write_unusable_identity(tmp_path / "org")
+    cert, key = write_self_signed(tmp_path / "org")
     monkeypatch.setenv(credentials.SIGNING_CERT_ENV, str(cert))
     monkeypatch.setenv(credentials.SIGNING_KEY_ENV, str(key))
     cfg = export_config(tmp_path)
@@ -159,40 +160,3 @@ def test_an_identity_whose_manifests_do_not_verify_writes_no_export(tmp_path, mo
     with pytest.raises(CredentialsError, match="cannot sign generator|does not verify"):
         run_export(cfg)
     assert not (tmp_path / "export").exists()
-
-
-def write_unusable_identity(folder: Path) -> tuple[Path, Path]:
-    """A self-signed P-256 end-entity certificate: valid X.509, not a C2PA signing profile."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    folder.mkdir(parents=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not a C2PA signer")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    cert = folder / "chain.pem"
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path = folder / "key.pem"
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-    return cert, key_path

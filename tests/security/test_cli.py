@@ -25,29 +25,13 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 from torch import nn
 
-from genlab.cli import main
 from genlab.provenance import read_provenance
+
+from ..support.cli import one_line, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 
 LATENT, W_DIM, NUM_WS, SIDE = 4, 3, 2, 8
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of ``genlab ...``, argparse's own exits included."""
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 # -- ONNX files built by hand: a generator, and StyleGAN-lite's mapping and synthesis halves --

@@ -24,8 +24,10 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from genlab import credentials
-from genlab.cli import main
 from genlab.verify import MAX_MANIFEST_BYTES, MAX_MODEL_BYTES
+
+from ..support.cli import run_cli
+from ..support.signing import write_self_signed
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -37,15 +39,6 @@ PROVENANCE = {
     "code_version": "1234abcd",
     "seed": "7",
 }
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def png_bytes(side: int = 64) -> bytes:
@@ -431,38 +424,11 @@ def test_a_remote_manifest_reference_is_never_fetched(tmp_path, capsys):
 def test_a_key_c2pa_cannot_sign_with_is_a_credentials_error(tmp_path, monkeypatch):
     """An organisation's secp256k1 key (a curve C2PA does not sign with): one CredentialsError
     naming the key kinds that work, not c2pa's raw exception."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
     from genlab.errors import CredentialsError
 
-    key = ec.generate_private_key(ec.SECP256K1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "k1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "k1.pem", tmp_path / "k1.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
+    cert_path, key_path = write_self_signed(tmp_path, ec.SECP256K1(), "k1")
     monkeypatch.setenv(credentials.SIGNING_CERT_ENV, str(cert_path))
     monkeypatch.setenv(credentials.SIGNING_KEY_ENV, str(key_path))
     with pytest.raises(CredentialsError, match="cannot sign with"):

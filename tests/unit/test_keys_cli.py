@@ -21,26 +21,12 @@ import pytest
 from PIL import Image
 
 from genlab import credentials
-from genlab.cli import main
+
+from ..support.cli import one_line, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 
 GENLAB = Path(sys.executable).parent / "genlab"
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def fingerprint_in(out: str) -> str:
