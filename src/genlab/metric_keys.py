@@ -5,8 +5,14 @@ from __future__ import annotations
 
 # torch-fidelity's keys, as written to metrics/<model>.json (model, floor and untrained)
 FIDELITY_SCORES = ("fid", "isc_mean", "isc_std", "kid_mean", "kid_std")
+# fidelity and diversity apart (k-NN manifolds in the same feature space as FID / KID)
+MANIFOLD_SCORES = ("precision", "recall", "density", "coverage")
+# the scores given a bootstrap interval ({low, high, std} under "intervals")
+INTERVAL_SCORES = ("fid", "kid_mean", *MANIFOLD_SCORES)
+# FID extrapolated to infinitely many samples
+FID_INF = "fid_inf"
 # what compare.rank_by may name
-RANKABLE = ("kid_mean", "fid", "isc_mean")
+RANKABLE = ("kid_mean", "fid", "isc_mean", FID_INF)
 HIGHER_IS_BETTER = frozenset({"isc_mean"})
 # what a hyperparameter search may minimize (train.objective.metric)
 OBJECTIVES = ("kid_mean", "fid")

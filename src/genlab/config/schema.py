@@ -191,20 +191,48 @@ class MemorizationConfig:
 
 
 @dataclass
+class BootstrapConfig:
+    rounds: int = MISSING
+    level: float = MISSING
+    seed: int = MISSING
+
+    def __post_init__(self) -> None:
+        _require(
+            self.rounds == 0 or self.rounds >= 2,
+            "evaluate.bootstrap.rounds",
+            "0 (no intervals) or >= 2",
+            self.rounds,
+        )
+        _require(0 < self.level < 1, "evaluate.bootstrap.level", "in (0, 1)", self.level)
+
+
+@dataclass
 class EvaluateConfig:
     num_samples: int = MISSING
     sample_seed: int = MISSING
     batch_size: int = MISSING
     kid_subset_size: int = MISSING
     kid_subsets: int = MISSING
+    nearest_k: int = MISSING
+    bootstrap: BootstrapConfig = MISSING
+    sample_counts: list[int] = MISSING
+    sample_count_draws: int = MISSING
     untrained_baseline: bool = MISSING
     memorization: MemorizationConfig = MISSING
 
     def __post_init__(self) -> None:
         _require(self.num_samples >= 2, "evaluate.num_samples", ">= 2", self.num_samples)
-        for key in ("batch_size", "kid_subset_size", "kid_subsets"):
+        for key in ("batch_size", "kid_subset_size", "kid_subsets", "nearest_k"):
             value = getattr(self, key)
             _require(value > 0, f"evaluate.{key}", "> 0", value)
+        _require(
+            self.sample_count_draws > 0,
+            "evaluate.sample_count_draws",
+            "> 0",
+            self.sample_count_draws,
+        )
+        for count in self.sample_counts:  # counts above num_samples are reported skipped
+            _require(count >= 2, "evaluate.sample_counts", "counts >= 2", list(self.sample_counts))
 
 
 @dataclass

@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ from genlab.errors import StageInputError
 from genlab.io import atomic_path, file_digest
 
 EXTRACTORS = {"classifier": "genlab-classifier", "inception": "inception-v3-compat"}
+# torch.hub names a weights file after the first hex digits of its sha256 and checks only those:
+# torch-fidelity's InceptionV3 file is weights-inception-2015-12-05-<prefix>.pth.
+_INCEPTION_FILE = re.compile(r"-([0-9a-f]{8,})\.pth$")
 _ISC_SPLITS = 10
 _HASH_CHARS = 16
 
@@ -93,6 +97,38 @@ def extractor_name(extractor: str) -> str:
     return EXTRACTORS[extractor]
 
 
+def known_inception_prefix() -> str:
+    """The sha256 prefix in torch-fidelity's own InceptionV3 weights file name."""
+    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
+    return _INCEPTION_FILE.search(URL_INCEPTION_V3).group(1)
+
+
+def extractor_input(extractor: str, weights_path: str | None) -> dict[str, Any]:
+    """What the extractor sees of an image: the resize filter and the size it resizes to."""
+    if extractor == "classifier":
+        from genlab.evaluation.classifier_training import load_classifier
+
+        size = load_classifier(weights_path).image_size
+        return {
+            "filter": "bilinear (torch.nn.functional.interpolate, align_corners=False), "
+            "only when the image size differs",
+            "size": size,
+        }
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    return {
+        "filter": "bilinear, TensorFlow 1.x compatible (torch-fidelity)",
+        "size": FeatureExtractorInceptionV3.INPUT_IMAGE_SIZE,
+    }
+
+
+def inception_weights_known(weights_sha256: str | None) -> bool:
+    """True when the weights are torch-fidelity's InceptionV3 (downloaded, or a local file whose
+    sha256 starts with the prefix in its file name, the check torch.hub itself makes)."""
+    return weights_sha256 is None or weights_sha256.startswith(known_inception_prefix())
+
+
 def _resolve_weights(
     extractor: str, weights_path: str | None
 ) -> tuple[str, str | None, bytes | None]:
@@ -115,6 +151,14 @@ def _resolve_weights(
     data = Path(weights_path).read_bytes()  # read once: hashed, checked and used as one
     sha = hashlib.sha256(data).hexdigest()
     _check_tensor_bytes(weights_path, data, sha)
+    if not inception_weights_known(sha):
+        warnings.warn(
+            f"Inception weights file {weights_path} (metrics.weights_path) has sha256 {sha}, "
+            f"not torch-fidelity's InceptionV3 weights (sha256 starting "
+            f"{known_inception_prefix()}): its FID / KID are not comparable with published "
+            f"Inception scores. Use weights-inception-2015-12-05-{known_inception_prefix()}.pth",
+            stacklevel=3,
+        )
     return name, sha, data
 
 
@@ -196,15 +240,27 @@ def compute_fidelity(
     cache_dir: str | None = None,
     reference_cache_name: str | None = None,
     verbose: bool = False,
+    nearest_k: int | None = None,
+    bootstrap_rounds: int = 0,
+    bootstrap_level: float = 0.95,
+    bootstrap_seed: int = 0,
+    sample_counts: Sequence[int] = (),
+    sample_count_draws: int = 1,
 ) -> dict:
-    """FID and KID of ``samples`` against ``reference``, IS of ``samples`` alone.
+    """FID and KID of ``samples`` against ``reference``, IS of ``samples`` alone; with
+    ``nearest_k``, precision / recall / density / coverage; with ``bootstrap_rounds``, their
+    intervals; with ``sample_counts``, FID / KID against the sample count and FID_inf.
 
     torch-fidelity's own metric functions on torch-fidelity's extractors, exactly as its
-    ``calculate_metrics`` runs them; only the reference's features are cached (when
-    ``cache_dir`` is set, as safetensors): samples change every run.
+    ``calculate_metrics`` runs them. Every score comes from one feature pass per set; only the
+    reference's features are cached (when ``cache_dir`` is set, as safetensors): samples change
+    every run.
     """
     require_positive(
-        kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, batch_size=batch_size
+        kid_subset_size=kid_subset_size,
+        kid_subsets=kid_subsets,
+        batch_size=batch_size,
+        sample_count_draws=sample_count_draws,
     )
     weights_path = None if weights_path is None else os.fspath(weights_path)
     if extractor not in EXTRACTORS:
@@ -270,12 +326,25 @@ def compute_fidelity(
         ),
         **kid_featuresdict_to_metric(sample_features, reference_features, layers["kid"], **options),
     }
-    return {
+    scores = {
         "fid": float(metrics[torch_fidelity.KEY_METRIC_FID]),
         "isc_mean": float(metrics[torch_fidelity.KEY_METRIC_ISC_MEAN]),
         "isc_std": float(metrics[torch_fidelity.KEY_METRIC_ISC_STD]),
         "kid_mean": float(metrics[torch_fidelity.KEY_METRIC_KID_MEAN]),
         "kid_std": float(metrics[torch_fidelity.KEY_METRIC_KID_STD]),
+    }
+    spread = _spread_scores(
+        sample_features[layers["fid"]],
+        reference_features[layers["fid"]],
+        scores,
+        nearest_k=nearest_k,
+        bootstrap=dict(rounds=bootstrap_rounds, level=bootstrap_level, seed=bootstrap_seed),
+        sample_counts=sample_counts,
+        sample_count_draws=sample_count_draws,
+    )
+    return {
+        **scores,
+        **spread,
         "num_samples": n1,
         "num_reference": n2,
         "kid_subset_size": subset,
@@ -284,8 +353,59 @@ def compute_fidelity(
         "extractor": extractor,
         "feature_extractor": fe_name,
         "weights_sha256": weights_sha,
+        "weights_known": (
+            None if extractor == "classifier" else inception_weights_known(weights_sha)
+        ),
+        "input": extractor_input(extractor, weights_path),
         "reference_cache_key": cache_key,
     }
+
+
+def _spread_scores(
+    sample_features: torch.Tensor,
+    reference_features: torch.Tensor,
+    point: dict[str, float],
+    *,
+    nearest_k: int | None,
+    bootstrap: dict[str, Any],
+    sample_counts: Sequence[int],
+    sample_count_draws: int,
+) -> dict[str, Any]:
+    """The scores beyond FID / IS / KID, from the same features (FID's layer)."""
+    from genlab.evaluation.manifold import ManifoldDistances
+    from genlab.evaluation.uncertainty import (
+        INTERVAL_METHOD,
+        bootstrap_intervals,
+        sample_count_curve,
+    )
+    from genlab.metric_keys import MANIFOLD_SCORES
+
+    out: dict[str, Any] = dict.fromkeys(MANIFOLD_SCORES)
+    out.update(nearest_k=nearest_k, intervals=None, bootstrap=None, fid_inf=None, curve=None)
+    manifold = None
+    if nearest_k is not None:
+        manifold = ManifoldDistances(sample_features, reference_features, nearest_k)
+        out.update(manifold.scores())
+    if bootstrap["rounds"]:
+        out["intervals"] = bootstrap_intervals(
+            sample_features,
+            reference_features,
+            {**point, **{key: out[key] for key in MANIFOLD_SCORES if out[key] is not None}},
+            nearest_k=nearest_k,
+            manifold=manifold,
+            **bootstrap,
+        )
+        out["bootstrap"] = {**bootstrap, "method": INTERVAL_METHOD}
+    if sample_counts:
+        out["curve"] = sample_count_curve(
+            sample_features,
+            reference_features,
+            sample_counts,
+            draws=sample_count_draws,
+            seed=bootstrap["seed"],
+        )
+        out["fid_inf"] = out["curve"]["fid_inf"]
+    return out
 
 
 def _cached_features(

@@ -46,6 +46,22 @@ def fidelity_options(cfg: DictConfig) -> dict[str, Any]:
     )
 
 
+def evaluation_options(cfg: DictConfig) -> dict[str, Any]:
+    """compute_fidelity's settings for the evaluate stage: ``fidelity_options`` plus precision /
+    recall / density / coverage, bootstrap intervals and the sample-count curve (a sweep's
+    quick objective needs only FID / KID and skips them)."""
+    evaluate = cfg.evaluate
+    return dict(
+        **fidelity_options(cfg),
+        nearest_k=evaluate.nearest_k,
+        bootstrap_rounds=evaluate.bootstrap.rounds,
+        bootstrap_level=evaluate.bootstrap.level,
+        bootstrap_seed=evaluate.bootstrap.seed,
+        sample_counts=tuple(evaluate.sample_counts),
+        sample_count_draws=evaluate.sample_count_draws,
+    )
+
+
 def extractor_objective(cfg: DictConfig) -> str:
     """What the feature extractor was trained for, as recorded by train_classifier."""
     if cfg.metrics.extractor != "classifier":

@@ -1,9 +1,11 @@
-"""evaluate@<model>: FID / IS / KID of the sampling generator against the test split, beside
-the real-vs-real floor (train split vs test split) and, optionally, the same network untrained,
-all measured with the same extractor."""
+"""evaluate@<model>: FID / IS / KID, precision / recall / density / coverage, their bootstrap
+intervals and FID against the sample count (FID_inf) of the sampling generator against the test
+split, beside the real-vs-real floor (train split vs test split) and, optionally, the same
+network untrained, all measured with the same extractor; plus what decides the numbers."""
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any
 
 from omegaconf import DictConfig
@@ -12,10 +14,10 @@ from genlab import credentials
 from genlab.data.store import read_split
 from genlab.evaluation.fidelity import compute_fidelity
 from genlab.evaluation.memorization import check_memorization
-from genlab.evaluation.settings import extractor_objective, fidelity_options, sample_images
+from genlab.evaluation.settings import evaluation_options, extractor_objective, sample_images
 from genlab.io import write_json
 from genlab.layout import RunLayout, metrics_file
-from genlab.metric_keys import FIDELITY_SCORES
+from genlab.metric_keys import FID_INF, FIDELITY_SCORES, MANIFOLD_SCORES
 from genlab.models.generator_file import build_untrained, load_generator
 from genlab.provenance import RUN_KEYS
 from genlab.stages.entry import stage_main
@@ -36,7 +38,7 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     generator, record = load_generator(layout.generator, model=cfg.model.name)
     credentials.signing_identity()  # an unusable signing identity fails before any work
     options = dict(  # before any work: a missing extractor weights file fails here
-        **fidelity_options(cfg),
+        **evaluation_options(cfg),
         verbose=cfg.metrics.extractor == "inception",  # minutes on a CPU: show progress
     )
     train, test = read_split(cfg.data.dir, "train"), read_split(cfg.data.dir, "test")
@@ -72,12 +74,14 @@ def score_against_test(
     extractor_trained_for: str,
 ) -> dict[str, dict[str, Any] | None]:
     """The model's samples, the real train split (the floor) and, optionally, the same network
-    untrained, each against the test split with the same extractor."""
+    untrained, each against the test split with the same extractor. The untrained network is
+    a sanity reference: it gets no intervals and no sample-count curve."""
     scores: dict[str, dict[str, Any] | None] = {
         "model": compute_fidelity(samples, test.images, **options),
         "floor": compute_fidelity(train.images, test.images, **options),
         "untrained": None,
     }
+    point_only = {**options, "bootstrap_rounds": 0, "sample_counts": ()}
     if cfg.evaluate.untrained_baseline:
         untrained_samples = sample_images(
             build_untrained(record["generator_config"], cfg.seed),
@@ -86,7 +90,7 @@ def score_against_test(
             cfg.evaluate.batch_size,
             model=cfg.model.name,
         )
-        scores["untrained"] = compute_fidelity(untrained_samples, test.images, **options)
+        scores["untrained"] = compute_fidelity(untrained_samples, test.images, **point_only)
     if extractor_trained_for.startswith("self-supervised"):
         # Rotation classes say nothing about sample quality: no Inception-style score.
         for scored in filter(None, scores.values()):
@@ -110,9 +114,12 @@ def evaluation_record(
         "extractor": cfg.metrics.extractor,
         "extractor_objective": extractor_trained_for,
         "weights_sha256": model.get("weights_sha256"),
-        **{key: model[key] for key in FIDELITY_SCORES},
-        "floor": {key: floor[key] for key in FIDELITY_SCORES},
-        "untrained": untrained and {key: untrained[key] for key in FIDELITY_SCORES},
+        **_scores(model),
+        "intervals": model["intervals"],
+        "floor": {**_scores(floor), "intervals": floor["intervals"]},
+        "untrained": untrained and _scores(untrained),
+        "sample_counts": {"model": model["curve"], "floor": floor["curve"]},
+        "comparability": comparability(cfg, model, floor),
         "memorization": memorization,
         "counts": {
             "samples": model["num_samples"],
@@ -134,9 +141,39 @@ def evaluation_record(
     }
 
 
+def _scores(scored: dict[str, Any]) -> dict[str, Any]:
+    return {key: scored[key] for key in (*FIDELITY_SCORES, *MANIFOLD_SCORES, FID_INF)}
+
+
+def comparability(cfg: DictConfig, model: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
+    """Everything that decides the numbers: two metrics files agree on all of it, or their
+    scores are not comparable."""
+    return {
+        "extractor": model["extractor"],
+        "feature_extractor": model["feature_extractor"],
+        "weights_sha256": model["weights_sha256"],
+        "weights_known": model["weights_known"],
+        "input": model["input"],
+        "reference": {"split": "test", "size": model["num_reference"]},
+        "floor_samples": {"split": "train", "size": floor["num_samples"]},
+        "samples": model["num_samples"],
+        "sample_seed": cfg.evaluate.sample_seed,
+        "kid": {"subset_size": model["kid_subset_size"], "subsets": model["kid_subsets"]},
+        "nearest_k": model["nearest_k"],
+        "bootstrap": model["bootstrap"],
+        "sample_counts": model["curve"]
+        and {key: model["curve"][key] for key in ("counts", "draws", "skipped")},
+        "versions": {
+            package: version(package) for package in ("torch", "torch-fidelity", "torchvision")
+        },
+    }
+
+
 def wandb_summary(result: dict[str, Any]) -> dict[str, Any]:
     """What the training's W&B run gets: the scores, the floor's, the memorization shares."""
-    scored = [key for key in FIDELITY_SCORES if result[key] is not None]
+    scored = [
+        key for key in (*FIDELITY_SCORES, *MANIFOLD_SCORES, FID_INF) if result[key] is not None
+    ]
     memorization = result["memorization"]
     return (
         {f"eval/{key}": result[key] for key in scored}
