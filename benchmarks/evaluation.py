@@ -1,5 +1,7 @@
 """Evaluation time: genlab's FID / IS / KID against calling torch-fidelity directly on the same
-samples, and what the cached reference statistics save on a second evaluation.
+samples, what the cached reference statistics save on a second evaluation, and what precision /
+recall / density / coverage, the bootstrap intervals and the sample-count curve add to an
+evaluation (the model's samples and the real-vs-real floor, as the evaluate stage scores them).
 
 Run: `python benchmarks/evaluation.py` (needs `dvc repro train_classifier` first; ~1 min).
 """
@@ -10,7 +12,7 @@ import tempfile
 import time
 
 import torch
-from _common import ROOT, data_dir, machine, table
+from _common import ROOT, compose, data_dir, machine, table
 
 
 def timed(function):
@@ -98,6 +100,100 @@ def main() -> None:
         )
     )
     print(f"\nSame FID from both paths: {cold['fid']:.6g}")
+    print_added_cost(samples, test, weights, settings)
+
+
+def print_added_cost(samples, test, weights, settings) -> None:
+    """Today's evaluation (FID / IS / KID of the samples and of the floor) against the same
+    with each extra the evaluate stage now computes from the same features."""
+    from genlab.data.store import read_split
+    from genlab.evaluation.fidelity import compute_fidelity
+
+    train = torch.from_numpy(read_split(data_dir(), "train").images)
+    config = compose()
+    evaluate = config.evaluate
+    extras = {
+        "FID / IS / KID only (before issue 18)": {},
+        "+ precision / recall / density / coverage": dict(nearest_k=evaluate.nearest_k),
+        f"+ {evaluate.bootstrap.rounds} bootstrap rounds": dict(
+            nearest_k=evaluate.nearest_k,
+            bootstrap_rounds=evaluate.bootstrap.rounds,
+            bootstrap_level=evaluate.bootstrap.level,
+        ),
+        f"+ sample-count curve {list(evaluate.sample_counts)} and FID_inf": dict(
+            nearest_k=evaluate.nearest_k,
+            bootstrap_rounds=evaluate.bootstrap.rounds,
+            bootstrap_level=evaluate.bootstrap.level,
+            sample_counts=tuple(evaluate.sample_counts),
+            sample_count_draws=evaluate.sample_count_draws,
+        ),
+    }
+    rows, base = [], None
+    with tempfile.TemporaryDirectory() as cache:
+        for label, options in extras.items():
+
+            def evaluation(options=options):
+                common = dict(
+                    extractor="classifier",
+                    weights_path=weights,
+                    cache_dir=cache,
+                    reference_cache_name="benchmark",
+                    **settings,
+                    **options,
+                )
+                compute_fidelity(samples, test, **common)  # the model's samples
+                compute_fidelity(train, test, **common)  # the real-vs-real floor
+
+            evaluation()  # warm-up: the reference cache and first imports
+            seconds = min(timed(evaluation)[0] for _ in range(3))
+            base = base or seconds
+            rows.append([label, f"{seconds:.2f}", f"{(seconds / base - 1):+.0%}"])
+    print(
+        f"\nAdded cost of the extra scores: {len(samples)} samples and the floor "
+        f"({len(train)} train images) against {len(test)} test images, best of 3\n"
+    )
+    print(table(["evaluation (samples + floor)", "seconds", "vs FID / IS / KID only"], rows))
+    print_stage_time()
+
+
+def print_stage_time(model: str = "dcgan") -> None:
+    """The whole evaluate stage (sampling, the untrained baseline, memorization, imports) on the
+    default run's generator, without and with the bootstrap and the sample-count curve."""
+    import os
+    import subprocess
+    import sys
+
+    if not (ROOT / "runs" / model / "generator.safetensors").is_file():
+        print(f"\n(no runs/{model}/generator.safetensors: run `dvc repro` for the stage timing)")
+        return
+    variants = {
+        "FID / IS / KID + precision / recall / density / coverage": [
+            "evaluate.bootstrap.rounds=0",
+            "evaluate.sample_counts=[]",
+        ],
+        "+ bootstrap intervals, sample-count curve, FID_inf (default)": [],
+    }
+    rows, base = [], None
+    env = {**os.environ, "GENLAB_OUTPUTS_OUTSIDE_PROJECT": "true"}
+    with tempfile.TemporaryDirectory() as metrics:
+        for label, overrides in variants.items():
+            command = [
+                sys.executable,
+                str(ROOT / "pipelines/evaluate.py"),
+                f"model={model}",
+                "logger=csv",
+                f"paths.metrics_dir={metrics}",
+                *overrides,
+            ]
+
+            def evaluate(command=command):
+                subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+
+            seconds = min(timed(evaluate)[0] for _ in range(2))
+            base = base or seconds
+            rows.append([label, f"{seconds:.2f}", f"{(seconds / base - 1):+.0%}"])
+    print(f"\nThe evaluate stage on runs/{model} (wall time, best of 2, imports included)\n")
+    print(table(["evaluate stage", "seconds", "vs first row"], rows))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,31 @@ def test_metrics_are_finite_and_recorded(repo, model):
     assert pairs["run_id"] == metrics["run_id"] and "nearest training image" in pairs["content"]
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_metrics_have_intervals_manifold_scores_and_fid_inf(repo, model):
+    from genlab.metric_keys import FID_INF, INTERVAL_SCORES, MANIFOLD_SCORES
+
+    metrics = json.loads((repo / f"metrics/{model}.json").read_text())
+    for scored in (metrics, metrics["floor"]):
+        for key in MANIFOLD_SCORES:
+            assert 0 <= scored[key] <= (math.inf if key == "density" else 1), key
+        assert math.isfinite(scored[FID_INF])
+        for key in INTERVAL_SCORES:
+            interval = scored["intervals"][key]
+            assert interval["low"] <= interval["high"] and interval["std"] >= 0, key
+    assert metrics["sample_counts"]["model"]["counts"] == [50, 100, 200]
+    comparability = metrics["comparability"]
+    assert comparability["reference"] == {"split": "test", "size": 360}
+    assert comparability["bootstrap"]["rounds"] == 50
+    assert comparability["versions"]["torch-fidelity"]
+    # `dvc exp show` lists the new scores as columns of the workspace's metrics
+    shown = run(["dvc", "exp", "show", "--json"], repo).stdout
+    workspace = json.loads(shown)[0]["data"]["metrics"][f"metrics/{model}.json"]["data"]
+    assert workspace["precision"] == metrics["precision"]
+    assert workspace["intervals"]["fid"]["low"] == metrics["intervals"]["fid"]["low"]
+    assert workspace[FID_INF] == metrics[FID_INF]
+
+
 def test_leaderboard_lists_every_model_beside_the_floor(repo):
     board = json.loads((repo / "leaderboard/leaderboard.json").read_text())
     assert sorted(board["ranking"]) == sorted(MODELS)

@@ -28,7 +28,13 @@ PROJECT_FILES = [
 TINY_BUDGET = {
     "conf/config.yaml": {
         "train": {"steps": 40, "sample_every_n_steps": 20, "checkpoint_every_n_steps": 20},
-        "evaluate": {"num_samples": 200, "kid_subset_size": 100, "kid_subsets": 20},
+        "evaluate": {
+            "num_samples": 200,
+            "kid_subset_size": 100,
+            "kid_subsets": 20,
+            "bootstrap": {"rounds": 50},
+            "sample_counts": [50, 100, 200],
+        },
         "export": {"grid_images": 16},
     },
     "conf/metrics/classifier.yaml": {"classifier": {"epochs": 1}},
