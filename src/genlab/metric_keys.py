@@ -11,8 +11,16 @@ MANIFOLD_SCORES = ("precision", "recall", "density", "coverage")
 INTERVAL_SCORES = ("fid", "kid_mean", *MANIFOLD_SCORES)
 # FID extrapolated to infinitely many samples
 FID_INF = "fid_inf"
+
+
+def intervals_overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    """True when two {low, high} intervals share a point: the scores are not distinguishable
+    at these sample counts (the leaderboard's rule for not ranking noise)."""
+    return a["low"] <= b["high"] and b["low"] <= a["high"]
+
+
 # what compare.rank_by may name
 RANKABLE = ("kid_mean", "fid", "isc_mean", FID_INF)
-HIGHER_IS_BETTER = frozenset({"isc_mean"})
+HIGHER_IS_BETTER = frozenset({"isc_mean", *MANIFOLD_SCORES})
 # what a hyperparameter search may minimize (train.objective.metric)
 OBJECTIVES = ("kid_mean", "fid")

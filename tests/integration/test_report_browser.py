@@ -1,8 +1,11 @@
 """The comparison page in a real browser (Debian's headless Chromium, offline): the leaderboard
-table is laid out and visible, and every embedded picture decodes and paints."""
+table (with its intervals, precision / recall / density / coverage, FID_inf and the sentence on
+ties) is laid out and visible, and every embedded picture, the sample-count plots included,
+decodes and paints."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -54,11 +57,24 @@ def test_table_and_every_image_render_in_chromium(browser, tmp_path):
     page = build_report(leaderboard, runs, tmp_path / "report.html", metrics_dir=metrics)
     browser.get(page.as_uri())
 
+    header = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#leaderboard thead th")]
+    for column in ("FID", "KID", "precision", "recall", "density", "coverage", "FID_inf"):
+        assert column in header, column
     rows = browser.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")
-    names = [row.find_elements(By.TAG_NAME, "td")[1].text for row in rows]
-    assert names == ["stylegan", "vae", "dcgan", "floor (real vs real)"]
+    cells = [[td.text for td in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+    assert [c[1] for c in cells] == ["stylegan", "vae", "dcgan", "floor (real vs real)"]
+    assert [c[0] for c in cells] == ["=1", "=1", "3", ""], "stylegan and vae tie on KID"
+    fid, coverage = header.index("FID"), header.index("coverage")
+    for row_cells in cells:  # the floor row too: every model's numbers beside the floor's
+        assert re.fullmatch(r"\S+ \[\S+, \S+\]", row_cells[fid]), row_cells[fid]
+        assert re.fullmatch(r"\S+ \[\S+, \S+\]", row_cells[coverage]), row_cells[coverage]
     for row in rows:
         assert row.is_displayed() and row.size["height"] > 0 and row.size["width"] > 0
+    ties = [p.text for p in browser.find_elements(By.CSS_SELECTOR, "p.ties")]
+    (sentence,) = [t for t in ties if "not distinguishable at these sample counts" in t.lower()]
+    assert "stylegan and vae" in sentence
+    shown = browser.find_element(By.CSS_SELECTOR, "p.ties")
+    assert shown.is_displayed() and shown.size["height"] > 0
 
     WebDriverWait(browser, 20).until(
         lambda d: d.execute_script("return [...document.images].every(i => i.complete)")
@@ -67,7 +83,10 @@ def test_table_and_every_image_render_in_chromium(browser, tmp_path):
         "return [...document.images].map(i => ({alt: i.alt, complete: i.complete, "
         "width: i.naturalWidth, height: i.naturalHeight, shown: i.getBoundingClientRect().width}))"
     )
-    assert len(images) == 9
+    assert len(images) == 12
+    counts = [i for i in images if i["alt"].startswith("FID and KID of")]
+    assert len(counts) == len(GRID_SIZES), "a sample-count plot per model"
+    assert all(i["width"] > 300 and i["shown"] > 0 for i in counts)
     for image in images:
         assert image["complete"] and image["width"] > 0 and image["height"] > 0, image["alt"]
         assert image["shown"] > 0, f"laid out with no width: {image['alt']}"

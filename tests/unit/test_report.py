@@ -44,8 +44,34 @@ def png(path: Path, size: tuple[int, int], shade: int) -> None:
     Image.new("L", size, shade).save(path)
 
 
+# intervals +- 30% of each score: stylegan's and vae's KID overlap, dcgan's stands apart
+SPREAD = 0.3
+SAMPLE_COUNTS = [250, 500, 1000]
+VERSIONS = {"torch": "2.13.0", "torch-fidelity": "0.4.0", "torchvision": "0.28.0"}
+
+
+def interval(value: float) -> dict[str, float]:
+    low, high = sorted((value * (1 - SPREAD), value * (1 + SPREAD)))
+    return {"low": low, "high": high, "std": abs(value) * SPREAD / 2}
+
+
+def curve(final_fid: float, final_kid: float) -> dict:
+    """FID / KID falling towards their value at the largest count, as FID does with N."""
+    return {
+        "counts": SAMPLE_COUNTS,
+        "fid": [final_fid * (1 + 100 / n) for n in SAMPLE_COUNTS],
+        "kid_mean": [final_kid * (1 + 50 / n) for n in SAMPLE_COUNTS],
+        "fid_inf": final_fid * 0.95,
+        "draws": 3,
+        "skipped": [],
+    }
+
+
 def metrics_result(model: str) -> dict:
     fid = SCORES[model]
+    floor = {"fid": 3.65, "kid_mean": -26.6, "kid_std": 13.6, "isc_mean": 9.3, "isc_std": 0.1}
+    manifold = {"precision": 0.5, "recall": 0.4, "density": 0.3, "coverage": 0.35}
+    floor_manifold = {"precision": 0.93, "recall": 0.9, "density": 1.04, "coverage": 0.99}
     return {
         "extractor": "classifier",
         "fid": fid,
@@ -53,7 +79,32 @@ def metrics_result(model: str) -> dict:
         "kid_std": 20.0,
         "isc_mean": 5.0,
         "isc_std": 0.2,
-        "floor": {"fid": 3.65, "kid_mean": -26.6, "kid_std": 13.6, "isc_mean": 9.3, "isc_std": 0.1},
+        **manifold,
+        "fid_inf": fid * 0.95,
+        "intervals": {
+            k: interval(v) for k, v in {"fid": fid, "kid_mean": fid * 5, **manifold}.items()
+        },
+        "floor": {
+            **floor,
+            **floor_manifold,
+            "fid_inf": 2.0,
+            "intervals": {
+                k: interval(floor_manifold[k] if k in floor_manifold else floor[k])
+                for k in ("fid", "kid_mean", *floor_manifold)
+            },
+        },
+        "sample_counts": {"model": curve(fid, fid * 5), "floor": curve(3.65, -26.6)},
+        "comparability": {
+            "extractor": "classifier",
+            "weights_sha256": "222af0793797" + "0" * 52,
+            "weights_known": None,
+            "input": {"filter": "bilinear", "size": 32},
+            "reference": {"split": "test", "size": 360},
+            "floor_samples": {"split": "train", "size": 1437},
+            "samples": 1000,
+            "bootstrap": {"rounds": 200, "level": 0.95, "seed": 0},
+            "versions": VERSIONS,
+        },
         "untrained": {"fid": 1300.0, "kid_mean": 3400.0},
         "memorization": {
             "feature": {"fraction_below_threshold": 0.002},
@@ -66,13 +117,16 @@ def metrics_result(model: str) -> dict:
     }
 
 
-def write_project(root: Path) -> tuple[Path, Path, Path]:
+def write_project(root: Path, results: dict[str, dict] | None = None) -> tuple[Path, Path, Path]:
     """leaderboard.json, runs/ and metrics/ as a finished `dvc repro` leaves them; stylegan
     trained without the CSV logger (no metrics.csv)."""
-    board = build_leaderboard({m: metrics_result(m) for m in SCORES}, "kid_mean")
+    results = results or {m: metrics_result(m) for m in SCORES}
+    board = build_leaderboard(results, "kid_mean")
     leaderboard = root / "leaderboard" / "leaderboard.json"
     write_json(leaderboard, board)
     runs, metrics = root / "runs", root / "metrics"
+    for model, record in results.items():
+        write_json(metrics / f"{model}.json", record)
     for model, size in GRID_SIZES.items():
         png(runs / model / "samples" / "step_000010.png", (20, 20), 40)  # older: not shown
         png(runs / model / "samples" / "step_000020.png", size, 200)
@@ -147,8 +201,15 @@ def test_table_has_a_row_per_model_in_rank_order_and_the_floor(page):
     assert [r[1] for r in body] == ["stylegan", "vae", "dcgan", "floor (real vs real)"]
     for row in body[:3]:
         assert row[2] == RUN_IDS[row[1]]
-        assert row[3] == f"{SCORES[row[1]]:.4g}"
-    assert body[3][3] == "3.65", "the floor row carries the real-vs-real FID"
+        fid = SCORES[row[1]]
+        low, high = interval(fid)["low"], interval(fid)["high"]
+        assert row[3] == f"{fid:.4g} [{low:.4g}, {high:.4g}]"
+    floor = interval(3.65)
+    assert body[3][3] == f"3.65 [{floor['low']:.4g}, {floor['high']:.4g}]", "real vs real"
+    for column in ("precision", "recall", "density", "coverage", "FID_inf"):
+        assert column in header, column
+    precision = header.index("precision")
+    assert [row[precision].split(" [")[0] for row in body] == ["0.5", "0.5", "0.5", "0.93"]
 
 
 def test_every_picture_is_an_embedded_png_of_the_right_size(page):
@@ -166,8 +227,12 @@ def test_every_picture_is_an_embedded_png_of_the_right_size(page):
     curves = [a for a in by_alt if a.startswith("training curves")]
     assert len(curves) == 2, "dcgan and vae have a metrics.csv, stylegan does not"
     assert all(by_alt[a].width > 300 for a in curves)
-    # 3 sample grids + 1 reconstruction grid + 2 curve figures + 3 nearest-pair pictures
-    assert len(images) == 9
+    counts = [a for a in by_alt if a.startswith("FID and KID of")]
+    assert sorted(a.split()[4] for a in counts) == sorted(SCORES), "one plot per model"
+    assert all(by_alt[a].width > 300 for a in counts)
+    # 3 sample grids + 1 reconstruction grid + 2 curve figures + 3 sample-count plots
+    # + 3 nearest-pair pictures
+    assert len(images) == 12
 
 
 def test_nothing_is_loaded_from_the_network(page):
@@ -266,3 +331,63 @@ def test_markdown_and_page_show_the_same_rows_in_rank_order(page, tmp_path):
     for markdown_row, page_row in zip(markdown_rows, page_rows, strict=True):
         assert markdown_row[0] == page_row[0]  # rank
         assert markdown_row[2:] == page_row[3:], "the same figures, the page adds the run id"
+
+
+def test_page_says_which_models_are_not_distinguishable(page):
+    text = page[0]
+    body = parse(text).rows[1:]
+    assert [(r[0], r[1]) for r in body[:3]] == [("=1", "stylegan"), ("=1", "vae"), ("3", "dcgan")]
+    ties = re.findall(r'<p class="ties">([^<]*)</p>', text)
+    (sentence,) = [t for t in ties if t.startswith("Not distinguishable at these sample counts")]
+    assert "stylegan and vae" in sentence and "dcgan" not in sentence
+
+
+def comparability_rows(page: str) -> dict[str, dict[str, tuple[str, bool]]]:
+    """{model: {column: (text, shaded as differing)}} of the comparability table."""
+    table = page.split('<table id="comparability">')[1].split("</table>")[0]
+    head = re.findall(r"<th>([^<]*)</th>", table)
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1]):
+        cells = re.findall(r'<td( class="differs")?>([^<]*)</td>', row)
+        rows[cells[0][1]] = {h: (t, bool(c)) for h, (c, t) in zip(head[1:], cells[1:], strict=True)}
+    return rows
+
+
+def test_comparability_table_shades_what_differs(tmp_path):
+    results = {m: metrics_result(m) for m in SCORES}
+    results["vae"]["comparability"]["versions"] = {**VERSIONS, "torch": "2.12.0"}
+    leaderboard, runs, metrics = write_project(tmp_path, results)
+    text = build_report(leaderboard, runs, tmp_path / "r.html", metrics_dir=metrics).read_text()
+    rows = comparability_rows(text)
+    assert sorted(rows) == sorted(SCORES)
+    for model, row in rows.items():
+        assert row["weights sha256"] == ("222af0793797", False)
+        assert row["reference (split, size)"] == ("test, 360", False)
+        assert row["bootstrap"] == ("200 rounds, 0.95 level", False)
+        assert row["input"][0].startswith("32 px")
+        version, shaded = row["versions"]
+        assert shaded and f"torch {'2.12.0' if model == 'vae' else '2.13.0'}" in version
+
+
+def test_old_metrics_files_give_notes_and_na_not_a_crash(tmp_path):
+    """Metrics files from before intervals, precision / recall and sample counts."""
+    results = {}
+    for model in SCORES:
+        record = metrics_result(model)
+        for key in ("intervals", "sample_counts", "comparability", "precision", "fid_inf"):
+            del record[key]
+        record["floor"] = {
+            k: record["floor"][k] for k in ("fid", "kid_mean", "kid_std", "isc_mean")
+        }
+        results[model] = record
+    leaderboard, runs, metrics = write_project(tmp_path, results)
+    text = build_report(leaderboard, runs, tmp_path / "r.html", metrics_dir=metrics).read_text()
+    rows = parse(text).rows
+    precision = rows[0].index("precision")
+    assert all(row[precision] == "n/a" for row in rows[1:])
+    assert [row[0] for row in rows[1:4]] == ["1", "2", "3"], "no tie claimed"
+    notes = re.findall(r'<p class="note missing">([^<]*)</p>', text)
+    assert sum("no scores at several sample counts" in n for n in notes) == len(SCORES)
+    assert not [i for i in parse(text).images if i["alt"].startswith("FID and KID of")]
+    assert "No interval of `kid_mean`" in text
+    assert all(row["weights sha256"][0] == "n/a" for row in comparability_rows(text).values())

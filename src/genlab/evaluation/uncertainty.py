@@ -148,11 +148,6 @@ def bootstrap_intervals(
     return intervals
 
 
-def intervals_overlap(a: dict[str, float], b: dict[str, float]) -> bool:
-    """True when two {low, high} intervals share a point: the scores are not distinguishable."""
-    return a["low"] <= b["high"] and b["low"] <= a["high"]
-
-
 def sample_count_curve(
     sample_features: torch.Tensor,
     reference_features: torch.Tensor,

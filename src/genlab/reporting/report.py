@@ -5,7 +5,8 @@ machine without internet (or behind a proxy, or opened from an archived artifact
 renders as an empty page. This page is built from the same files DVC tracks instead -- the
 `compare` stage's metrics file ``leaderboard/leaderboard.json``, the `train` stages' plots files
 ``runs/<model>/csv/metrics.csv`` (Lightning's CSVLogger), their sample grids, and the
-`evaluate` stages' nearest-training-image pictures -- and has no external reference at all: the
+`evaluate` stages' ``metrics/<model>.json`` (scores against the sample count, what decides the
+numbers) and nearest-training-image pictures -- and has no external reference at all: the
 images are embedded as base64 data URIs and the curves are drawn here with matplotlib (Agg) into
 PNGs, embedded the same way. One file, written atomically, that any browser opens offline.
 """
@@ -29,10 +30,18 @@ from genlab.layout import (
     SAMPLE_GRID,
     RunLayout,
     grid_pattern,
+    metrics_file,
     nearest_training_image,
 )
+from genlab.metric_keys import FID_INF
 from genlab.reporting.curves import read_curves
-from genlab.reporting.leaderboard import LEADERBOARD_COLUMNS, leaderboard_rows
+from genlab.reporting.leaderboard import (
+    FLOOR_LABEL,
+    LEADERBOARD_COLUMNS,
+    format_number,
+    leaderboard_rows,
+    tie_notes,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SAMPLES_RE = grid_pattern(SAMPLE_GRID)
@@ -99,6 +108,157 @@ def curves_png(model: str, curves: dict[str, list[tuple[float, float]]]) -> byte
     return out.getvalue()
 
 
+# (key in a sample_counts curve, panel title)
+SAMPLE_COUNT_PANELS = (("fid", "FID"), ("kid_mean", "KID"))
+SAMPLE_COUNT_SERIES = (("model", "#1f77b4", "o"), ("floor", "#7f7f7f", "s"))
+
+
+def sample_count_png(model: str, sample_counts: dict[str, Any]) -> bytes:
+    """FID and KID against the number of samples, for the model and the real-vs-real floor,
+    with each FID_inf (the extrapolation to infinitely many samples) as a dashed line: FID
+    falls as N grows, so two numbers only compare at the same N, or as FID_inf."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7.0, 2.7), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(SAMPLE_COUNT_PANELS), squeeze=False)[0]
+    for axis, (key, title) in zip(axes, SAMPLE_COUNT_PANELS, strict=True):
+        for series, color, marker in SAMPLE_COUNT_SERIES:
+            curve = sample_counts.get(series) or {}
+            counts, values = curve.get("counts") or [], curve.get(key) or []
+            label = model if series == "model" else FLOOR_LABEL
+            if counts and len(values) == len(counts):
+                axis.plot(
+                    counts,
+                    values,
+                    marker=marker,
+                    markersize=3,
+                    linewidth=1.0,
+                    color=color,
+                    label=label,
+                )
+            fid_inf = curve.get(FID_INF)
+            if key == "fid" and fid_inf is not None:
+                axis.axhline(
+                    fid_inf,
+                    color=color,
+                    linestyle="--",
+                    linewidth=0.8,
+                    label=f"{label}: FID_inf {format_number(fid_inf)}",
+                )
+        axis.set_title(f"{title} against the sample count", fontsize=9)
+        axis.set_xlabel("samples N", fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=6)
+    out = io.BytesIO()
+    figure.savefig(out, format="png", metadata={"Software": None})
+    return out.getvalue()
+
+
+def read_model_metrics(metrics_dir: Path, model: str) -> dict[str, Any] | str:
+    """metrics/<model>.json, or the sentence to show instead when it is missing or broken."""
+    path = metrics_file(metrics_dir, model)
+    if not path.is_file():
+        return f"{model}: no {path} (re-run `dvc repro evaluate@{model}`)"
+    try:
+        record = json.loads(path.read_text())
+    except ValueError as error:
+        return f"{model}: {path} is not JSON ({error}); re-run `dvc repro -f evaluate@{model}`"
+    return record if isinstance(record, dict) else f"{model}: {path} is not a metrics record"
+
+
+def _sample_counts(model: str, record: dict[str, Any] | str, path: Path) -> str:
+    if isinstance(record, str):
+        return _note(record)
+    curves = record.get("sample_counts")
+    if not curves or not (curves.get("model") or {}).get("counts"):
+        return _note(
+            f"{model}: {path} has no scores at several sample counts (evaluated before they "
+            f"were recorded, or evaluate.sample_counts is empty): re-run `dvc repro -f "
+            f"evaluate@{model}`"
+        )
+    counts = ", ".join(str(n) for n in curves["model"]["counts"])
+    picture = Picture(
+        png_data_uri(sample_count_png(model, curves)),
+        alt=f"FID and KID of {model} and of the real-vs-real floor against the sample count "
+        f"({counts}), with FID_inf",
+        caption=f"{model}: from {path}",
+    )
+    return _figure(picture, "sample-counts")
+
+
+def _versions(versions: dict[str, Any] | None) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted((versions or {}).items())) or "n/a"
+
+
+def _sized(part: dict[str, Any] | None) -> str:
+    part = part or {}
+    if part.get("split") is None and part.get("size") is None:
+        return "n/a"
+    return f"{part.get('split', 'n/a')}, {part.get('size', 'n/a')}"
+
+
+COMPARABILITY_COLUMNS = (
+    "model",
+    "extractor",
+    "weights sha256",
+    "input",
+    "reference (split, size)",
+    "floor (split, size)",
+    "samples",
+    "bootstrap",
+    "versions",
+)
+
+
+def comparability_cells(record: dict[str, Any]) -> dict[str, str]:
+    """What decides a model's numbers, as text: two rows that differ here are not comparable."""
+    facts = record.get("comparability") or {}
+    sha = facts.get("weights_sha256") or record.get("weights_sha256")
+    known = facts.get("weights_known")
+    weights = (
+        "n/a" if not sha else sha[:12] + {True: " (known)", False: " (UNKNOWN)"}.get(known, "")
+    )
+    source = facts.get("input") or {}
+    size = source.get("size")
+    boot = facts.get("bootstrap") or {}
+    return {
+        "extractor": str(facts.get("extractor", record.get("extractor", "n/a"))),
+        "weights sha256": weights,
+        "input": "n/a" if size is None else f"{size} px, {source.get('filter', 'n/a')}",
+        "reference (split, size)": _sized(facts.get("reference")),
+        "floor (split, size)": _sized(facts.get("floor_samples")),
+        "samples": str(facts.get("samples", "n/a")),
+        "bootstrap": (
+            "n/a"
+            if not boot.get("rounds")
+            else f"{boot['rounds']} rounds, {format_number(boot.get('level'))} level"
+        ),
+        "versions": _versions(facts.get("versions")),
+    }
+
+
+def _comparability(records: dict[str, dict[str, Any] | str]) -> str:
+    cells = {m: comparability_cells(r) for m, r in records.items() if isinstance(r, dict)}
+    if not cells:
+        return _note("no metrics files: nothing to compare the evaluation settings of")
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in COMPARABILITY_COLUMNS)
+    body = []
+    for model, row in cells.items():
+        tds = [f"<td>{html.escape(model)}</td>"]
+        for column in COMPARABILITY_COLUMNS[1:]:
+            differs = len({other[column] for other in cells.values()}) > 1
+            css = ' class="differs"' if differs else ""
+            tds.append(f"<td{css}>{html.escape(row[column])}</td>")
+        body.append(f"<tr>{''.join(tds)}</tr>")
+    return (
+        f'<table id="comparability"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
 def _table(board: dict[str, Any]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in LEADERBOARD_COLUMNS)
     body = []
@@ -108,6 +268,7 @@ def _table(board: dict[str, Any]) -> str:
     return (
         f'<table id="leaderboard"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>"
+        + "".join(f'<p class="ties">{html.escape(note)}</p>' for note in tie_notes(board))
     )
 
 
@@ -185,9 +346,11 @@ tr.floor{font-style:italic;background:#f3f3f3}
 .row{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
 figure{margin:0}
 figure.grid img,figure.nearest img{width:274px;image-rendering:pixelated;border:1px solid #ccc}
-figure.curves img{max-width:100%}
+figure.curves img,figure.sample-counts img{max-width:100%}
+p.ties{max-width:60rem}
+td.differs{background:#ffe0e0}
 figcaption{font-size:.85rem;color:#555;max-width:274px}
-figure.curves figcaption{max-width:none}
+figure.curves figcaption,figure.sample-counts figcaption{max-width:none}
 .note{color:#a33}
 .provenance{background:#fff6d6;padding:.5rem .8rem;border-left:4px solid #e0b000}
 """
@@ -222,10 +385,13 @@ def render_html(
         '<section id="leaderboard-section"><h2>Leaderboard</h2>',
         f"<p>Feature extractor: <code>{html.escape(str(board.get('extractor')))}</code>; ranked "
         f"by <code>{html.escape(str(board.get('rank_by')))}</code>. FID and KID: lower is "
-        "better; IS: higher is better. <em>Floor</em>: real vs real (train vs test split), what "
-        "a perfect generator would score. <em>Untrained</em>: the same network before "
-        "training. <em>Too close</em>: share of samples nearer to a training image than the "
-        "closest few percent of real test images are.</p>",
+        "better; IS, precision, recall, density and coverage: higher is better. Brackets: the "
+        "bootstrap confidence interval; <em>=</em> in the rank: not distinguishable from the "
+        "model ranked there. <em>FID_inf</em>: FID extrapolated to infinitely many samples. "
+        "<em>Floor</em>: real vs real (train vs test split), what a perfect generator would "
+        "score. <em>Untrained</em>: the same network before training. <em>Too close</em>: share "
+        "of samples nearer to a training image than the closest few percent of real test "
+        "images are.</p>",
         _table(board),
         "</section>",
         '<section id="samples"><h2>Latest sample grids</h2>',
@@ -237,6 +403,19 @@ def render_html(
         "</section>",
     ]
     if metrics_dir is not None:
+        records = {m: read_model_metrics(metrics_dir, m) for m in models}
+        parts += [
+            '<section id="sample-counts"><h2>Scores against the sample count</h2>',
+            "<p>FID and KID fall as the number of samples grows, so two numbers compare only at "
+            "the same count; FID_inf (dashed) is the straight-line fit in 1/N extrapolated to "
+            "infinitely many samples.</p>",
+            *(_sample_counts(m, records[m], metrics_file(metrics_dir, m)) for m in models),
+            "</section>",
+            '<section id="comparability-section"><h2>What decides the numbers</h2>',
+            "<p>Scores compare only when these match (a differing cell is shaded).</p>",
+            _comparability(records),
+            "</section>",
+        ]
         parts += [
             '<section id="memorization"><h2>Memorization check: nearest training images</h2>',
             '<div class="row">',
@@ -258,8 +437,9 @@ def build_report(
     """Write the comparison page to ``out_html`` (atomically) and return its path.
 
     ``leaderboard_json`` is the compare stage's output; ``runs_dir`` holds ``<model>/samples``
-    and ``<model>/csv/metrics.csv``; ``metrics_dir`` the evaluate stage's
-    ``<model>_nearest_training.png`` (None leaves that section out). A model's missing files
+    and ``<model>/csv/metrics.csv``; ``metrics_dir`` the evaluate stage's ``<model>.json``
+    and ``<model>_nearest_training.png`` (None leaves the sample-count, comparability and
+    memorization sections out). A model's missing or older files
     become a note on the page; a missing leaderboard raises FileNotFoundError.
     """
     leaderboard_json, runs_dir = Path(leaderboard_json), Path(runs_dir)
@@ -277,5 +457,9 @@ def _sources(leaderboard_json: Path, runs_dir: Path, metrics_dir: Path | None) -
         f"{runs_dir}/<model>/samples/",
     )
     if metrics_dir is not None:
-        files = (*files, f"{metrics_dir}/<model>_nearest_training.png")
+        files = (
+            *files,
+            f"{metrics_dir}/<model>.json",
+            f"{metrics_dir}/<model>_nearest_training.png",
+        )
     return ", ".join(files) + " (the files DVC tracks as metrics, plots and outputs)"

@@ -1,5 +1,7 @@
-"""compare: one leaderboard of every model's metrics, beside the real-vs-real floor and each
-network's untrained score, as JSON (for `dvc metrics`), Markdown and CSV (for `dvc plots`)."""
+"""compare: one leaderboard of every model's metrics with their confidence intervals, beside the
+real-vs-real floor and each network's untrained score, naming the models whose intervals of the
+ranked score overlap (not distinguishable at these sample counts), as JSON (for `dvc metrics`),
+Markdown and CSV (for `dvc plots`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""report: the comparison page (leaderboard, curves, sample grids) as one offline HTML file,
-for people who have neither a W&B account nor DVC's CDN-loaded plots."""
+"""report: the comparison page (leaderboard with intervals and ties, training curves, sample
+grids, scores against the sample count, what decides the numbers) as one offline HTML file, for
+people who have neither a W&B account nor DVC's CDN-loaded plots."""
 
 from __future__ import annotations
 
