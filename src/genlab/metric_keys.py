@@ -13,6 +13,28 @@ INTERVAL_SCORES = ("fid", "kid_mean", *MANIFOLD_SCORES)
 FID_INF = "fid_inf"
 
 
+# every score of one sample set (the model's, the floor's) in a metrics file
+REPORTED_SCORES = (*FIDELITY_SCORES, *MANIFOLD_SCORES, FID_INF)
+# the ends of a bootstrap interval ({low, high} under "intervals"; flat: fid_low, fid_high)
+INTERVAL_ENDS = ("low", "high")
+FLAT_SCORE_KEYS = (
+    *REPORTED_SCORES,
+    *(f"{key}_{end}" for key in INTERVAL_SCORES for end in INTERVAL_ENDS),
+)
+
+
+def flat_scores(scored: dict) -> dict:
+    """A set's scores and interval bounds as flat keys (fid, ..., fid_low, fid_high, ...), for
+    CSV columns, W&B summaries and export.json; None where a file does not hold one (written
+    before it existed, or without bootstrap rounds)."""
+    intervals = scored.get("intervals") or {}
+    flat = {key: scored.get(key) for key in REPORTED_SCORES}
+    for key in INTERVAL_SCORES:
+        for end in INTERVAL_ENDS:
+            flat[f"{key}_{end}"] = (intervals.get(key) or {}).get(end)
+    return flat
+
+
 def intervals_overlap(a: dict[str, float], b: dict[str, float]) -> bool:
     """True when two {low, high} intervals share a point: the scores are not distinguishable
     at these sample counts (the leaderboard's rule for not ranking noise)."""

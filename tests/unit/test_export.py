@@ -262,7 +262,47 @@ def _card_info() -> dict:
             "isc_mean": 8.76,
             "kid_mean": 0.0123,
             "kid_std": 0.0011,
-            "floor": {"fid": 1.234, "isc_mean": 9.5, "kid_mean": 0.0002, "kid_std": 0.0001},
+            "precision": 0.61,
+            "recall": 0.42,
+            "density": 0.55,
+            "coverage": 0.47,
+            "fid_inf": 11.9,
+            "intervals": {
+                "fid": {"low": 11.5, "high": 13.25, "std": 0.4},
+                "kid_mean": {"low": 0.011, "high": 0.0135, "std": 0.0006},
+                "precision": {"low": 0.58, "high": 0.64, "std": 0.015},
+                "recall": {"low": 0.39, "high": 0.45, "std": 0.015},
+                "density": {"low": 0.5, "high": 0.6, "std": 0.025},
+                "coverage": {"low": 0.44, "high": 0.5, "std": 0.015},
+            },
+            "floor": {
+                "fid": 1.234,
+                "isc_mean": 9.5,
+                "kid_mean": 0.0002,
+                "kid_std": 0.0001,
+                "precision": 0.93,
+                "recall": 0.9,
+                "density": 1.02,
+                "coverage": 0.99,
+                "fid_inf": 0.8,
+                "intervals": {"fid": {"low": 0.9, "high": 1.6, "std": 0.2}},
+            },
+            "comparability": {
+                "extractor": "classifier",
+                "feature_extractor": "genlab-classifier",
+                "weights_sha256": "0123456789abcdef" * 4,
+                "weights_known": None,
+                "input": {"filter": "bilinear", "size": 32},
+                "reference": {"split": "test", "size": 360},
+                "floor_samples": {"split": "train", "size": 1437},
+                "samples": 5000,
+                "sample_seed": 1234,
+                "kid": {"subset_size": 360, "subsets": 100},
+                "nearest_k": 3,
+                "bootstrap": {"rounds": 200, "level": 0.95, "seed": 0, "method": "percentile"},
+                "sample_counts": {"counts": [250, 500], "draws": 3, "skipped": []},
+                "versions": {"torch": "2.5.0", "torch-fidelity": "0.4.0", "torchvision": "0.20"},
+            },
             "memorization": {
                 "extractor": "classifier",
                 "expected_fraction_for_real_data": 0.05,
@@ -309,9 +349,23 @@ def test_model_card_full(tmp_path: Path) -> None:
     for section in SECTIONS:
         assert section in card
     assert card.startswith("# Model card: dcgan-mnist")
-    assert "| KID (mean) | lower | 0.0123 | 0.0002 |" in card
-    assert "| FID | lower | 12.346 | 1.234 |" in card
+    assert "| Metric | Better | Model [95% interval] | Real-vs-real floor [95% interval] |" in card
+    assert "| KID (mean) | lower | 0.0123 [0.011, 0.0135] | 0.0002 |" in card
+    assert "| FID | lower | 12.346 [11.5, 13.25] | 1.234 [0.9, 1.6] |" in card
+    assert "| FID_inf (FID at infinitely many samples) | lower | 11.9 | 0.8 |" in card
+    assert "| Precision (fidelity) | higher | 0.61 [0.58, 0.64] | 0.93 |" in card
+    assert "| Recall (diversity) | higher | 0.42 [0.39, 0.45] | 0.9 |" in card
+    assert "| Density (fidelity) | higher | 0.55 [0.5, 0.6] | 1.02 |" in card
+    assert "| Coverage (diversity) | higher | 0.47 [0.44, 0.5] | 0.99 |" in card
     assert "| Inception-style score (mean) | higher | 8.76 | 9.5 |" in card
+    assert (
+        "- **What decides these numbers:** extractor genlab-classifier (weights sha256 "
+        "0123456789ab...); input 32 px, bilinear; reference test split, 360 images; floor train "
+        "split, 1437 images; 5000 samples (seed 1234); k = 3 nearest neighbours; bootstrap 200 "
+        "rounds at 95%; sample counts 250, 500; torch 2.5.0, torch-fidelity 0.4.0, "
+        "torchvision 0.20"
+    ) in card
+    assert "FID_inf (FID extrapolated to infinitely many" in card
     assert "KID is the headline metric" in card
     assert "not comparable" in card
     assert IPTC_URL in card
@@ -350,6 +404,7 @@ def test_model_card_missing_items_render_not_recorded() -> None:
     del info["data"]["licence"]
     del info["metrics"]["floor"]
     del info["metrics"]["memorization"]
+    del info["metrics"]["intervals"]
     card = render_model_card(info)
     assert "Not measured: evaluate this model" in card
     for section in SECTIONS:
@@ -365,6 +420,45 @@ def test_model_card_missing_items_render_not_recorded() -> None:
     empty = render_model_card({})
     assert empty.startswith(f"# Model card: {NOT_RECORDED}")
     assert all(section in empty for section in SECTIONS)
+
+
+def test_model_card_of_a_metrics_file_from_before_the_new_scores() -> None:
+    """A metrics file written before precision / recall / density / coverage, intervals,
+    FID_inf and comparability existed: their cells read "not recorded", nothing crashes."""
+    info = _card_info()
+    metrics = info["metrics"]
+    for key in ("precision", "recall", "density", "coverage", "fid_inf", "intervals"):
+        del metrics[key]
+        metrics["floor"].pop(key, None)
+    del metrics["comparability"]
+    card = render_model_card(info)
+    assert "| Metric | Better | Model | Real-vs-real floor |" in card
+    assert "| FID | lower | 12.346 | 1.234 |" in card
+    assert f"| Precision (fidelity) | higher | {NOT_RECORDED} | {NOT_RECORDED} |" in card
+    assert f"| FID_inf (FID at infinitely many samples) | lower | {NOT_RECORDED} |" in card
+    assert f"- **What decides these numbers:** {NOT_RECORDED}" in card
+    assert "scores whose intervals overlap" not in card  # no intervals: no sentence about them
+
+
+def test_model_card_limitations_follow_the_extractor() -> None:
+    classifier = _card_section(render_model_card(_card_info()), "Limitations")
+    assert "domain classifier" in classifier and "KID is the headline metric" in classifier
+    info = _card_info()
+    info["metrics"]["extractor"] = "inception"
+    inception = _card_section(render_model_card(info), "Limitations")
+    assert "Inception-v3 features" in inception and "domain classifier" not in inception
+    assert "not comparable" in inception and "FID_inf" in inception
+
+
+def test_model_card_comparability_from_a_hostile_record_stays_text() -> None:
+    info = _card_info()
+    info["metrics"]["comparability"]["input"]["filter"] = "[x](javascript:alert(1)) <b>"
+    info["metrics"]["comparability"]["versions"] = {"torch\n## Injected": "<img src=x>"}
+    card = render_model_card(info)
+    decides = next(line for line in card.splitlines() if "What decides" in line)
+    assert "\\[x\\]\\(javascript:alert\\(1\\)\\) &lt;b&gt;" in decides
+    assert "&lt;img src=x&gt;" in decides and "<img" not in card
+    assert not any(line.startswith("## Injected") for line in card.splitlines())
 
 
 def test_model_card_credentials_from_a_hostile_record_stay_text() -> None:

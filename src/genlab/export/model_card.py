@@ -19,16 +19,24 @@ from omegaconf import OmegaConf
 
 from genlab.credentials import TRAINED as IPTC_TRAINED
 from genlab.io import write_text
+from genlab.metric_keys import FID_INF, HIGHER_IS_BETTER
 
 NOT_RECORDED = "not recorded"
 
-# (key, label, which direction is better); KID first: it is the headline metric.
+# (key, label) in the metrics table; KID first: it is the headline metric. Which direction is
+# better comes from metric_keys.HIGHER_IS_BETTER (a spread has none).
 METRIC_ROWS = (
-    ("kid_mean", "KID (mean)", "lower"),
-    ("kid_std", "KID (std)", "-"),
-    ("fid", "FID", "lower"),
-    ("isc_mean", "Inception-style score (mean)", "higher"),
+    ("kid_mean", "KID (mean)"),
+    ("kid_std", "KID (std)"),
+    ("fid", "FID"),
+    (FID_INF, "FID_inf (FID at infinitely many samples)"),
+    ("precision", "Precision (fidelity)"),
+    ("recall", "Recall (diversity)"),
+    ("density", "Density (fidelity)"),
+    ("coverage", "Coverage (diversity)"),
+    ("isc_mean", "Inception-style score (mean)"),
 )
+SPREADS = frozenset({"kid_std"})
 
 INTENDED_USE = """\
 - Research on generative models: comparing architectures, objectives and training recipes.
@@ -44,10 +52,27 @@ OUT_OF_SCOPE = """\
 LIMITATIONS = """\
 - Tiny resolution: outputs are thumbnails at the training image size, not usable imagery.
 - Small training data: the model covers only the variation present in a small dataset.
-- Metrics use features of a domain classifier trained for this dataset, not Inception-v3;
-  the FID/KID values here are **not comparable** to Inception FID reported in papers.
-- FID is biased upwards at small sample counts; **KID is the headline metric**, and every
-  value should be read against the real-vs-real floor measured with the same extractor."""
+- {extractor}
+- FID is biased upwards at small sample counts: FID_inf (FID extrapolated to infinitely many
+  samples, a straight line in 1/N) removes that bias, and **KID is the headline metric**
+  (unbiased). Every value should be read against the real-vs-real floor measured with the same
+  extractor, and with its bootstrap interval: two models whose intervals overlap are not
+  distinguishable at these sample counts.
+- Precision and density measure fidelity (samples that look like real images), recall and
+  coverage diversity (real images the samples reach); none of them detects copies of
+  training images: see Memorization."""
+EXTRACTOR_LIMITS = {
+    "inception": (
+        "Metrics use torch-fidelity's Inception-v3 features of thumbnails upsampled to its "
+        "input size; the values depend on that resize and on the sample count, and are\n  "
+        "**not comparable** to Inception FID reported in papers at other resolutions."
+    ),
+    "classifier": (
+        "Metrics use features of a domain classifier trained for this dataset, not "
+        "Inception-v3;\n  the FID/KID values here are **not comparable** to Inception FID "
+        "reported in papers."
+    ),
+}
 
 RISKS = """\
 - Copying of training images (memorization): samples may reproduce training examples;
@@ -80,8 +105,12 @@ def render_model_card(info: Mapping[str, Any]) -> str:
     - ``config``: nested dict (or DictConfig) of the training config, shown as YAML.
     - ``data``: ``name``, ``counts`` ({split: count}), ``image_size``, ``channels``,
       ``licence`` (or ``license``), ``source``.
-    - ``metrics``: ``extractor``, ``counts`` (samples, reference, ...), ``splits``, ``fid``,
-      ``isc_mean``, ``kid_mean``, ``kid_std`` and ``floor`` (same metric keys, real-vs-real values).
+    - ``metrics``: the evaluate stage's metrics/<model>.json: ``extractor``, ``counts``
+      (samples, reference, ...), ``splits``, the scores (``fid``, ``kid_mean``, ``kid_std``,
+      ``isc_mean``, ``precision``, ``recall``, ``density``, ``coverage``, ``fid_inf``),
+      ``intervals`` ({score: {low, high}}), ``floor`` (same keys, real-vs-real values) and
+      ``comparability`` (what decides the numbers); a file written before a key existed
+      shows "not recorded" for it.
     - ``export``: ``onnx`` / ``torchscript`` dicts with ``path`` and ``max_abs_diff``
       (the dicts returned by ``export_onnx`` / ``export_torchscript``), and ``credentials``
       (``trust_anchor_fingerprint``, ``signer_fingerprint``, ``files``: {model file:
@@ -98,7 +127,7 @@ def render_model_card(info: Mapping[str, Any]) -> str:
         _section("Evaluation", _metrics(info.get("metrics") or {})),
         _section("Memorization", _memorization((info.get("metrics") or {}).get("memorization"))),
         _section("Exports", _exports(info.get("export") or {})),
-        _section("Limitations", LIMITATIONS),
+        _section("Limitations", _limitations(info.get("metrics") or {})),
         _section("Risks", RISKS),
         _section("Provenance", PROVENANCE),
         _section(
@@ -212,20 +241,99 @@ def _metrics(metrics: Mapping[str, Any]) -> str:
     ]
     if metrics.get("extractor_objective"):
         rows.insert(1, ("Extractor trained for", metrics["extractor_objective"]))
-    header = _bullets(rows)
+    decides = _comparability(metrics.get("comparability")) or NOT_RECORDED
+    header = _bullets(rows) + f"\n- **What decides these numbers:** {decides}"
+    level = ((metrics.get("comparability") or {}).get("bootstrap") or {}).get("level")
+    interval = f" [{_percent(level)} interval]" if isinstance(level, numbers.Real) else ""
     table = [
-        "| Metric | Better | Model | Real-vs-real floor |",
+        f"| Metric | Better | Model{interval} | Real-vs-real floor{interval} |",
         "|---|---|---|---|",
         *(
-            f"| {label} | {better} | {_fmt(metrics.get(key))} | {_fmt(floor.get(key))} |"
-            for key, label, better in METRIC_ROWS
+            f"| {label} | {_better(key)} | {_scored(metrics, key)} | {_scored(floor, key)} |"
+            for key, label in METRIC_ROWS
         ),
     ]
     note = (
         "The floor compares two disjoint sets of real images with the same extractor: "
-        "no generator can be expected to score better than it."
+        "no generator can be expected to score better than it. "
+        + (
+            "[low, high] is a bootstrap interval (samples and reference resampled): scores "
+            "whose intervals overlap are not distinguishable at these sample counts. "
+            if interval
+            else ""
+        )
+        + "FID_inf is FID extrapolated to infinitely many samples from FID at several sample "
+        "counts: it compares between evaluations with different sample counts."
     )
     return "\n\n".join([header, "\n".join(table), note])
+
+
+def _better(key: str) -> str:
+    if key in SPREADS:
+        return "-"
+    return "higher" if key in HIGHER_IS_BETTER else "lower"
+
+
+def _scored(record: Mapping[str, Any], key: str) -> str:
+    """A score with its interval when one was recorded: ``12.346 [10.1, 14.2]``."""
+    text = _fmt(record.get(key))
+    bounds = (record.get("intervals") or {}).get(key)
+    if isinstance(bounds, Mapping) and bounds.get("low") is not None:
+        text += f" [{_fmt(bounds.get('low'))}, {_fmt(bounds.get('high'))}]"
+    return text
+
+
+def _percent(value: Any) -> str:
+    return f"{float(value):.0%}" if isinstance(value, numbers.Real) else NOT_RECORDED
+
+
+def _comparability(facts: Mapping[str, Any] | None) -> str | None:
+    """One line of what decides the numbers (extractor and weights, input, reference, sample
+    count, bootstrap, versions): two cards that differ here do not have comparable scores.
+    Markdown, every recorded value escaped; None for a metrics file written before it was
+    recorded."""
+    if not facts:
+        return None
+    sha = facts.get("weights_sha256")
+    known = {True: ", known", False: ", NOT torch-fidelity's known weights"}.get(
+        facts.get("weights_known"), ""
+    )
+    weights = f"weights sha256 {_fmt(str(sha)[:12])}...{known}" if sha else "no weights file"
+    source = facts.get("input") or {}
+    reference, floor = facts.get("reference") or {}, facts.get("floor_samples") or {}
+    boot = facts.get("bootstrap") or {}
+    bootstrap = (
+        f"bootstrap {_fmt(boot.get('rounds'))} rounds at {_percent(boot.get('level'))}"
+        if boot.get("rounds")
+        else "no bootstrap"
+    )
+    counts = facts.get("sample_counts") or {}
+    curve = f"sample counts {_fmt(counts.get('counts'))}" if counts.get("counts") else "no curve"
+    versions = ", ".join(
+        f"{_fmt(name)} {_fmt(number)}" for name, number in (facts.get("versions") or {}).items()
+    )
+    return "; ".join(
+        [
+            f"extractor {_fmt(facts.get('feature_extractor') or facts.get('extractor'))} "
+            f"({weights})",
+            f"input {_fmt(source.get('size'))} px, {_fmt(source.get('filter'))}",
+            f"reference {_fmt(reference.get('split'))} split, {_fmt(reference.get('size'))} images",
+            f"floor {_fmt(floor.get('split'))} split, {_fmt(floor.get('size'))} images",
+            f"{_fmt(facts.get('samples'))} samples (seed {_fmt(facts.get('sample_seed'))})",
+            f"k = {_fmt(facts.get('nearest_k'))} nearest neighbours",
+            bootstrap,
+            curve,
+            versions or f"versions {NOT_RECORDED}",
+        ]
+    )
+
+
+def _limitations(metrics: Mapping[str, Any]) -> str:
+    """The limits of the numbers, true for the extractor that measured them."""
+    extractor = metrics.get("extractor")
+    return LIMITATIONS.format(
+        extractor=EXTRACTOR_LIMITS.get(extractor, EXTRACTOR_LIMITS["classifier"])
+    )
 
 
 def _memorization(report: Mapping[str, Any] | None) -> str:

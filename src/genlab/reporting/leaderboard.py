@@ -15,10 +15,12 @@ from genlab.errors import StageInputError
 from genlab.layout import metrics_file
 from genlab.metric_keys import (
     FID_INF,
-    FIDELITY_SCORES,
+    FLAT_SCORE_KEYS,
     HIGHER_IS_BETTER,
     INTERVAL_SCORES,
     MANIFOLD_SCORES,
+    REPORTED_SCORES,
+    flat_scores,
     intervals_overlap,
 )
 
@@ -84,7 +86,7 @@ def _interval(result: dict[str, Any], key: str) -> dict[str, float] | None:
 def _scored(result: dict[str, Any]) -> dict[str, Any]:
     """The scores a leaderboard row shows (None where the metrics file predates one) and their
     intervals."""
-    scores = {k: result.get(k) for k in (*FIDELITY_SCORES, *MANIFOLD_SCORES, FID_INF)}
+    scores = {k: result.get(k) for k in REPORTED_SCORES}
     intervals = {k: i for k in INTERVAL_SCORES if (i := _interval(result, k))}
     return {**scores, "intervals": intervals or None}
 
@@ -358,13 +360,7 @@ def leaderboard_markdown(board: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-SCORES_CSV_COLUMNS = (
-    "model",
-    *FIDELITY_SCORES,
-    *MANIFOLD_SCORES,
-    FID_INF,
-    *(f"{key}_{end}" for key in INTERVAL_SCORES for end in ("low", "high")),
-)
+SCORES_CSV_COLUMNS = ("model", *FLAT_SCORE_KEYS)
 
 
 def scores_csv(board: dict[str, Any]) -> str:
@@ -375,10 +371,6 @@ def scores_csv(board: dict[str, Any]) -> str:
     writer.writerow(SCORES_CSV_COLUMNS)
     named = [(model, board["models"][model]) for model in board["ranking"]]
     for name, row in [*named, ("real vs real (floor)", board["floor"])]:
-        intervals = row.get("intervals") or {}
-        values = {k: row.get(k) for k in (*FIDELITY_SCORES, *MANIFOLD_SCORES, FID_INF)}
-        for key in INTERVAL_SCORES:
-            for end in ("low", "high"):
-                values[f"{key}_{end}"] = (intervals.get(key) or {}).get(end)
+        values = flat_scores(row)
         writer.writerow([name, *(values[c] for c in SCORES_CSV_COLUMNS[1:])])
     return out.getvalue()

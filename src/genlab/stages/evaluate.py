@@ -17,7 +17,7 @@ from genlab.evaluation.memorization import check_memorization
 from genlab.evaluation.settings import evaluation_options, extractor_objective, sample_images
 from genlab.io import write_json
 from genlab.layout import RunLayout, metrics_file
-from genlab.metric_keys import FID_INF, FIDELITY_SCORES, MANIFOLD_SCORES
+from genlab.metric_keys import FID_INF, MANIFOLD_SCORES, REPORTED_SCORES, flat_scores
 from genlab.models.generator_file import build_untrained, load_generator
 from genlab.provenance import RUN_KEYS
 from genlab.stages.entry import stage_main
@@ -118,7 +118,9 @@ def evaluation_record(
         "intervals": model["intervals"],
         "floor": {**_scores(floor), "intervals": floor["intervals"]},
         "untrained": untrained and _scores(untrained),
-        "sample_counts": {"model": model["curve"], "floor": floor["curve"]},
+        "sample_counts": (
+            {"model": model["curve"], "floor": floor["curve"]} if model["curve"] else None
+        ),
         "comparability": comparability(cfg, model, floor),
         "memorization": memorization,
         "counts": {
@@ -142,7 +144,7 @@ def evaluation_record(
 
 
 def _scores(scored: dict[str, Any]) -> dict[str, Any]:
-    return {key: scored[key] for key in (*FIDELITY_SCORES, *MANIFOLD_SCORES, FID_INF)}
+    return {key: scored[key] for key in REPORTED_SCORES}
 
 
 def comparability(cfg: DictConfig, model: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
@@ -170,31 +172,85 @@ def comparability(cfg: DictConfig, model: dict[str, Any], floor: dict[str, Any])
 
 
 def wandb_summary(result: dict[str, Any]) -> dict[str, Any]:
-    """What the training's W&B run gets: the scores, the floor's, the memorization shares."""
-    scored = [
-        key for key in (*FIDELITY_SCORES, *MANIFOLD_SCORES, FID_INF) if result[key] is not None
-    ]
-    memorization = result["memorization"]
-    return (
-        {f"eval/{key}": result[key] for key in scored}
-        | {f"eval/floor_{key}": result["floor"][key] for key in scored}
-        | {
-            f"eval/memorization_{space}_fraction": memorization[space]["fraction_below_threshold"]
-            for space in ("feature", "pixel")
-        }
-    )
+    """What the training's W&B run gets: the scores, their interval bounds (eval/fid_low,
+    eval/fid_high, ...), the floor's, the memorization shares. A score that was not measured
+    (no nearest_k, no bootstrap, no sample counts, an old record) is left out, not logged as
+    null."""
+    floor = result.get("floor") or {}
+    summary = {
+        **{f"eval/{key}": value for key, value in _flat_scores(result).items()},
+        **{f"eval/floor_{key}": value for key, value in _flat_scores(floor).items()},
+    }
+    memorization = result.get("memorization") or {}
+    for space in ("feature", "pixel"):
+        fraction = (memorization.get(space) or {}).get("fraction_below_threshold")
+        if fraction is not None:
+            summary[f"eval/memorization_{space}_fraction"] = fraction
+    return summary
+
+
+def _flat_scores(scored: dict[str, Any]) -> dict[str, float]:
+    """The scores of one set (model or floor) and their interval bounds as flat keys
+    (fid, fid_low, fid_high, ...), the measured ones only."""
+    return {key: value for key, value in flat_scores(scored).items() if value is not None}
 
 
 def headline(cfg: DictConfig, result: dict[str, Any]) -> str:
-    memorization = result["memorization"]
-    return (
-        f"evaluate {cfg.model.name} ({cfg.metrics.extractor}): "
-        + ", ".join(
-            f"{k}={result[k]:.4g} (floor {result['floor'][k]:.4g})"
-            for k in ("fid", "kid_mean", "isc_mean")
-            if result[k] is not None
-        )
-        + f"; samples closer to a training image than {memorization['quantile']:.0%} of real "
-        f"test images: {memorization['feature']['fraction_below_threshold']:.1%} (features), "
-        f"{memorization['pixel']['fraction_below_threshold']:.1%} (pixels)"
+    """A few lines for the terminal: FID and KID with their intervals and FID_inf, the
+    manifold scores, each beside the real-vs-real floor, and the memorization shares."""
+    floor = result.get("floor") or {}
+    facts = result.get("comparability") or {}
+    level = (facts.get("bootstrap") or {}).get("level")
+    reference = (facts.get("reference") or {}).get("size")
+    samples = facts.get("samples")
+    measured = f"{samples} samples vs {reference} test images" if samples and reference else None
+    intervals = (
+        f"[low, high]: {level:.0%} bootstrap interval" if level is not None else "no intervals"
     )
+    lines = [
+        f"evaluate {cfg.model.name} ({', '.join(filter(None, [cfg.metrics.extractor, measured]))};"
+        f" {intervals}; floor: real train vs test)",
+        _score_line("FID", "fid", result, floor, with_fid_inf=True),
+        _score_line("KID", "kid_mean", result, floor),
+    ]
+    # precision / recall, then density / coverage: two short lines
+    for pair in (MANIFOLD_SCORES[:2], MANIFOLD_SCORES[2:]):
+        scored = [
+            f"{key} {_number(result[key])} (floor {_number(floor.get(key))})"
+            for key in pair
+            if result.get(key) is not None
+        ]
+        if scored:
+            lines.append("  " + ", ".join(scored))
+    if result.get("isc_mean") is not None:
+        lines.append(f"  IS {_number(result['isc_mean'])} (floor {_number(floor.get('isc_mean'))})")
+    memorization = result.get("memorization")
+    if memorization:
+        lines.append(
+            f"  samples closer to a training image than {memorization['quantile']:.0%} of real "
+            f"test images: {memorization['feature']['fraction_below_threshold']:.1%} "
+            f"(features), {memorization['pixel']['fraction_below_threshold']:.1%} (pixels)"
+        )
+    return "\n".join(lines)
+
+
+def _score_line(
+    label: str, key: str, result: dict[str, Any], floor: dict[str, Any], with_fid_inf: bool = False
+) -> str:
+    """One score with its interval (and FID_inf), then the floor's: e.g.
+    ``FID 138 [122, 155], FID_inf 137  (floor 3.65 [0, 9.38], FID_inf 1.94)``."""
+
+    def scored(record: dict[str, Any]) -> str:
+        text = _number(record.get(key))
+        interval = (record.get("intervals") or {}).get(key)
+        if interval:
+            text += f" [{_number(interval['low'])}, {_number(interval['high'])}]"
+        if with_fid_inf and record.get(FID_INF) is not None:
+            text += f", FID_inf {_number(record[FID_INF])}"
+        return text
+
+    return f"  {label} {scored(result)}  (floor {scored(floor)})"
+
+
+def _number(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4g}"

@@ -19,6 +19,7 @@ from genlab.export.onnx import export_onnx
 from genlab.export.style_parts import export_style_parts, has_style_controls
 from genlab.export.torchscript import export_torchscript
 from genlab.io import atomic_dir, file_digest, write_json
+from genlab.metric_keys import flat_scores
 from genlab.models.generator_file import load_generator
 from genlab.provenance import RUN_KEYS, save_grid
 from genlab.stages.entry import stage_main
@@ -66,6 +67,7 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
             "style_controls": files["style_controls"],
             "provenance": provenance,
             "credentials": signed,
+            "metrics": headline_metrics(metrics),
         }
         write_json(staging / layout.EXPORT_RECORD, summary)
         write_model_card(
@@ -88,7 +90,7 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
                 f"genlab {cfg.model.name} generator: ONNX, TorchScript, their C2PA manifests, "
                 "model card"
             ),
-            metadata={**provenance, "metrics": headline_metrics(metrics)},
+            metadata={**provenance, "metrics": summary["metrics"]},
         ),
     )
     print(
@@ -209,6 +211,10 @@ def model_card_facts(
 
 
 def headline_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """The evaluate stage's scores in short, for export.json and the W&B model artifact: the
+    extractor, every score and the bounds of each interval as flat keys (fid_low, fid_high,
+    ...); a score or interval the metrics file does not hold (written before it existed, or
+    with bootstrap.rounds=0) reads None."""
     if metrics is None:
         return {}
-    return {key: metrics.get(key) for key in ("extractor", "fid", "kid_mean", "isc_mean")}
+    return {"extractor": metrics.get("extractor"), **flat_scores(metrics)}
