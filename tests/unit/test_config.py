@@ -48,6 +48,14 @@ def test_every_group_option_validates(compose_config, group, option):
         ("+data.batchsize=8", "data.batchsize"),
         ("logger.mode=sometimes", "`logger.mode` must be one of"),
         ("data.channels=2", "1 (gray) or 3 (RGB)"),
+        ("evaluate.bootstrap.rounds=1", "`evaluate.bootstrap.rounds` must be 0 (no intervals) or"),
+        ("evaluate.bootstrap.rounds=-2", "`evaluate.bootstrap.rounds`"),
+        ("evaluate.bootstrap.level=1.5", "`evaluate.bootstrap.level` must be in (0, 1)"),
+        ("evaluate.bootstrap.level=0", "`evaluate.bootstrap.level` must be in (0, 1)"),
+        ("evaluate.nearest_k=0", "`evaluate.nearest_k` must be > 0"),
+        ("evaluate.sample_counts=[1]", "`evaluate.sample_counts` must be counts >= 2"),
+        ("evaluate.sample_counts=[500,1]", "`evaluate.sample_counts`"),
+        ("evaluate.sample_count_draws=0", "`evaluate.sample_count_draws` must be > 0"),
     ],
 )
 def test_bad_values_are_rejected_with_the_key(compose_config, override, expected):
@@ -116,3 +124,17 @@ def test_a_value_a_constructor_refuses_is_named_by_hydras_key_and_the_domain_rul
     assert "base_channels must be a positive integer, got 0" in result.stderr
     assert "full_key: model.generator" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "evaluate.bootstrap.rounds=0",  # no intervals
+        "evaluate.bootstrap.rounds=2",
+        "evaluate.sample_counts=[]",  # no sample-count curve
+        "evaluate.sample_counts=[2,100000]",  # counts above num_samples are reported skipped
+        "evaluate.nearest_k=1",
+    ],
+)
+def test_edge_evaluate_settings_are_accepted(compose_config, override):
+    validate_config(compose_config(override))

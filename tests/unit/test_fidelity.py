@@ -298,3 +298,86 @@ def test_inception_extractor_offline_with_a_local_weights_file(digits, tmp_path,
     assert abs(same["fid"]) < 1e-3 * different["fid"]
     assert different["feature_extractor"] == "inception-v3-compat"
     assert different["kid_subset_size"] == 12 and different["isc_splits"] == 10
+
+
+# --- precision / recall / density / coverage, intervals and sample counts on real images ---
+
+
+def _scored(samples, reference, path, **kwargs) -> dict:
+    return compute_fidelity(
+        samples, reference, extractor="classifier", weights_path=str(path), nearest_k=3, **kwargs
+    )
+
+
+def test_manifold_known_answers_on_real_images(classifier, digits):
+    from genlab.metric_keys import MANIFOLD_SCORES
+
+    path = classifier[0]
+    train, test = digits
+    same = _scored(test.images, test.images, path)
+    assert {key: same[key] for key in MANIFOLD_SCORES} == dict.fromkeys(MANIFOLD_SCORES, 1.0)
+    # a "generator" that returns one real image: precise, and covers (almost) nothing
+    one = _scored(np.repeat(test.images[:1], 100, axis=0), test.images, path)
+    assert one["precision"] == 1.0
+    assert one["recall"] < 0.02 and one["coverage"] < 0.02
+    # a "generator" of the digits 0-4 only: half the real data's modes
+    half = _scored(train.images[train.labels < 5], test.images, path)
+    share = float(np.mean(test.labels < 5))
+    assert half["coverage"] == pytest.approx(share, abs=0.1)
+    assert half["recall"] == pytest.approx(share, abs=0.1)
+    assert half["precision"] > 0.8
+    # noise lies far from every digit: nothing of either set is in the other's balls
+    noise = _scored(_noise(360), test.images, path)
+    assert {key: noise[key] for key in MANIFOLD_SCORES} == dict.fromkeys(MANIFOLD_SCORES, 0.0)
+
+
+def test_intervals_of_real_images_contain_the_floor(classifier, digits):
+    """A set against itself: every interval holds the perfect score. Real train images against
+    the test split: the FID interval holds the FID of other real train images (the floor)."""
+    path = classifier[0]
+    train, test = digits
+    same = _scored(test.images, test.images, path, bootstrap_rounds=50, bootstrap_seed=0)
+    assert abs(same["fid"]) < 1e-6 and same["intervals"]["fid"]["low"] == 0.0  # holds FID 0
+    assert same["intervals"]["fid"]["high"] > 0
+    for key in ("precision", "recall", "coverage"):
+        assert same["intervals"][key]["high"] == 1.0
+    assert same["intervals"]["density"]["low"] <= 1.0 <= same["intervals"]["density"]["high"]
+    assert same["bootstrap"]["rounds"] == 50 and same["bootstrap"]["method"]
+    # two disjoint draws of 700 real train images, each scored against the test split: each
+    # one's FID / KID interval holds the other's score (what a perfect generator would get)
+    first, second = train.images[:700], train.images[700:1400]
+    scored = [
+        _scored(images, test.images, path, bootstrap_rounds=100) for images in (first, second)
+    ]
+    for this, other in (scored, scored[::-1]):
+        for key in ("fid", "kid_mean"):
+            assert this["intervals"][key]["low"] <= other[key] <= this["intervals"][key]["high"]
+    noise = _scored(_noise(360), test.images, path)
+    assert noise["fid"] > 5 * max(this["intervals"]["fid"]["high"] for this in scored)
+
+
+def test_sample_count_curve_through_compute_fidelity(classifier, digits):
+    path = classifier[0]
+    train, test = digits
+    result = _scored(train.images[:300], test.images, path, sample_counts=(100, 200, 5000))
+    curve = result["curve"]
+    assert curve["counts"] == [100, 200, 300] and curve["skipped"] == [5000]
+    assert curve["fid"][-1] == pytest.approx(result["fid"], rel=1e-6)
+    assert result["fid_inf"] == curve["fid_inf"] < result["fid"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"bootstrap_rounds": 1}, "rounds"),
+        ({"bootstrap_rounds": 10, "bootstrap_level": 1.5}, "level"),
+        ({"nearest_k": 400}, "nearest_k"),
+        ({"sample_counts": (100,), "sample_count_draws": 0}, "sample_count_draws"),
+    ],
+)
+def test_bad_spread_settings_are_refused_naming_the_setting(classifier, digits, settings, named):
+    test = digits[1].images
+    with pytest.raises(ValueError, match=named):
+        compute_fidelity(
+            test, test, extractor="classifier", weights_path=str(classifier[0]), **settings
+        )

@@ -2,7 +2,8 @@
 
 Precision and recall are Kynkäänniemi et al. (2019) exactly as torch-fidelity's ``prc``
 computes them (a point is inside a k-NN ball when its distance is ``<=`` the ball's radius);
-density and coverage are Naeem et al. (2020), as the ``prdc`` package computes them. One
+density and coverage are Naeem et al. (2020), as the ``prdc`` package computes them (strictly
+``<`` the radius: a set scored against itself gets density exactly 1, not (k + 1) / k). One
 implementation serves the point estimate and every bootstrap round: a sample set is the
 precomputed distance matrices plus a count per point (1 for the set itself, the number of times
 a point was drawn for a bootstrap resample). A point's k-NN radius counts every drawn copy of
@@ -66,21 +67,25 @@ class ManifoldDistances:
 
     def __init__(self, sample_features: torch.Tensor, reference_features: torch.Tensor, k: int):
         if k < 1:
-            raise ValueError(f"the neighbourhood size k must be at least 1, got {k}")
+            raise ValueError(f"the neighbourhood size nearest_k must be at least 1, got {k}")
         samples = sample_features.detach().cpu().to(torch.float32).numpy()
         reference = reference_features.detach().cpu().to(torch.float32).numpy()
         smallest = min(samples.shape[0], reference.shape[0])
         if smallest <= k:
             raise ValueError(
-                f"precision / recall need more than k={k} points in each set, got "
-                f"{samples.shape[0]} samples and {reference.shape[0]} reference images"
+                f"precision / recall / density / coverage need more than nearest_k={k} points "
+                f"in each set, got {samples.shape[0]} samples and {reference.shape[0]} reference "
+                f"images: lower nearest_k (evaluate.nearest_k) or score more images"
             )
         self.k = k
         self.sample_count = samples.shape[0]
         self.reference_count = reference.shape[0]
         self.samples = _Neighbours.within(samples)
         self.reference = _Neighbours.within(reference)
-        self.cross = _pairwise(samples, reference)  # (samples, reference)
+        # (samples, reference), computed reference-first as torch-fidelity and prdc compute it:
+        # a sample equal to a reference point then lies exactly on the radii the reference's
+        # own distances give (cdist's matmul path is not symmetric to the last bit)
+        self.cross = np.ascontiguousarray(_pairwise(reference, samples).T)
 
     def scores(
         self, sample_counts: np.ndarray | None = None, reference_counts: np.ndarray | None = None
@@ -93,8 +98,10 @@ class ManifoldDistances:
         sample_radii = self.samples.radii(cs, k)
         reference_radii = self.reference.radii(cr, k)
         drawn_s, drawn_r = cs > 0, cr > 0
-        # inside[i, j]: sample i lies in reference j's ball (only drawn references have balls)
+        # inside[i, j]: sample i lies in reference j's ball (only drawn references have balls);
+        # closed balls (<=) for precision as torch-fidelity, open ones (<) for density as prdc
         inside = (self.cross <= reference_radii[None, :]) & drawn_r[None, :]
+        strictly_inside = (self.cross < reference_radii[None, :]) & drawn_r[None, :]
         # reached[i, j]: reference j lies in sample i's ball (recall's balls are the samples')
         reached = (self.cross <= sample_radii[:, None]) & drawn_s[:, None]
         nearest_sample = np.where(drawn_s[:, None], self.cross, np.inf).min(axis=0)
@@ -102,8 +109,8 @@ class ManifoldDistances:
         return {
             "precision": float(cs @ inside.any(axis=1) / total_s),
             "recall": float(cr @ reached.any(axis=0) / total_r),
-            "density": float(cs @ (inside @ cr) / (k * total_s)),
-            "coverage": float(cr @ (nearest_sample <= reference_radii) / total_r),
+            "density": float(cs @ (strictly_inside @ cr) / (k * total_s)),
+            "coverage": float(cr @ (nearest_sample < reference_radii) / total_r),
         }
 
 
