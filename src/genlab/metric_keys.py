@@ -7,8 +7,17 @@ from __future__ import annotations
 FIDELITY_SCORES = ("fid", "isc_mean", "isc_std", "kid_mean", "kid_std")
 # fidelity and diversity apart (k-NN manifolds in the same feature space as FID / KID)
 MANIFOLD_SCORES = ("precision", "recall", "density", "coverage")
+# distances between the sample and reference distributions
+DISTRIBUTION_SCORES = ("fid", "kid_mean")
 # the scores given a bootstrap interval ({low, high, std} under "intervals")
-INTERVAL_SCORES = ("fid", "kid_mean", *MANIFOLD_SCORES)
+INTERVAL_SCORES = (*DISTRIBUTION_SCORES, *MANIFOLD_SCORES)
+# where a score can lie (KID, an unbiased estimate, can fall below zero): intervals are cut to it
+SCORE_RANGES = {
+    "fid": (0.0, float("inf")),
+    "kid_mean": (float("-inf"), float("inf")),
+    **{key: (0.0, 1.0) for key in MANIFOLD_SCORES if key != "density"},
+    "density": (0.0, float("inf")),  # samples per real k-NN ball / k: above 1 when clustered
+}
 # FID extrapolated to infinitely many samples
 FID_INF = "fid_inf"
 

@@ -111,8 +111,10 @@ def test_record_holds_intervals_curves_and_what_decides_the_numbers(trained, eva
 
     model_curve, floor_curve = written["sample_counts"]["model"], written["sample_counts"]["floor"]
     assert model_curve["counts"] == [40, 80, 120] and model_curve["skipped"] == [500]
+    # the floor scores as many real train images as there are samples: the same counts
     floor_size = written["counts"]["floor_train"]
-    assert floor_curve["counts"] == [40, 80, 120, 500, floor_size] and floor_curve["skipped"] == []
+    assert floor_size == NUM_SAMPLES
+    assert floor_curve["counts"] == [40, 80, 120] and floor_curve["skipped"] == [500]
     for curve in (model_curve, floor_curve):
         assert len(curve["fid"]) == len(curve["kid_mean"]) == len(curve["counts"])
         assert curve["draws"] == 2 and math.isfinite(curve["fid_inf"])
@@ -136,10 +138,19 @@ def test_record_holds_intervals_curves_and_what_decides_the_numbers(trained, eva
     assert facts["input"]["size"] == load_classifier(str(classifier)).image_size
     assert facts["input"]["size"] == cfg.data.image_size
     assert facts["reference"] == {"split": "test", "size": written["counts"]["reference"]}
-    assert facts["floor_samples"] == {"split": "train", "size": floor_size}
+    assert facts["floor_samples"] == {
+        "split": "train",
+        "size": floor_size,
+        "drawn_with_seed": cfg.evaluate.sample_seed,
+    }
     assert facts["samples"] == NUM_SAMPLES and facts["nearest_k"] == cfg.evaluate.nearest_k
     assert facts["bootstrap"]["rounds"] == ROUNDS and facts["bootstrap"]["level"] == 0.95
-    assert facts["sample_counts"] == {"counts": [40, 80, 120], "draws": 2, "skipped": [500]}
+    assert facts["sample_counts"] == {
+        "counts": [40, 80, 120],
+        "draws": 2,
+        "seed": cfg.evaluate.bootstrap.seed,
+        "skipped": [500],
+    }
 
 
 def test_headline_and_wandb_summary_carry_the_intervals(evaluated):

@@ -56,6 +56,8 @@ def test_every_group_option_validates(compose_config, group, option):
         ("evaluate.sample_counts=[1]", "`evaluate.sample_counts` must be counts >= 2"),
         ("evaluate.sample_counts=[500,1]", "`evaluate.sample_counts`"),
         ("evaluate.sample_count_draws=0", "`evaluate.sample_count_draws` must be > 0"),
+        ("evaluate.bootstrap.seed=-1", "`evaluate.bootstrap.seed` must be >= 0"),
+        ("evaluate.num_samples=3", "`evaluate.num_samples` must be > evaluate.nearest_k (3)"),
     ],
 )
 def test_bad_values_are_rejected_with_the_key(compose_config, override, expected):

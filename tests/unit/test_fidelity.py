@@ -381,3 +381,18 @@ def test_bad_spread_settings_are_refused_naming_the_setting(classifier, digits, 
         compute_fidelity(
             test, test, extractor="classifier", weights_path=str(classifier[0]), **settings
         )
+
+
+def test_a_local_inception_file_is_known_only_by_its_full_sha256(tmp_path):
+    """torch-fidelity's weights are known by their whole sha256 (not the 8 hex digits in the
+    file name); another file warns that its scores are not comparable; downloaded weights are
+    recorded as unchecked (None)."""
+    from genlab.evaluation import fidelity
+
+    path = tmp_path / f"weights-inception-2015-12-05-{fidelity.INCEPTION_SHA256[:8]}.pth"
+    torch.save({"conv.weight": torch.zeros(2, 2)}, path)  # the right name, other bytes
+    with pytest.warns(UserWarning, match="not torch-fidelity's InceptionV3 weights"):
+        _, sha, _ = fidelity._resolve_weights("inception", str(path))
+    assert fidelity.inception_weights_known(sha) is False
+    assert fidelity.inception_weights_known(fidelity.INCEPTION_SHA256) is True
+    assert fidelity.inception_weights_known(None) is None

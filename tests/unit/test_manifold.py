@@ -115,3 +115,18 @@ def test_a_neighbourhood_too_small_or_too_large_is_refused_naming_nearest_k(k):
     features = torch.randn(10, 4)
     with pytest.raises(ValueError, match="nearest_k"):
         ManifoldDistances(features, torch.randn(20, 4), k)
+
+
+def test_radii_beyond_the_kept_neighbours_fall_back_to_the_full_row():
+    """A resample that draws few points leaves most k-NN radii beyond the 64 neighbours kept
+    per point: those rows are recomputed, and the scores equal scoring the drawn points."""
+    rng = np.random.default_rng(7)
+    samples = rng.normal(size=(400, 8)).astype(np.float32)
+    reference = (rng.normal(size=(300, 8)) * 1.2).astype(np.float32)
+    distances = ManifoldDistances(torch.from_numpy(samples), torch.from_numpy(reference), 3)
+    drawn_s, drawn_r = rng.choice(400, 12, replace=False), rng.choice(300, 9, replace=False)
+    counts_s = np.bincount(drawn_s, minlength=400)
+    counts_r = np.bincount(drawn_r, minlength=300)
+    assert distances.scores(counts_s, counts_r) == pytest.approx(
+        _scores(samples[np.sort(drawn_s)], reference[np.sort(drawn_r)], 3), abs=1e-12
+    )

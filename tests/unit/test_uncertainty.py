@@ -186,3 +186,18 @@ def test_fid_inf_of_real_vs_real_is_nearer_zero_than_fid():
     x, y = _heavy_tailed(rng, 1000), _heavy_tailed(rng, 4000)
     curve = sample_count_curve(x, y, [250, 500, 750], draws=3, seed=0)
     assert abs(curve["fid_inf"]) < 0.5 * curve["fid"][-1]
+
+
+def test_a_round_that_draws_one_point_has_no_kid_and_no_nan_interval():
+    """Two samples: some rounds draw the same one twice (no distinct pairs, so no unbiased KID);
+    those rounds are left out instead of turning the interval into NaN."""
+    rng = np.random.default_rng(3)
+    samples = torch.from_numpy(rng.normal(size=(2, 4)))
+    reference = torch.from_numpy(rng.normal(size=(40, 4)))
+    point = {"fid": fid_of(samples, reference), "kid_mean": 0.0}
+    intervals = bootstrap_intervals(
+        samples, reference, point, rounds=50, level=0.9, seed=0, nearest_k=None
+    )
+    kid = intervals["kid_mean"]
+    assert kid is not None and all(np.isfinite([kid["low"], kid["high"], kid["std"]]))
+    assert np.isnan(KernelSums(samples, reference).mmd2(np.array([2, 0]), np.ones(40, int)))

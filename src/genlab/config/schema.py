@@ -204,6 +204,7 @@ class BootstrapConfig:
             self.rounds,
         )
         _require(0 < self.level < 1, "evaluate.bootstrap.level", "in (0, 1)", self.level)
+        _require(self.seed >= 0, "evaluate.bootstrap.seed", ">= 0", self.seed)
 
 
 @dataclass
@@ -230,6 +231,12 @@ class EvaluateConfig:
             "evaluate.sample_count_draws",
             "> 0",
             self.sample_count_draws,
+        )
+        _require(
+            self.num_samples > self.nearest_k,
+            "evaluate.num_samples",
+            f"> evaluate.nearest_k ({self.nearest_k}): the k-NN balls need more points",
+            self.num_samples,
         )
         for count in self.sample_counts:  # counts above num_samples are reported skipped
             _require(count >= 2, "evaluate.sample_counts", "counts >= 2", list(self.sample_counts))

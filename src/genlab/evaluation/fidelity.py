@@ -35,9 +35,9 @@ from genlab.errors import StageInputError
 from genlab.io import atomic_path, file_digest
 
 EXTRACTORS = {"classifier": "genlab-classifier", "inception": "inception-v3-compat"}
-# torch.hub names a weights file after the first hex digits of its sha256 and checks only those:
-# torch-fidelity's InceptionV3 file is weights-inception-2015-12-05-<prefix>.pth.
-_INCEPTION_FILE = re.compile(r"-([0-9a-f]{8,})\.pth$")
+# sha256 of torch-fidelity's InceptionV3 weights (weights-inception-2015-12-05-6726825d.pth,
+# 95,628,359 bytes; torch.hub names the file after the first 8 hex digits)
+INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 _ISC_SPLITS = 10
 _HASH_CHARS = 16
 
@@ -97,23 +97,16 @@ def extractor_name(extractor: str) -> str:
     return EXTRACTORS[extractor]
 
 
-def known_inception_prefix() -> str:
-    """The sha256 prefix in torch-fidelity's own InceptionV3 weights file name."""
-    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
-
-    return _INCEPTION_FILE.search(URL_INCEPTION_V3).group(1)
-
-
-def extractor_input(extractor: str, weights_path: str | None) -> dict[str, Any]:
+def extractor_input(feature_extractor: Any) -> dict[str, Any]:
     """What the extractor sees of an image: the resize filter and the size it resizes to."""
-    if extractor == "classifier":
-        from genlab.evaluation.classifier_training import load_classifier
+    classifier = getattr(feature_extractor, "classifier", None)
+    if classifier is not None:  # genlab's DomainClassifier (feature_extractors.py)
+        from genlab.networks.classifier import INPUT_RESIZE
 
-        size = load_classifier(weights_path).image_size
+        options = ", ".join(f"{key}={value}" for key, value in INPUT_RESIZE.items())
         return {
-            "filter": "bilinear (torch.nn.functional.interpolate, align_corners=False), "
-            "only when the image size differs",
-            "size": size,
+            "filter": f"torch.nn.functional.interpolate({options}), only when the size differs",
+            "size": classifier.image_size,
         }
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
@@ -123,10 +116,10 @@ def extractor_input(extractor: str, weights_path: str | None) -> dict[str, Any]:
     }
 
 
-def inception_weights_known(weights_sha256: str | None) -> bool:
-    """True when the weights are torch-fidelity's InceptionV3 (downloaded, or a local file whose
-    sha256 starts with the prefix in its file name, the check torch.hub itself makes)."""
-    return weights_sha256 is None or weights_sha256.startswith(known_inception_prefix())
+def inception_weights_known(weights_sha256: str | None) -> bool | None:
+    """True when a local weights file is torch-fidelity's InceptionV3 (its sha256), False when
+    it is not, None for weights torch-fidelity downloaded itself (it does not check them)."""
+    return None if weights_sha256 is None else weights_sha256 == INCEPTION_SHA256
 
 
 def _resolve_weights(
@@ -154,9 +147,9 @@ def _resolve_weights(
     if not inception_weights_known(sha):
         warnings.warn(
             f"Inception weights file {weights_path} (metrics.weights_path) has sha256 {sha}, "
-            f"not torch-fidelity's InceptionV3 weights (sha256 starting "
-            f"{known_inception_prefix()}): its FID / KID are not comparable with published "
-            f"Inception scores. Use weights-inception-2015-12-05-{known_inception_prefix()}.pth",
+            f"not torch-fidelity's InceptionV3 weights ({INCEPTION_SHA256}): its FID / KID are "
+            f"not comparable with published Inception scores. Use torch-fidelity's "
+            f"weights-inception-2015-12-05-{INCEPTION_SHA256[:8]}.pth",
             stacklevel=3,
         )
     return name, sha, data
@@ -356,7 +349,7 @@ def compute_fidelity(
         "weights_known": (
             None if extractor == "classifier" else inception_weights_known(weights_sha)
         ),
-        "input": extractor_input(extractor, weights_path),
+        "input": extractor_input(feature_extractor),
         "reference_cache_key": cache_key,
     }
 
@@ -375,6 +368,7 @@ def _spread_scores(
     from genlab.evaluation.manifold import ManifoldDistances
     from genlab.evaluation.uncertainty import (
         INTERVAL_METHOD,
+        KernelSums,
         bootstrap_intervals,
         sample_count_curve,
     )
@@ -383,6 +377,11 @@ def _spread_scores(
     out: dict[str, Any] = dict.fromkeys(MANIFOLD_SCORES)
     out.update(nearest_k=nearest_k, intervals=None, bootstrap=None, fid_inf=None, curve=None)
     manifold = None
+    kernels = (
+        KernelSums(sample_features, reference_features)
+        if bootstrap["rounds"] or sample_counts
+        else None
+    )
     if nearest_k is not None:
         manifold = ManifoldDistances(sample_features, reference_features, nearest_k)
         out.update(manifold.scores())
@@ -393,6 +392,7 @@ def _spread_scores(
             {**point, **{key: out[key] for key in MANIFOLD_SCORES if out[key] is not None}},
             nearest_k=nearest_k,
             manifold=manifold,
+            kernels=kernels,
             **bootstrap,
         )
         out["bootstrap"] = {**bootstrap, "method": INTERVAL_METHOD}
@@ -403,6 +403,7 @@ def _spread_scores(
             sample_counts,
             draws=sample_count_draws,
             seed=bootstrap["seed"],
+            kernels=kernels,
         )
         out["fid_inf"] = out["curve"]["fid_inf"]
     return out

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-# Rows of the sorted neighbour lists kept for the radius lookup; a resample that leaves a point
-# fewer than k drawn neighbours among them falls back to the full list.
+# Nearest neighbours kept per point for the radius lookup (memory n x 64, not n x n: a 10,000
+# image test split fits); a resample that leaves a point fewer than k drawn neighbours among
+# them recomputes that point's full row from the features.
 _NEAREST_KEPT = 64
+_ROWS_PER_BLOCK = 1024
 
 
 def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -30,34 +32,58 @@ def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Neighbours:
-    """Each point's distances to the *other* points of its own set, nearest first."""
+    """Each point's nearest *other* points of its own set, nearest first."""
 
-    order: np.ndarray  # (n, n - 1) indices of the other points
-    distance: np.ndarray  # (n, n - 1) their distances
+    features: np.ndarray  # (n, d), for the rare full-row fallback
+    order: np.ndarray  # (n, kept) indices of the nearest other points
+    distance: np.ndarray  # (n, kept) their distances
 
     @classmethod
     def within(cls, features: np.ndarray) -> _Neighbours:
         n = features.shape[0]
-        d = _pairwise(features, features)
-        d[np.arange(n), np.arange(n)] = np.inf  # a point is never its own neighbour
-        order = np.argsort(d, axis=1, kind="stable")[:, : n - 1]
-        return cls(order, np.take_along_axis(d, order, axis=1))
+        kept = min(_NEAREST_KEPT, n - 1)
+        orders, distances = [], []
+        for start in range(0, n, _ROWS_PER_BLOCK):
+            rows = np.arange(start, min(start + _ROWS_PER_BLOCK, n))
+            order, distance = cls._sorted_row(features, rows, kept)
+            orders.append(order)
+            distances.append(distance)
+        return cls(features, np.concatenate(orders), np.concatenate(distances))
+
+    @staticmethod
+    def _sorted_row(
+        features: np.ndarray, rows: np.ndarray, kept: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``kept`` nearest other points of ``rows``, nearest first (ties by index)."""
+        d = _pairwise(features[rows], features)
+        d[np.arange(rows.size), rows] = np.inf  # a point is never its own neighbour
+        if kept < d.shape[1] - 1:
+            part = np.argpartition(d, kept - 1, axis=1)[:, :kept]
+            part_d = np.take_along_axis(d, part, axis=1)
+            # stable: equal distances keep index order, as a full stable argsort would
+            by_index = np.argsort(part, axis=1, kind="stable")
+            part = np.take_along_axis(part, by_index, axis=1)
+            part_d = np.take_along_axis(part_d, by_index, axis=1)
+            order = np.take_along_axis(part, np.argsort(part_d, axis=1, kind="stable"), axis=1)
+        else:
+            order = np.argsort(d, axis=1, kind="stable")[:, :kept]
+        return order, np.take_along_axis(d, order, axis=1)
 
     def radii(self, counts: np.ndarray, k: int) -> np.ndarray:
         """Distance to the k-th nearest drawn copy of another point (inf when fewer than k)."""
         n = self.order.shape[0]
-        kept = min(_NEAREST_KEPT, self.order.shape[1])
-        radii = self._radii(counts, k, slice(0, kept), np.arange(n))
+        radii = self._radii(counts, k, self.order, self.distance)
         missing = np.flatnonzero(~np.isfinite(radii))
-        if missing.size and kept < self.order.shape[1]:
-            radii[missing] = self._radii(counts, k, slice(None), missing)
+        if missing.size and self.order.shape[1] < n - 1:
+            order, distance = self._sorted_row(self.features, missing, n - 1)
+            radii[missing] = self._radii(counts, k, order, distance)
         return radii
 
-    def _radii(self, counts: np.ndarray, k: int, columns: slice, rows: np.ndarray) -> np.ndarray:
-        drawn = np.cumsum(counts[self.order[rows, columns]], axis=1)
-        reached = drawn >= k
+    @staticmethod
+    def _radii(counts: np.ndarray, k: int, order: np.ndarray, distance: np.ndarray) -> np.ndarray:
+        reached = np.cumsum(counts[order], axis=1) >= k
         first = reached.argmax(axis=1)
-        radii = self.distance[rows, columns][np.arange(rows.size), first]
+        radii = distance[np.arange(order.shape[0]), first]
         return np.where(reached.any(axis=1), radii, np.inf)
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 
@@ -70,6 +71,17 @@ def extractor_objective(cfg: DictConfig) -> str:
     if report.is_file():
         return json.loads(report.read_text()).get("objective", "supervised")
     return SUPERVISED_OBJECTIVE
+
+
+def real_sample(images: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """``count`` real images drawn without replacement (all of them when there are fewer), in
+    split order: the floor is scored at the model's sample count, so that it says what a
+    perfect model scores at these counts (and a 60,000-image train split is not scored whole).
+    """
+    if count >= len(images):
+        return images
+    chosen = np.random.default_rng(seed).choice(len(images), count, replace=False)
+    return images[np.sort(chosen)]
 
 
 @torch.no_grad()

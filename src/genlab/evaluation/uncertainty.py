@@ -25,18 +25,14 @@ from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics
 from torch_fidelity.metric_kid import kernel_poly
 
 from genlab.evaluation.manifold import ManifoldDistances
-from genlab.metric_keys import INTERVAL_SCORES
+from genlab.metric_keys import (
+    DISTRIBUTION_SCORES,
+    INTERVAL_ENDS,
+    INTERVAL_SCORES,
+    SCORE_RANGES,
+)
 
 INTERVAL_METHOD = "bootstrap percentile, shifted by the bootstrap bias estimate"
-# Where each score can lie (KID, an unbiased estimate, can fall below zero): an interval moved
-# by the bias estimate is cut back to it.
-SCORE_RANGES = {
-    "fid": (0.0, np.inf),
-    "precision": (0.0, 1.0),
-    "recall": (0.0, 1.0),
-    "coverage": (0.0, 1.0),
-    "density": (0.0, np.inf),
-}
 
 
 def fid_of(sample_features: torch.Tensor, reference_features: torch.Tensor) -> float:
@@ -62,7 +58,10 @@ class KernelSums:
 
     @staticmethod
     def _within(kernel: np.ndarray, counts: np.ndarray) -> float:
+        """Mean kernel over pairs of distinct points (NaN when a resample drew one point only)."""
         pairs = counts.sum() ** 2 - (counts**2).sum()
+        if pairs == 0:
+            return float("nan")
         return float((counts @ kernel @ counts - (counts**2) @ np.diagonal(kernel)) / pairs)
 
     def mmd2(self, sample_counts: np.ndarray, reference_counts: np.ndarray) -> float:
@@ -104,11 +103,14 @@ def bootstrap_intervals(
     seed: int,
     nearest_k: int | None,
     manifold: ManifoldDistances | None = None,
-) -> dict[str, dict[str, float]]:
+    kernels: KernelSums | None = None,
+) -> dict[str, dict[str, float] | None]:
     """score -> {low, high, std} for FID, KID and (with ``nearest_k``) the manifold scores.
 
     ``point`` holds the scores of the whole sets (the interval is centred on them);
-    ``manifold`` reuses the distances already computed for the point estimate.
+    ``manifold`` and ``kernels`` reuse what the caller already computed. A round that drew a
+    single point of a set has no KID (no distinct pairs): it is left out of KID's interval; a
+    score with fewer than 2 usable rounds gets None.
     """
     if rounds < 2:
         raise ValueError(f"a bootstrap needs at least 2 rounds, got {rounds}")
@@ -116,12 +118,12 @@ def bootstrap_intervals(
         raise ValueError(f"the interval's level must be between 0 and 1, got {level}")
     if manifold is None and nearest_k is not None:
         manifold = ManifoldDistances(sample_features, reference_features, nearest_k)
-    kernels = KernelSums(sample_features, reference_features)
+    kernels = kernels or KernelSums(sample_features, reference_features)
     samples64 = sample_features.detach().cpu().to(torch.float64).numpy()
     reference64 = reference_features.detach().cpu().to(torch.float64).numpy()
     n_s, n_r = samples64.shape[0], reference64.shape[0]
     rng = np.random.default_rng(seed)
-    scored = INTERVAL_SCORES if manifold else ("fid", "kid_mean")
+    scored = INTERVAL_SCORES if manifold else DISTRIBUTION_SCORES
     replicates: dict[str, list[float]] = {key: [] for key in scored}
     for _ in range(rounds):
         cs, cr = _draw_counts(rng, n_s), _draw_counts(rng, n_r)
@@ -137,12 +139,14 @@ def bootstrap_intervals(
     intervals = {}
     for key, values in replicates.items():
         values = np.asarray(values)
-        low, high = np.quantile(values, [tail, 1 - tail])
-        bias = values.mean() - point[key]
-        bottom, top = SCORE_RANGES.get(key, (-np.inf, np.inf))
+        values = values[np.isfinite(values)]
+        if values.size < 2:
+            intervals[key] = None
+            continue
+        ends = np.quantile(values, [tail, 1 - tail]) - (values.mean() - point[key])  # bias
+        ends = np.clip(ends, *SCORE_RANGES[key])
         intervals[key] = {
-            "low": float(np.clip(low - bias, bottom, top)),
-            "high": float(np.clip(high - bias, bottom, top)),
+            **{end: float(value) for end, value in zip(INTERVAL_ENDS, ends, strict=True)},
             "std": float(values.std(ddof=1)),
         }
     return intervals
@@ -155,6 +159,7 @@ def sample_count_curve(
     *,
     draws: int,
     seed: int,
+    kernels: KernelSums | None = None,
 ) -> dict[str, Any]:
     """FID and KID (unbiased MMD^2) at each sample count, the mean over ``draws`` random subsets
     of the samples against the whole reference, and FID_inf from a least-squares line in 1/N.
@@ -165,7 +170,7 @@ def sample_count_curve(
     n_s, n_r = sample_features.shape[0], reference_features.shape[0]
     usable = sorted({int(n) for n in counts if 2 <= int(n) <= n_s} | {n_s})
     skipped = sorted({int(n) for n in counts} - set(usable))
-    kernels = KernelSums(sample_features, reference_features)
+    kernels = kernels or KernelSums(sample_features, reference_features)
     samples64 = sample_features.detach().cpu().to(torch.float64)
     reference64 = reference_features.detach().cpu().to(torch.float64)
     rng = np.random.default_rng(seed)
@@ -185,6 +190,7 @@ def sample_count_curve(
         "kid_mean": kids,
         "fid_inf": fid_infinity(usable, fids),
         "draws": draws,
+        "seed": seed,
         "skipped": skipped,
     }
 

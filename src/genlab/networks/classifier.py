@@ -79,6 +79,10 @@ class DomainClassifier(nn.Module):
         return self.head(self.features(x))
 
 
+# how images of another size are resized to the classifier's input (recorded with every score)
+INPUT_RESIZE = {"mode": "bilinear", "align_corners": False}
+
+
 def to_classifier_input(images: torch.Tensor, in_channels: int, image_size: int) -> torch.Tensor:
     """uint8 (B, C, H, W) -> float in [-1, 1], (B, in_channels, image_size, image_size).
 
@@ -97,5 +101,5 @@ def to_classifier_input(images: torch.Tensor, in_channels: int, image_size: int)
         else:
             raise ValueError(f"cannot map {channels}-channel images to {in_channels} channels")
     if tuple(x.shape[2:]) != (image_size, image_size):
-        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
+        x = F.interpolate(x, size=(image_size, image_size), **INPUT_RESIZE)
     return x.contiguous()

@@ -14,7 +14,12 @@ from genlab import credentials
 from genlab.data.store import read_split
 from genlab.evaluation.fidelity import compute_fidelity
 from genlab.evaluation.memorization import check_memorization
-from genlab.evaluation.settings import evaluation_options, extractor_objective, sample_images
+from genlab.evaluation.settings import (
+    evaluation_options,
+    extractor_objective,
+    real_sample,
+    sample_images,
+)
 from genlab.io import write_json
 from genlab.layout import RunLayout, metrics_file
 from genlab.metric_keys import FID_INF, MANIFOLD_SCORES, REPORTED_SCORES, flat_scores
@@ -73,12 +78,17 @@ def score_against_test(
     options: dict[str, Any],
     extractor_trained_for: str,
 ) -> dict[str, dict[str, Any] | None]:
-    """The model's samples, the real train split (the floor) and, optionally, the same network
+    """The model's samples, real train images as many as the samples (the floor) and,
+    optionally, the same network
     untrained, each against the test split with the same extractor. The untrained network is
     a sanity reference: it gets no intervals and no sample-count curve."""
     scores: dict[str, dict[str, Any] | None] = {
         "model": compute_fidelity(samples, test.images, **options),
-        "floor": compute_fidelity(train.images, test.images, **options),
+        "floor": compute_fidelity(
+            real_sample(train.images, cfg.evaluate.num_samples, cfg.evaluate.sample_seed),
+            test.images,
+            **options,
+        ),
         "untrained": None,
     }
     point_only = {**options, "bootstrap_rounds": 0, "sample_counts": ()}
@@ -157,14 +167,18 @@ def comparability(cfg: DictConfig, model: dict[str, Any], floor: dict[str, Any])
         "weights_known": model["weights_known"],
         "input": model["input"],
         "reference": {"split": "test", "size": model["num_reference"]},
-        "floor_samples": {"split": "train", "size": floor["num_samples"]},
+        "floor_samples": {
+            "split": "train",
+            "size": floor["num_samples"],
+            "drawn_with_seed": cfg.evaluate.sample_seed,
+        },
         "samples": model["num_samples"],
         "sample_seed": cfg.evaluate.sample_seed,
         "kid": {"subset_size": model["kid_subset_size"], "subsets": model["kid_subsets"]},
         "nearest_k": model["nearest_k"],
         "bootstrap": model["bootstrap"],
         "sample_counts": model["curve"]
-        and {key: model["curve"][key] for key in ("counts", "draws", "skipped")},
+        and {key: model["curve"][key] for key in ("counts", "draws", "seed", "skipped")},
         "versions": {
             package: version(package) for package in ("torch", "torch-fidelity", "torchvision")
         },
