@@ -36,11 +36,13 @@ def flat_scores(scored: dict) -> dict:
     """A set's scores and interval bounds as flat keys (fid, ..., fid_low, fid_high, ...), for
     CSV columns, W&B summaries and export.json; None where a file does not hold one (written
     before it existed, or without bootstrap rounds)."""
-    intervals = scored.get("intervals") or {}
+    intervals = scored.get("intervals")
+    intervals = intervals if isinstance(intervals, dict) else {}  # a hostile file: no bounds
     flat = {key: scored.get(key) for key in REPORTED_SCORES}
     for key in INTERVAL_SCORES:
+        interval = intervals.get(key)
         for end in INTERVAL_ENDS:
-            flat[f"{key}_{end}"] = (intervals.get(key) or {}).get(end)
+            flat[f"{key}_{end}"] = interval.get(end) if isinstance(interval, dict) else None
     return flat
 
 

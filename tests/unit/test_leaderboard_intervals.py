@@ -7,12 +7,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 
+from genlab.errors import StageInputError
 from genlab.io import write_json
+from genlab.metric_keys import HIGHER_IS_BETTER, INTERVAL_SCORES, RANKABLE
 from genlab.reporting.leaderboard import (
     FLOOR_LABEL,
+    SCORE_COLUMNS,
+    better_sentence,
     build_leaderboard,
     find_ties,
     leaderboard_markdown,
@@ -237,3 +242,64 @@ def test_all_old_files_rank_without_claims(rank_by):
     markdown = leaderboard_markdown(board)
     assert "No interval of" in markdown and "a and b" in markdown
     assert "do not overlap" not in markdown
+
+
+@pytest.mark.parametrize("stored", ["absent", "null"])
+def test_rank_by_fid_inf_without_one_says_how_to_get_it(tmp_path, stored):
+    """An old metrics file (no fid_inf key) and one evaluated with fewer than two usable sample
+    counts (fid_inf: null) are refused naming the model, the key and the fix, not a KeyError
+    or a TypeError."""
+    without = result(31.0, 0.5)
+    if stored == "absent":
+        without = old_result(31.0)
+    else:
+        without["fid_inf"] = None
+    write_json(tmp_path / "a.json", result(30.0, 0.5))
+    write_json(tmp_path / "b.json", without)
+    results = read_metrics(tmp_path, ["a", "b"])
+    with pytest.raises(StageInputError) as refused:
+        build_leaderboard(results, "fid_inf")
+    message = str(refused.value)
+    assert "of b " in message and "`fid_inf`" in message, message
+    assert "evaluate.sample_counts with two or more counts" in message, message
+    assert "dvc repro -f evaluate@b" in message, message
+    assert build_leaderboard(results, "fid")["ranking"] == ["a", "b"], "other scores still rank"
+
+
+def test_a_missing_rank_by_score_is_named_without_the_fid_inf_hint():
+    with pytest.raises(StageInputError) as refused:
+        build_leaderboard({"a": result(30.0, 0.5), "b": old_result(31.0)}, "precision")
+    message = str(refused.value)
+    assert "has no `precision`" in message and "evaluate@b" in message
+    assert "sample_counts" not in message
+
+
+def test_which_direction_is_better_follows_metric_keys():
+    """The sentence above the table lists every score column once, on the side that
+    metric_keys.HIGHER_IS_BETTER puts it."""
+    lower, higher = better_sentence().split("; ")
+    assert lower.endswith(": lower is better") and higher.endswith(": higher is better.")
+    for key, column in SCORE_COLUMNS:
+        side = higher if key in HIGHER_IS_BETTER else lower
+        other = lower if side is higher else higher
+        assert re.search(rf"\b{re.escape(column)}\b", side), (column, side)
+        assert not re.search(rf"\b{re.escape(column)}(?![_\w])", other), (column, other)
+    board = build_leaderboard({"a": result(30.0, 0.5)}, "fid")
+    assert better_sentence() in leaderboard_markdown(board)
+
+
+def test_a_score_without_interval_points_to_the_rankable_ones_with_one():
+    board = build_leaderboard({"a": result(30.0, 0.5), "b": result(31.0, 0.5)}, "isc_mean")
+    (note,) = tie_notes(board)
+    wanted = [key for key in RANKABLE if key in INTERVAL_SCORES]
+    assert wanted and all(f"`{key}`" in note for key in wanted), note
+    assert "`isc_mean` or" not in note and "`fid_inf`" not in note
+
+
+def test_a_malformed_bootstrap_level_says_intervals_without_a_level():
+    records = {"a": result(30.0, 0.3), "b": result(40.0, 0.3)}
+    records["b"]["comparability"]["bootstrap"]["level"] = [0.95]
+    board = build_leaderboard(records, "kid_mean")
+    assert board["ties"]["level"] is None
+    (sentence,) = [n for n in tie_notes(board) if "Not distinguishable at" in n]
+    assert "their intervals of `kid_mean`" in sentence and "%" not in sentence

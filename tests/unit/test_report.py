@@ -17,7 +17,7 @@ from PIL import Image
 from genlab.errors import StageInputError
 from genlab.io import write_json
 from genlab.reporting import build_report
-from genlab.reporting.leaderboard import build_leaderboard
+from genlab.reporting.leaderboard import better_sentence, build_leaderboard
 from genlab.reporting.report import read_curves
 from genlab.stages.report import run_report
 
@@ -391,3 +391,12 @@ def test_old_metrics_files_give_notes_and_na_not_a_crash(tmp_path):
     assert not [i for i in parse(text).images if i["alt"].startswith("FID and KID of")]
     assert "No interval of `kid_mean`" in text
     assert all(row["weights sha256"][0] == "n/a" for row in comparability_rows(text).values())
+
+
+def test_page_says_the_leaderboards_direction_sentence(page):
+    """Which score is better high or low is written once (metric_keys.HIGHER_IS_BETTER): the
+    page's paragraph above the table carries the Markdown leaderboard's sentence."""
+    text = page[0]
+    intro = text.split('<section id="leaderboard-section">')[1].split("<table")[0]
+    assert better_sentence() in intro
+    assert "precision, recall, density and coverage: higher is better" in intro

@@ -19,9 +19,23 @@ from omegaconf import OmegaConf
 
 from genlab.credentials import TRAINED as IPTC_TRAINED
 from genlab.io import write_text
-from genlab.metric_keys import FID_INF, HIGHER_IS_BETTER
+from genlab.metric_keys import FID_INF, HIGHER_IS_BETTER, INTERVAL_ENDS
 
 NOT_RECORDED = "not recorded"
+LOW, HIGH = INTERVAL_ENDS
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a mapping, else an empty one: the metrics file and the dataset's
+    meta.json may come from someone else, and a field of the wrong type reads "not recorded"
+    rather than breaking the export."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _number(value: Any) -> bool:
+    """A real number (not a bool, which Python counts as an int)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
 
 # (key, label) in the metrics table; KID first: it is the headline metric. Which direction is
 # better comes from metric_keys.HIGHER_IS_BETTER (a spread has none).
@@ -117,17 +131,18 @@ def render_model_card(info: Mapping[str, Any]) -> str:
       {``manifest``, ``sha256``}}), the export stage's record of its C2PA signatures.
     """
     name = _fmt(info.get("model_name"))
+    metrics = _mapping(info.get("metrics"))
     sections = [
         f"# Model card: {name}",
         "> Images produced by this model are machine-generated (IPTC trainedAlgorithmicMedia).",
         _section("Model details", _details(info)),
         _section("Intended use", INTENDED_USE),
         _section("Out-of-scope uses", OUT_OF_SCOPE),
-        _section("Training data", _data(info.get("data") or {})),
-        _section("Evaluation", _metrics(info.get("metrics") or {})),
-        _section("Memorization", _memorization((info.get("metrics") or {}).get("memorization"))),
-        _section("Exports", _exports(info.get("export") or {})),
-        _section("Limitations", _limitations(info.get("metrics") or {})),
+        _section("Training data", _data(_mapping(info.get("data")))),
+        _section("Evaluation", _metrics(metrics)),
+        _section("Memorization", _memorization(metrics.get("memorization"))),
+        _section("Exports", _exports(_mapping(info.get("export")))),
+        _section("Limitations", _limitations(metrics)),
         _section("Risks", RISKS),
         _section("Provenance", PROVENANCE),
         _section(
@@ -217,23 +232,24 @@ def _data(data: Mapping[str, Any]) -> str:
         ("Licence", licence),
         ("Source", data.get("source")),
     ]
-    duplicates = data.get("duplicates")
+    duplicates = _mapping(data.get("duplicates"))
     if duplicates:  # only datasets genlab builds from files carry the report
         rows.append(
             (
                 "Duplicates",
-                f"{duplicates['exact_duplicates']} exact, {duplicates['near_duplicate_pairs']} "
-                f"near-duplicate pairs ({duplicates['method']}); they inflate the memorization "
+                f"{_fmt(duplicates.get('exact_duplicates'))} exact, "
+                f"{_fmt(duplicates.get('near_duplicate_pairs'))} near-duplicate pairs "
+                f"({_fmt(duplicates.get('method'))}); they inflate the memorization "
                 f"figures and bias FID; the list is in duplicates.json beside the dataset",
             )
         )
-    if data.get("skipped"):
+    if isinstance(data.get("skipped"), list) and data["skipped"]:
         rows.append(("Unreadable files skipped", len(data["skipped"])))
     return _bullets(rows)
 
 
 def _metrics(metrics: Mapping[str, Any]) -> str:
-    floor = metrics.get("floor") or {}
+    floor = _mapping(metrics.get("floor"))
     rows = [
         ("Feature extractor", metrics.get("extractor")),
         ("Sample counts", metrics.get("counts")),
@@ -241,10 +257,11 @@ def _metrics(metrics: Mapping[str, Any]) -> str:
     ]
     if metrics.get("extractor_objective"):
         rows.insert(1, ("Extractor trained for", metrics["extractor_objective"]))
-    decides = _comparability(metrics.get("comparability")) or NOT_RECORDED
+    facts = _mapping(metrics.get("comparability"))
+    decides = _comparability(facts) or NOT_RECORDED
     header = _bullets(rows) + f"\n- **What decides these numbers:** {decides}"
-    level = ((metrics.get("comparability") or {}).get("bootstrap") or {}).get("level")
-    interval = f" [{_percent(level)} interval]" if isinstance(level, numbers.Real) else ""
+    level = _mapping(facts.get("bootstrap")).get("level")
+    interval = f" [{_percent(level)} interval]" if _number(level) else ""
     table = [
         f"| Metric | Better | Model{interval} | Real-vs-real floor{interval} |",
         "|---|---|---|---|",
@@ -274,17 +291,22 @@ def _better(key: str) -> str:
     return "higher" if key in HIGHER_IS_BETTER else "lower"
 
 
+def _score(value: Any) -> str:
+    """A score as text; anything but a number (not recorded, or malformed) reads so."""
+    return _fmt(value) if _number(value) else NOT_RECORDED
+
+
 def _scored(record: Mapping[str, Any], key: str) -> str:
     """A score with its interval when one was recorded: ``12.346 [10.1, 14.2]``."""
-    text = _fmt(record.get(key))
-    bounds = (record.get("intervals") or {}).get(key)
-    if isinstance(bounds, Mapping) and bounds.get("low") is not None:
-        text += f" [{_fmt(bounds.get('low'))}, {_fmt(bounds.get('high'))}]"
+    text = _score(record.get(key))
+    bounds = _mapping(_mapping(record.get("intervals")).get(key))
+    if _number(record.get(key)) and _number(bounds.get(LOW)):
+        text += f" [{_score(bounds.get(LOW))}, {_score(bounds.get(HIGH))}]"
     return text
 
 
-def _percent(value: Any) -> str:
-    return f"{float(value):.0%}" if isinstance(value, numbers.Real) else NOT_RECORDED
+def _percent(value: Any, digits: int = 0) -> str:
+    return f"{float(value):.{digits}%}" if _number(value) else NOT_RECORDED
 
 
 def _comparability(facts: Mapping[str, Any] | None) -> str | None:
@@ -295,22 +317,27 @@ def _comparability(facts: Mapping[str, Any] | None) -> str | None:
     if not facts:
         return None
     sha = facts.get("weights_sha256")
-    known = {True: ", known", False: ", NOT torch-fidelity's known weights"}.get(
-        facts.get("weights_known"), ""
+    known = facts.get("weights_known")
+    known = (
+        ", known"
+        if known is True
+        else ", NOT torch-fidelity's known weights"
+        if known is False
+        else ""
     )
     weights = f"weights sha256 {_fmt(str(sha)[:12])}...{known}" if sha else "no weights file"
-    source = facts.get("input") or {}
-    reference, floor = facts.get("reference") or {}, facts.get("floor_samples") or {}
-    boot = facts.get("bootstrap") or {}
+    source = _mapping(facts.get("input"))
+    reference, floor = _mapping(facts.get("reference")), _mapping(facts.get("floor_samples"))
+    boot = _mapping(facts.get("bootstrap"))
     bootstrap = (
         f"bootstrap {_fmt(boot.get('rounds'))} rounds at {_percent(boot.get('level'))}"
         if boot.get("rounds")
         else "no bootstrap"
     )
-    counts = facts.get("sample_counts") or {}
+    counts = _mapping(facts.get("sample_counts"))
     curve = f"sample counts {_fmt(counts.get('counts'))}" if counts.get("counts") else "no curve"
     versions = ", ".join(
-        f"{_fmt(name)} {_fmt(number)}" for name, number in (facts.get("versions") or {}).items()
+        f"{_fmt(name)} {_fmt(number)}" for name, number in _mapping(facts.get("versions")).items()
     )
     return "; ".join(
         [
@@ -331,12 +358,12 @@ def _comparability(facts: Mapping[str, Any] | None) -> str | None:
 def _limitations(metrics: Mapping[str, Any]) -> str:
     """The limits of the numbers, true for the extractor that measured them."""
     extractor = metrics.get("extractor")
-    return LIMITATIONS.format(
-        extractor=EXTRACTOR_LIMITS.get(extractor, EXTRACTOR_LIMITS["classifier"])
-    )
+    known = extractor if isinstance(extractor, str) else "classifier"
+    return LIMITATIONS.format(extractor=EXTRACTOR_LIMITS.get(known, EXTRACTOR_LIMITS["classifier"]))
 
 
 def _memorization(report: Mapping[str, Any] | None) -> str:
+    report = _mapping(report)
     if not report:
         return "Not measured: evaluate this model (`dvc repro evaluate@<model>`) for the figures."
     rows = [
@@ -346,16 +373,16 @@ def _memorization(report: Mapping[str, Any] | None) -> str:
     ]
     extractor = plain_text(str(report.get("extractor")))
     for space, label in (("feature", f"features ({extractor})"), ("pixel", "pixels")):
-        entry = report[space]
+        entry = _mapping(report.get(space))
         rows.append(
-            f"| {label} | {_fmt(entry['threshold'])} | "
-            f"{entry['fraction_below_threshold']:.1%} | "
-            f"{_fmt(entry['sample_nn_median'])} / {_fmt(entry['test_nn_median'])} |"
+            f"| {label} | {_score(entry.get('threshold'))} | "
+            f"{_percent(entry.get('fraction_below_threshold'), 1)} | "
+            f"{_score(entry.get('sample_nn_median'))} / {_score(entry.get('test_nn_median'))} |"
         )
-    expected = report["expected_fraction_for_real_data"]
+    expected = _percent(report.get("expected_fraction_for_real_data"))
     note = (
-        f"The threshold is the {expected:.0%} quantile of the distances from real test images to "
-        f"their nearest training image, so a model that never copies puts about {expected:.0%} "
+        f"The threshold is the {expected} quantile of the distances from real test images to "
+        f"their nearest training image, so a model that never copies puts about {expected} "
         f"of its samples under it; far more means samples reproduce training images. The "
         f"closest pairs are drawn in {_fmt(report.get('pairs_image'))}."
     )

@@ -8,31 +8,55 @@ import csv
 import io
 import json
 import math
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from genlab.checks import printable
 from genlab.errors import StageInputError
 from genlab.layout import metrics_file
 from genlab.metric_keys import (
     FID_INF,
     FLAT_SCORE_KEYS,
     HIGHER_IS_BETTER,
+    INTERVAL_ENDS,
     INTERVAL_SCORES,
     MANIFOLD_SCORES,
+    RANKABLE,
     REPORTED_SCORES,
     flat_scores,
     intervals_overlap,
 )
 
+# the sets of scores a metrics record holds besides the model's own (top level)
+SCORED_SETS = ("floor", "untrained")
+# an extractor name as the config spells it (it is printed inside Markdown code spans)
+_EXTRACTOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object, else an empty one: a metrics file is someone else's
+    file, and a field of the wrong type reads as not recorded (n/a), never as a traceback."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def is_number(value: Any) -> bool:
+    """A JSON number (``true`` / ``false`` are not scores, though Python's bool is an int)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
 
 def read_metrics(metrics_dir: Path, models: list[str]) -> dict[str, dict[str, Any]]:
+    """Every model's metrics/<model>.json, refused (naming the file and the key) when it is
+    not JSON, a score is not a finite number or the models used different extractors: the
+    ranking needs numbers it can compare."""
     missing = [m for m in models if not metrics_file(metrics_dir, m).is_file()]
     if missing:
         raise StageInputError(
             f"no metrics for {', '.join(missing)} in {metrics_dir}: evaluate them first "
             f"(`dvc repro evaluate@{missing[0]}`)"
         )
-    results = {m: json.loads(metrics_file(metrics_dir, m).read_text()) for m in models}
+    results = {m: _read_record(metrics_file(metrics_dir, m), m) for m in models}
     for model, result in results.items():
         _refuse_non_finite(result, model, metrics_file(metrics_dir, model))
     extractors = {m: r["extractor"] for m, r in results.items()}
@@ -42,6 +66,69 @@ def read_metrics(metrics_dir: Path, models: list[str]) -> dict[str, dict[str, An
             f"scores are not comparable. Re-run evaluate with one metrics= choice."
         )
     return results
+
+
+def _read_record(path: Path, model: str) -> dict[str, Any]:
+    """One metrics file, its scores checked to be numbers (or null: not recorded)."""
+    redo = f"re-run its evaluation (`dvc repro -f evaluate@{model}`)"
+    try:
+        record = json.loads(path.read_text())
+    except ValueError as error:
+        raise StageInputError(f"{path} is not JSON ({printable(str(error))}): {redo}") from None
+    if not isinstance(record, dict):
+        raise StageInputError(f"{path} is not a metrics record (a JSON object): {redo}")
+    extractor = record.get("extractor")
+    if not (isinstance(extractor, str) and _EXTRACTOR_NAME.fullmatch(extractor)):
+        raise StageInputError(
+            f"{path}: `extractor` of {model} is {_shown(extractor)}, not the name of a feature "
+            f"extractor, so its scores cannot be compared with the others': {redo}"
+        )
+    bad = _not_a_score(record)
+    if bad:
+        key, value, wanted = bad
+        raise StageInputError(
+            f"{path}: `{key}` of {model} is {_shown(value)} (not {wanted}), so the models cannot "
+            f"be ranked: {redo}"
+        )
+    return record
+
+
+def _shown(value: Any) -> str:
+    """A value from someone else's file, for a one-line message."""
+    return printable(json.dumps(value, default=str), limit=60)
+
+
+def _not_a_score(record: dict[str, Any]) -> tuple[str, Any, str] | None:
+    """The first score, interval bound or set of them in a metrics record that has the wrong
+    type (its dotted key, value and what belongs there); None (not recorded) is fine."""
+    sets = [("", record)] + [(f"{name}.", record.get(name)) for name in SCORED_SETS]
+    for prefix, scored in sets:
+        if scored is None:
+            continue
+        if not isinstance(scored, Mapping):
+            return prefix.rstrip("."), scored, "an object of scores"
+        for key in REPORTED_SCORES:
+            value = scored.get(key)
+            if value is not None and not is_number(value):
+                return f"{prefix}{key}", value, "a number"
+        intervals = scored.get("intervals")
+        if intervals is None:
+            continue
+        if not isinstance(intervals, Mapping):
+            return f"{prefix}intervals", intervals, "an object of intervals"
+        for key in INTERVAL_SCORES:
+            bounds = intervals.get(key)
+            if bounds is not None and not isinstance(bounds, Mapping):
+                return (
+                    f"{prefix}intervals.{key}",
+                    bounds,
+                    f"an interval {{{', '.join(INTERVAL_ENDS)}}}",
+                )
+            for end in INTERVAL_ENDS:
+                value = as_mapping(bounds).get(end)
+                if value is not None and not is_number(value):
+                    return f"{prefix}intervals.{key}.{end}", value, "a number"
+    return None
 
 
 def _non_finite(value: Any, key: str) -> tuple[str, float] | None:
@@ -68,24 +155,26 @@ def _refuse_non_finite(result: dict[str, Any], model: str, path: Path) -> None:
     if found:
         key, value = found
         raise StageInputError(
-            f"{path}: metric `{key}` of {model} is {value} (not a finite number), so the models "
-            f"cannot be ranked. Re-run its evaluation (`dvc repro -f evaluate@{model}`); if it "
-            f"stays non-finite, the generator's samples are broken: retrain {model}."
+            f"{path}: metric `{printable(key, limit=80)}` of {model} is {value} (not a finite "
+            f"number), so the models cannot be ranked. Re-run its evaluation (`dvc repro -f "
+            f"evaluate@{model}`); if it stays non-finite, the generator's samples are broken: "
+            f"retrain {model}."
         )
 
 
 def _interval(result: dict[str, Any], key: str) -> dict[str, float] | None:
     """A score's {low, high} from a metrics record, None where it has none (older files, no
     bootstrap rounds, or a score such as fid_inf that is never given one)."""
-    interval = (result.get("intervals") or {}).get(key)
-    if not interval or interval.get("low") is None or interval.get("high") is None:
+    interval = as_mapping(as_mapping(as_mapping(result).get("intervals")).get(key))
+    if not all(is_number(interval.get(end)) for end in INTERVAL_ENDS):
         return None
-    return {"low": interval["low"], "high": interval["high"]}
+    return {end: interval[end] for end in INTERVAL_ENDS}
 
 
-def _scored(result: dict[str, Any]) -> dict[str, Any]:
+def _scored(result: Any) -> dict[str, Any]:
     """The scores a leaderboard row shows (None where the metrics file predates one) and their
     intervals."""
+    result = as_mapping(result)
     scores = {k: result.get(k) for k in REPORTED_SCORES}
     intervals = {k: i for k in INTERVAL_SCORES if (i := _interval(result, k))}
     return {**scores, "intervals": intervals or None}
@@ -135,17 +224,14 @@ def build_leaderboard(results: dict[str, dict[str, Any]], rank_by: str) -> dict[
     counts, so the board lists those pairs (``indistinguishable``) instead of letting the order
     speak for itself."""
     for model, result in results.items():
-        if not math.isfinite(result[rank_by]):  # read_metrics refuses these, naming the file
-            raise StageInputError(
-                f"`{rank_by}` of {model} is {result[rank_by]}: re-run `dvc repro -f "
-                f"evaluate@{model}`; a non-finite score cannot be ranked"
-            )
+        _refuse_unrankable(model, result.get(rank_by), rank_by)
     sign = -1 if rank_by in HIGHER_IS_BETTER else 1
     ranking = sorted(results, key=lambda m: sign * results[m][rank_by])
     first = results[ranking[0]]
-    floor = _scored(first["floor"])
+    floor = _scored(first.get("floor"))
     intervals = {m: _interval(results[m], rank_by) for m in ranking}
-    ties = find_ties(ranking, intervals, _interval(first["floor"], rank_by))
+    floor_interval = _interval(first.get("floor"), rank_by)
+    ties = find_ties(ranking, intervals, floor_interval)
     rows = {}
     for rank, model in enumerate(ranking, start=1):
         result = results[model]
@@ -156,25 +242,23 @@ def build_leaderboard(results: dict[str, dict[str, Any]], rank_by: str) -> dict[
             "indistinguishable_from_floor": ties["with_floor"][model],
             **_scored(result),
         }
-        if result.get("untrained"):
-            row.update({f"untrained_{k}": result["untrained"][k] for k in ("fid", "kid_mean")})
-        memorization = result.get("memorization")
+        untrained = as_mapping(result.get("untrained"))
+        if untrained:
+            row.update({f"untrained_{k}": untrained.get(k) for k in ("fid", "kid_mean")})
+        memorization = as_mapping(result.get("memorization"))
         if memorization:
             for space in ("feature", "pixel"):
-                fraction = memorization[space]["fraction_below_threshold"]
+                fraction = as_mapping(memorization.get(space)).get("fraction_below_threshold")
                 row[f"memorization_{space}_fraction"] = fraction
-            row["memorization_expected"] = memorization["expected_fraction_for_real_data"]
+            row["memorization_expected"] = memorization.get("expected_fraction_for_real_data")
         row.update(
-            run_id=result["run_id"],
-            train_steps=result["train_steps"],
+            run_id=result.get("run_id"),
+            train_steps=result.get("train_steps"),
             train_images_per_s=result.get("train_images_per_s"),
             train_wall_time_s=result.get("train_wall_time_s"),
         )
         rows[model] = row
-    levels = {
-        ((results[m].get("comparability") or {}).get("bootstrap") or {}).get("level")
-        for m in ranking
-    }
+    levels = {_level(results[m]) for m in ranking}
     return {
         "extractor": first["extractor"],
         "rank_by": rank_by,
@@ -187,28 +271,58 @@ def build_leaderboard(results: dict[str, dict[str, Any]], rank_by: str) -> dict[
             "has_interval": rank_by in INTERVAL_SCORES,
             "level": levels.pop() if len(levels) == 1 else None,
             "without_interval": [m for m in ranking if intervals[m] is None],
-            "floor_has_interval": _interval(first["floor"], rank_by) is not None,
+            "floor_has_interval": floor_interval is not None,
         },
     }
 
 
+def _refuse_unrankable(model: str, value: Any, rank_by: str) -> None:
+    """A model without a finite ``rank_by`` number has no place in the ranking: say why and
+    what makes one (read_metrics has refused the non-numbers, naming the file)."""
+    if value is None:
+        needs = (
+            " (it needs evaluate.sample_counts with two or more counts <= evaluate.num_samples)"
+            if rank_by == FID_INF
+            else ""
+        )
+        raise StageInputError(
+            f"the metrics file of {model} (metrics/{model}.json) has no `{rank_by}`{needs}: "
+            f"re-run `dvc repro -f evaluate@{model}`, or rank by another score (compare.rank_by)"
+        )
+    if not is_number(value) or not math.isfinite(value):
+        raise StageInputError(
+            f"`{rank_by}` of {model} is {_shown(value)}: re-run `dvc repro -f evaluate@{model}`; "
+            "only a finite number can be ranked"
+        )
+
+
+def _level(result: dict[str, Any]) -> float | None:
+    """The confidence level of a record's bootstrap intervals (None: not recorded)."""
+    level = as_mapping(as_mapping(result.get("comparability")).get("bootstrap")).get("level")
+    return level if is_number(level) else None
+
+
 def format_number(value: Any, digits: int = 4) -> str:
-    return "n/a" if value is None else f"{value:.{digits}g}"
+    return f"{value:.{digits}g}" if is_number(value) else "n/a"
 
 
 def format_percent(value: Any, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{value:.{digits}%}"
+    return f"{value:.{digits}%}" if is_number(value) else "n/a"
 
 
+# the score columns of the table: (key in a metrics record, column header)
+SCORE_COLUMNS = (
+    ("fid", "FID"),
+    ("kid_mean", "KID"),
+    ("isc_mean", "IS"),
+    *((key, key) for key in MANIFOLD_SCORES),
+    (FID_INF, "FID_inf"),
+)
 LEADERBOARD_COLUMNS = (
     "rank",
     "model",
     "run id",
-    "FID",
-    "KID",
-    "IS",
-    *MANIFOLD_SCORES,  # the key is the column header
-    "FID_inf",
+    *(column for _, column in SCORE_COLUMNS),
     "untrained FID",
     "untrained KID",
     "too close (feat / px)",
@@ -230,29 +344,39 @@ def _too_close(row: dict[str, Any]) -> str:
     )
 
 
+def _listed(names: list[str], last: str = "and") -> str:
+    return ", ".join(names[:-1]) + f" {last} {names[-1]}" if len(names) > 1 else names[0]
+
+
+def better_sentence() -> str:
+    """Which direction is better for each score column (from metric_keys.HIGHER_IS_BETTER):
+    "FID, KID and FID_inf: lower is better; IS, precision, ...: higher is better." """
+    lower = [column for key, column in SCORE_COLUMNS if key not in HIGHER_IS_BETTER]
+    higher = [column for key, column in SCORE_COLUMNS if key in HIGHER_IS_BETTER]
+    return f"{_listed(lower)}: lower is better; {_listed(higher)}: higher is better."
+
+
 def with_interval(value: Any, interval: dict[str, float] | None, digits: int = 4) -> str:
     """``137.9 [121.6, 155.4]``: the score, then its confidence interval when there is one."""
     text = format_number(value, digits)
-    if value is None or not interval:
+    if not is_number(value) or not isinstance(interval, Mapping):
         return text
-    low, high = format_number(interval["low"], digits), format_number(interval["high"], digits)
+    low, high = (format_number(interval.get(end), digits) for end in INTERVAL_ENDS)
     return f"{text} [{low}, {high}]"
 
 
-def _scores(row: dict[str, Any]) -> dict[str, str]:
-    intervals = row.get("intervals") or {}
-    kid = row.get("kid_mean")
-    if "kid_mean" in intervals or kid is None:
-        kid_text = with_interval(kid, intervals.get("kid_mean"))
-    else:  # a metrics file without intervals: the spread over KID subsets, as it always said
-        kid_text = f"{format_number(kid)} ± {format_number(row.get('kid_std'), 2)}"
-    return {
-        "FID": with_interval(row.get("fid"), intervals.get("fid")),
-        "KID": kid_text,
-        "IS": format_number(row.get("isc_mean")),
-        **{key: with_interval(row.get(key), intervals.get(key), 3) for key in MANIFOLD_SCORES},
-        "FID_inf": format_number(row.get(FID_INF)),
+def _scores(row: Mapping[str, Any]) -> dict[str, str]:
+    row = as_mapping(row)
+    intervals = as_mapping(row.get("intervals"))
+    cells = {
+        column: with_interval(row.get(key), intervals.get(key), 3 if key in MANIFOLD_SCORES else 4)
+        for key, column in SCORE_COLUMNS
     }
+    kid = row.get("kid_mean")
+    if "kid_mean" not in intervals and is_number(kid):
+        # a metrics file without intervals: the spread over KID subsets, as it always said
+        cells["KID"] = f"{format_number(kid)} ± {format_number(row.get('kid_std'), 2)}"
+    return cells
 
 
 def leaderboard_rows(board: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
@@ -271,7 +395,7 @@ def leaderboard_rows(board: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
             "untrained FID": format_number(row.get("untrained_fid")),
             "untrained KID": format_number(row.get("untrained_kid_mean")),
             "too close (feat / px)": _too_close(row),
-            "steps": str(row.get("train_steps", "n/a")),
+            "steps": format_number(row.get("train_steps"), 12),
             "train img/s": format_number(row.get("train_images_per_s")),
         }
         rows.append(("model", cells))
@@ -281,8 +405,8 @@ def leaderboard_rows(board: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
     return rows
 
 
-def _names(models: list[str]) -> str:
-    return ", ".join(models[:-1]) + f" and {models[-1]}" if len(models) > 1 else models[0]
+# the scores compare.rank_by may name that have a confidence interval
+INTERVAL_RANKABLE = [f"`{key}`" for key in RANKABLE if key in INTERVAL_SCORES]
 
 
 def tie_notes(board: dict[str, Any]) -> list[str]:
@@ -295,10 +419,10 @@ def tie_notes(board: dict[str, Any]) -> list[str]:
     if not ties.get("has_interval"):
         return [
             f"`{score}` has no confidence interval, so this leaderboard makes no claim about "
-            "which differences are noise; rank by `fid` or `kid_mean` for that."
+            f"which differences are noise; rank by {_listed(INTERVAL_RANKABLE, 'or')} for that."
         ]
     level = ties.get("level")
-    what = f"{level:.0%} intervals" if level else "intervals"
+    what = f"{level:.0%} intervals" if is_number(level) else "intervals"
     notes = []
     pairs = board.get("indistinguishable") or []
     if pairs:
@@ -311,7 +435,7 @@ def tie_notes(board: dict[str, Any]) -> list[str]:
     checked = [m for m in board["ranking"] if m not in unknown]
     if not pairs and len(checked) > 1:
         notes.append(
-            f"The {what} of `{score}` of {_names(checked)} do not overlap: their order is "
+            f"The {what} of `{score}` of {_listed(checked)} do not overlap: their order is "
             "not noise at these sample counts."
         )
     near_floor = [
@@ -320,11 +444,11 @@ def tie_notes(board: dict[str, Any]) -> list[str]:
     if near_floor:
         notes.append(
             f"Not distinguishable from the real-vs-real floor at these sample counts: "
-            f"{_names(near_floor)}."
+            f"{_listed(near_floor)}."
         )
     if unknown:
         notes.append(
-            f"No interval of `{score}` for {_names(unknown)} (a metrics file without bootstrap "
+            f"No interval of `{score}` for {_listed(unknown)} (a metrics file without bootstrap "
             f"intervals): no tie claimed either way; re-run `dvc repro -f evaluate@{unknown[0]}`."
         )
     return notes
@@ -335,8 +459,8 @@ def leaderboard_markdown(board: dict[str, Any]) -> str:
     lines = [
         "# Leaderboard",
         "",
-        f"Feature extractor: `{board['extractor']}`; ranked by `{board['rank_by']}`. FID and KID:",
-        "lower is better; IS, precision, recall, density and coverage: higher is better.",
+        f"Feature extractor: `{board['extractor']}`; ranked by `{board['rank_by']}`.",
+        better_sentence(),
         "Brackets: the bootstrap confidence interval. *FID_inf*: FID extrapolated to infinitely",
         "many samples. *Floor* is real-vs-real (train split vs test split): what a perfect",
         "generator would score. *Untrained* is the same network before training, scored on the",

@@ -19,7 +19,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,10 @@ from genlab.reporting.curves import read_curves
 from genlab.reporting.leaderboard import (
     FLOOR_LABEL,
     LEADERBOARD_COLUMNS,
+    as_mapping,
+    better_sentence,
     format_number,
+    is_number,
     leaderboard_rows,
     tie_notes,
 )
@@ -113,6 +116,37 @@ SAMPLE_COUNT_PANELS = (("fid", "FID"), ("kid_mean", "KID"))
 SAMPLE_COUNT_SERIES = (("model", "#1f77b4", "o"), ("floor", "#7f7f7f", "s"))
 
 
+def _plottable(value: Any) -> bool:
+    return is_number(value) and math.isfinite(value)
+
+
+def _series(value: Any) -> list[float] | None:
+    """A list of finite numbers from a metrics file; None when it is anything else."""
+    if isinstance(value, list) and all(_plottable(v) for v in value):
+        return value
+    return None
+
+
+def malformed_curve_keys(sample_counts: Any) -> list[str]:
+    """The dotted keys under ``sample_counts`` that are present but not what a curve holds
+    (an object per set, lists of finite numbers, FID_inf a finite number): the plot leaves
+    them out and the page names them."""
+    bad = []
+    for series, _, _ in SAMPLE_COUNT_SERIES:
+        curve = sample_counts.get(series)
+        if curve is None:
+            continue
+        if not isinstance(curve, Mapping):
+            bad.append(series)
+            continue
+        for key in ("counts", *(k for k, _ in SAMPLE_COUNT_PANELS)):
+            if curve.get(key) is not None and _series(curve[key]) is None:
+                bad.append(f"{series}.{key}")
+        if curve.get(FID_INF) is not None and not _plottable(curve[FID_INF]):
+            bad.append(f"{series}.{FID_INF}")
+    return [f"sample_counts.{key}" for key in bad]
+
+
 def sample_count_png(model: str, sample_counts: dict[str, Any]) -> bytes:
     """FID and KID against the number of samples, for the model and the real-vs-real floor,
     with each FID_inf (the extrapolation to infinitely many samples) as a dashed line: FID
@@ -125,8 +159,8 @@ def sample_count_png(model: str, sample_counts: dict[str, Any]) -> bytes:
     axes = figure.subplots(1, len(SAMPLE_COUNT_PANELS), squeeze=False)[0]
     for axis, (key, title) in zip(axes, SAMPLE_COUNT_PANELS, strict=True):
         for series, color, marker in SAMPLE_COUNT_SERIES:
-            curve = sample_counts.get(series) or {}
-            counts, values = curve.get("counts") or [], curve.get(key) or []
+            curve = as_mapping(as_mapping(sample_counts).get(series))
+            counts, values = _series(curve.get("counts")) or [], _series(curve.get(key)) or []
             label = model if series == "model" else FLOOR_LABEL
             if counts and len(values) == len(counts):
                 axis.plot(
@@ -139,7 +173,7 @@ def sample_count_png(model: str, sample_counts: dict[str, Any]) -> bytes:
                     label=label,
                 )
             fid_inf = curve.get(FID_INF)
-            if key == "fid" and fid_inf is not None:
+            if key == "fid" and _plottable(fid_inf):
                 axis.axhline(
                     fid_inf,
                     color=color,
@@ -172,32 +206,51 @@ def read_model_metrics(metrics_dir: Path, model: str) -> dict[str, Any] | str:
 def _sample_counts(model: str, record: dict[str, Any] | str, path: Path) -> str:
     if isinstance(record, str):
         return _note(record)
+    redo = f"re-run `dvc repro -f evaluate@{model}`"
     curves = record.get("sample_counts")
-    if not curves or not (curves.get("model") or {}).get("counts"):
-        return _note(
+    if curves is not None and not isinstance(curves, Mapping):
+        return _note(f"{model}: {path}: `sample_counts` is not an object (malformed): {redo}")
+    curves = as_mapping(curves)
+    bad = malformed_curve_keys(curves)
+    malformed = (
+        _note(f"{model}: {path}: {', '.join(f'`{k}`' for k in bad)} malformed, left out: {redo}")
+        if bad
+        else ""
+    )
+    counts = _series(as_mapping(curves.get("model")).get("counts"))
+    if not counts:
+        return malformed or _note(
             f"{model}: {path} has no scores at several sample counts (evaluated before they "
-            f"were recorded, or evaluate.sample_counts is empty): re-run `dvc repro -f "
-            f"evaluate@{model}`"
+            f"were recorded, or evaluate.sample_counts is empty): {redo}"
         )
-    counts = ", ".join(str(n) for n in curves["model"]["counts"])
+    listed = ", ".join(format_number(n, 12) for n in counts)
     picture = Picture(
         png_data_uri(sample_count_png(model, curves)),
         alt=f"FID and KID of {model} and of the real-vs-real floor against the sample count "
-        f"({counts}), with FID_inf",
+        f"({listed}), with FID_inf",
         caption=f"{model}: from {path}",
     )
-    return _figure(picture, "sample-counts")
+    return _figure(picture, "sample-counts") + malformed
 
 
-def _versions(versions: dict[str, Any] | None) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted((versions or {}).items())) or "n/a"
+def _text(value: Any) -> str:
+    """A recorded fact as table text: a string or number as it is, "n/a" for anything else
+    (not recorded, or of the wrong type in someone else's file). The page escapes it."""
+    if isinstance(value, str):
+        return value or "n/a"
+    return format_number(value, 12)
 
 
-def _sized(part: dict[str, Any] | None) -> str:
-    part = part or {}
+def _versions(versions: Any) -> str:
+    listed = sorted(as_mapping(versions).items(), key=lambda item: str(item[0]))
+    return ", ".join(f"{k} {_text(v)}" for k, v in listed) or "n/a"
+
+
+def _sized(part: Any) -> str:
+    part = as_mapping(part)
     if part.get("split") is None and part.get("size") is None:
         return "n/a"
-    return f"{part.get('split', 'n/a')}, {part.get('size', 'n/a')}"
+    return f"{_text(part.get('split'))}, {_text(part.get('size'))}"
 
 
 COMPARABILITY_COLUMNS = (
@@ -215,26 +268,31 @@ COMPARABILITY_COLUMNS = (
 
 def comparability_cells(record: dict[str, Any]) -> dict[str, str]:
     """What decides a model's numbers, as text: two rows that differ here are not comparable."""
-    facts = record.get("comparability") or {}
+    facts = as_mapping(record.get("comparability"))
     sha = facts.get("weights_sha256") or record.get("weights_sha256")
     known = facts.get("weights_known")
     weights = (
-        "n/a" if not sha else sha[:12] + {True: " (known)", False: " (UNKNOWN)"}.get(known, "")
+        "n/a"
+        if not isinstance(sha, str) or not sha
+        else sha[:12] + (" (known)" if known is True else " (UNKNOWN)" if known is False else "")
     )
-    source = facts.get("input") or {}
+    source = as_mapping(facts.get("input"))
     size = source.get("size")
-    boot = facts.get("bootstrap") or {}
+    boot = as_mapping(facts.get("bootstrap"))
+    rounds = boot.get("rounds")
     return {
-        "extractor": str(facts.get("extractor", record.get("extractor", "n/a"))),
+        "extractor": _text(facts.get("extractor", record.get("extractor"))),
         "weights sha256": weights,
-        "input": "n/a" if size is None else f"{size} px, {source.get('filter', 'n/a')}",
+        "input": "n/a"
+        if not is_number(size)
+        else f"{_text(size)} px, {_text(source.get('filter'))}",
         "reference (split, size)": _sized(facts.get("reference")),
         "floor (split, size)": _sized(facts.get("floor_samples")),
-        "samples": str(facts.get("samples", "n/a")),
+        "samples": _text(facts.get("samples")),
         "bootstrap": (
-            "n/a"
-            if not boot.get("rounds")
-            else f"{boot['rounds']} rounds, {format_number(boot.get('level'))} level"
+            f"{_text(rounds)} rounds, {format_number(boot.get('level'))} level"
+            if is_number(rounds) and rounds
+            else "n/a"
         ),
         "versions": _versions(facts.get("versions")),
     }
@@ -384,14 +442,14 @@ def render_html(
         "</header>",
         '<section id="leaderboard-section"><h2>Leaderboard</h2>',
         f"<p>Feature extractor: <code>{html.escape(str(board.get('extractor')))}</code>; ranked "
-        f"by <code>{html.escape(str(board.get('rank_by')))}</code>. FID and KID: lower is "
-        "better; IS, precision, recall, density and coverage: higher is better. Brackets: the "
-        "bootstrap confidence interval; <em>=</em> in the rank: not distinguishable from the "
-        "model ranked there. <em>FID_inf</em>: FID extrapolated to infinitely many samples. "
-        "<em>Floor</em>: real vs real (train vs test split), what a perfect generator would "
-        "score. <em>Untrained</em>: the same network before training. <em>Too close</em>: share "
-        "of samples nearer to a training image than the closest few percent of real test "
-        "images are.</p>",
+        f"by <code>{html.escape(str(board.get('rank_by')))}</code>. "
+        f"{html.escape(better_sentence())} Brackets: the bootstrap confidence interval; "
+        "<em>=</em> in the rank: not distinguishable from the model ranked there. "
+        "<em>FID_inf</em>: FID extrapolated to infinitely many samples. <em>Floor</em>: real "
+        "vs real (train vs test split), what a perfect generator would score. "
+        "<em>Untrained</em>: the same network before training. <em>Too close</em>: share of "
+        "samples nearer to a training image than the closest few percent of real test images "
+        "are.</p>",
         _table(board),
         "</section>",
         '<section id="samples"><h2>Latest sample grids</h2>',

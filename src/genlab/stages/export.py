@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig
 
 from genlab import credentials, layout
-from genlab.errors import CredentialsError
+from genlab.errors import CredentialsError, StageInputError
 from genlab.export.model_card import write_model_card
 from genlab.export.onnx import export_onnx
 from genlab.export.style_parts import export_style_parts, has_style_controls
@@ -102,9 +102,23 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
 
 
 def read_metrics(cfg: DictConfig) -> dict[str, Any] | None:
-    """The evaluate stage's scores, for the model card (None when not evaluated)."""
+    """The evaluate stage's scores, for the model card (None when not evaluated). A file that
+    is not a JSON object is refused: the export would otherwise carry whatever it holds."""
     path = layout.metrics_file(cfg.paths.metrics_dir, cfg.model.name)
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        problem = f"it is not JSON ({type(error).__name__})"
+    else:
+        if isinstance(metrics, dict):
+            return metrics
+        problem = f"it holds a {type(metrics).__name__}, not an object"
+    raise StageInputError(
+        f"{path} is refused: {problem}. Re-run its evaluation "
+        f"(`dvc repro -f evaluate@{cfg.model.name}`)"
+    )
 
 
 def export_graphs(
