@@ -108,10 +108,12 @@ def print_added_cost(samples, test, weights, settings) -> None:
     with each extra the evaluate stage now computes from the same features."""
     from genlab.data.store import read_split
     from genlab.evaluation.fidelity import compute_fidelity
+    from genlab.evaluation.settings import real_sample
 
-    train = torch.from_numpy(read_split(data_dir(), "train").images)
     config = compose()
     evaluate = config.evaluate
+    train = read_split(data_dir(), "train").images  # the floor: as many as the samples
+    train = torch.from_numpy(real_sample(train, len(samples), evaluate.sample_seed))
     extras = {
         "FID / IS / KID only (before issue 18)": {},
         "+ precision / recall / density / coverage": dict(nearest_k=evaluate.nearest_k),
@@ -150,7 +152,7 @@ def print_added_cost(samples, test, weights, settings) -> None:
             rows.append([label, f"{seconds:.2f}", f"{(seconds / base - 1):+.0%}"])
     print(
         f"\nAdded cost of the extra scores: {len(samples)} samples and the floor "
-        f"({len(train)} train images) against {len(test)} test images, best of 3\n"
+        f"({len(train)} real train images) against {len(test)} test images, best of 3\n"
     )
     print(table(["evaluation (samples + floor)", "seconds", "vs FID / IS / KID only"], rows))
     print_stage_time()
