@@ -334,6 +334,7 @@ def compute_fidelity(
         bootstrap=dict(rounds=bootstrap_rounds, level=bootstrap_level, seed=bootstrap_seed),
         sample_counts=sample_counts,
         sample_count_draws=sample_count_draws,
+        verbose=verbose,
     )
     return {
         **scores,
@@ -363,6 +364,7 @@ def _spread_scores(
     bootstrap: dict[str, Any],
     sample_counts: Sequence[int],
     sample_count_draws: int,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """The scores beyond FID / IS / KID, from the same features (FID's layer)."""
     from genlab.evaluation.manifold import ManifoldDistances
@@ -393,6 +395,7 @@ def _spread_scores(
             nearest_k=nearest_k,
             manifold=manifold,
             kernels=kernels,
+            progress=verbose,
             **bootstrap,
         )
         out["bootstrap"] = {**bootstrap, "method": INTERVAL_METHOD}

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich.progress import track
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_kid import kernel_poly
 
@@ -104,13 +105,15 @@ def bootstrap_intervals(
     nearest_k: int | None,
     manifold: ManifoldDistances | None = None,
     kernels: KernelSums | None = None,
+    progress: bool = False,
 ) -> dict[str, dict[str, float] | None]:
     """score -> {low, high, std} for FID, KID and (with ``nearest_k``) the manifold scores.
 
     ``point`` holds the scores of the whole sets (the interval is centred on them);
     ``manifold`` and ``kernels`` reuse what the caller already computed. A round that drew a
     single point of a set has no KID (no distinct pairs): it is left out of KID's interval; a
-    score with fewer than 2 usable rounds gets None.
+    score with fewer than 2 usable rounds gets None. ``progress`` shows a bar: with Inception's
+    2048 features a round takes seconds on a CPU.
     """
     if rounds < 2:
         raise ValueError(f"a bootstrap needs at least 2 rounds, got {rounds}")
@@ -125,7 +128,7 @@ def bootstrap_intervals(
     rng = np.random.default_rng(seed)
     scored = INTERVAL_SCORES if manifold else DISTRIBUTION_SCORES
     replicates: dict[str, list[float]] = {key: [] for key in scored}
-    for _ in range(rounds):
+    for _ in track(range(rounds), "Bootstrap rounds", disable=not progress, transient=True):
         cs, cr = _draw_counts(rng, n_s), _draw_counts(rng, n_r)
         replicates["fid"].append(
             _fid_from_statistics(
