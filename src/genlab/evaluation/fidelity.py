@@ -33,6 +33,7 @@ from torch.utils.data import Dataset
 from genlab.checks import require_positive
 from genlab.errors import StageInputError
 from genlab.io import atomic_path, file_digest
+from genlab.metric_keys import MANIFOLD_SCORES
 
 EXTRACTORS = {"classifier": "genlab-classifier", "inception": "inception-v3-compat"}
 # sha256 of torch-fidelity's InceptionV3 weights (weights-inception-2015-12-05-6726825d.pth,
@@ -374,7 +375,6 @@ def _spread_scores(
         bootstrap_intervals,
         sample_count_curve,
     )
-    from genlab.metric_keys import MANIFOLD_SCORES
 
     out: dict[str, Any] = dict.fromkeys(MANIFOLD_SCORES)
     out.update(nearest_k=nearest_k, intervals=None, bootstrap=None, fid_inf=None, curve=None)

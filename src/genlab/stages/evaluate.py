@@ -78,10 +78,9 @@ def score_against_test(
     options: dict[str, Any],
     extractor_trained_for: str,
 ) -> dict[str, dict[str, Any] | None]:
-    """The model's samples, real train images as many as the samples (the floor) and,
-    optionally, the same network
-    untrained, each against the test split with the same extractor. The untrained network is
-    a sanity reference: it gets no intervals and no sample-count curve."""
+    """The model's samples, as many real train images (the floor) and, optionally, the same
+    network untrained, each against the test split with the same extractor. The untrained
+    network is a sanity reference: it gets no intervals and no sample-count curve."""
     scores: dict[str, dict[str, Any] | None] = {
         "model": compute_fidelity(samples, test.images, **options),
         "floor": compute_fidelity(
