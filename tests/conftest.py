@@ -65,6 +65,19 @@ def compose_config_dir(*overrides: str):
         return compose("config", overrides=list(overrides))
 
 
+def pipeline_paths_under(root: Path) -> list[str]:
+    """Overrides that put every file a fetch -> train -> evaluate -> export chain reads or
+    writes (data, run, metrics, export, classifier, cache) under ``root``."""
+    return [
+        f"paths.data_dir={root / 'data'}",
+        f"paths.run_dir={root / 'run'}",
+        f"paths.metrics_dir={root / 'metrics'}",
+        f"paths.export_dir={root / 'export'}",
+        f"paths.classifier={root / 'classifier.pt'}",
+        f"paths.cache_dir={root / 'cache'}",
+    ]
+
+
 @pytest.fixture
 def compose_config():
     return compose_config_dir

@@ -23,7 +23,7 @@ from genlab.stages.fetch import run_fetch
 from genlab.stages.train import run_train
 from genlab.stages.train_classifier import run_train_classifier
 
-from ..conftest import compose_config_dir, tiny_model_overrides
+from ..conftest import compose_config_dir, pipeline_paths_under, tiny_model_overrides
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -43,12 +43,7 @@ BOUNDS = {
 
 def config(root: Path, *extra: str):
     return compose_config_dir(
-        f"paths.data_dir={root / 'data'}",
-        f"paths.run_dir={root / 'run'}",
-        f"paths.metrics_dir={root / 'metrics'}",
-        f"paths.export_dir={root / 'export'}",
-        f"paths.classifier={root / 'classifier.pt'}",
-        f"paths.cache_dir={root / 'cache'}",
+        *pipeline_paths_under(root),
         "metrics.classifier.epochs=1",
         "logger=csv",
         "data.batch_size=16",

@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
-from sklearn.datasets import load_digits
 
+from genlab.data.sources.digits import DigitsSource
 from genlab.data.store import Split
 from genlab.evaluation.classifier_training import save_classifier, train_classifier
 from genlab.evaluation.fidelity import EXTRACTORS, compute_fidelity
@@ -34,12 +33,9 @@ _FIDELITY_MAIN = (
 )
 
 
-def _digit_images() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's digits as uint8 1x32x32 images and their labels."""
-    data = load_digits()
-    x = torch.from_numpy(data.images).float()[:, None] / 16.0
-    x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), data.target.astype(np.int64)
+def _digits() -> dict[str, Split]:
+    """The default dataset's splits (uint8 1x32x32), as the fetch stage makes them."""
+    return DigitsSource().load()
 
 
 def _write_pngs(images: np.ndarray, folder: Path) -> Path:
@@ -52,8 +48,16 @@ def _write_pngs(images: np.ndarray, folder: Path) -> Path:
     return folder
 
 
-def _run_fidelity(*arguments: str) -> dict:
-    command = [sys.executable, "-c", _FIDELITY_MAIN, *arguments, "--json", "--silent", "--cpu"]
+def _run_fidelity(samples: np.ndarray, reference: np.ndarray, folder: Path, *arguments: str):
+    """torch-fidelity's command line on PNG folders of ``samples`` and ``reference``."""
+    inputs = [
+        "--input1",
+        str(_write_pngs(samples, folder / "samples")),
+        "--input2",
+        str(_write_pngs(reference, folder / "reference")),
+    ]
+    command = [sys.executable, "-c", _FIDELITY_MAIN, *inputs, *arguments]
+    command += ["--json", "--silent", "--cpu"]
     command += ["--no-cache"]  # never read or write torch-fidelity's cache under the home
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=300, env={**os.environ}, check=False
@@ -69,8 +73,7 @@ def _close(ours: float, theirs: float) -> bool:
 def test_pngs_round_trip_the_pixels_torch_fidelity_reads(tmp_path):
     from torch_fidelity.datasets import ImagesPathDataset
 
-    images, _ = _digit_images()
-    grey = images[:5]
+    grey = _digits()["train"].images[:5]
     rgb = np.random.default_rng(0).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)
     for name, batch in (("grey", grey), ("rgb", rgb)):
         folder = _write_pngs(batch, tmp_path / name)
@@ -81,30 +84,22 @@ def test_pngs_round_trip_the_pixels_torch_fidelity_reads(tmp_path):
 
 
 def test_classifier_scores_equal_the_torch_fidelity_command_line(tmp_path):
-    images, labels = _digit_images()
-    order = np.random.RandomState(0).permutation(len(labels))
-    train_ids, test_ids = order[:1200], order[1200:]
-    model, report = train_classifier(
-        Split(images[train_ids], labels[train_ids]),
-        Split(images[test_ids], labels[test_ids]),
-        epochs=1,
-        batch_size=64,
-        seed=0,
-    )
+    splits = _digits()
+    train, test = splits["train"], splits["test"]
+    model, report = train_classifier(train, test, epochs=1, batch_size=64, seed=0)
     weights = tmp_path / "classifier.pt"
     save_classifier(model, weights, report)
     # samples: real digits of the classes 0-6 plus some noise, so no score is trivial
-    real = images[train_ids][labels[train_ids] < 7][:130]
+    real = train.images[train.labels < 7][:130]
     noise = np.random.default_rng(1).integers(0, 256, (20, 1, 32, 32), dtype=np.uint8)
     samples = np.concatenate([real, noise])
-    reference = images[test_ids][:120]
+    reference = test.images[:120]
     subset = 100  # below both sizes: KID draws the same random subsets in both
 
     theirs = _run_fidelity(
-        "--input1",
-        str(_write_pngs(samples, tmp_path / "samples")),
-        "--input2",
-        str(_write_pngs(reference, tmp_path / "reference")),
+        samples,
+        reference,
+        tmp_path,
         "--isc",
         "--fid",
         "--kid",
@@ -150,14 +145,13 @@ def test_inception_scores_equal_the_torch_fidelity_command_line(tmp_path):
     the same FID / KID as the command line, and the file is flagged as not the published
     weights (so its numbers are not comparable with papers)."""
     weights = _random_inception_weights(tmp_path)
-    images, _ = _digit_images()
+    images = _digits()["train"].images
     samples = images[:20]
     reference = images[100:120]
     theirs = _run_fidelity(
-        "--input1",
-        str(_write_pngs(samples, tmp_path / "samples")),
-        "--input2",
-        str(_write_pngs(reference, tmp_path / "reference")),
+        samples,
+        reference,
+        tmp_path,
         "--fid",
         "--kid",
         "--feature-extractor",

@@ -16,7 +16,7 @@ from genlab.stages.fetch import run_fetch
 from genlab.stages.train import run_train
 from genlab.stages.train_classifier import run_train_classifier
 
-from ..conftest import compose_config_dir, tiny_model_overrides
+from ..conftest import compose_config_dir, pipeline_paths_under, tiny_model_overrides
 from ..support.images import shape_image
 
 pytestmark = pytest.mark.timeout(300)
@@ -32,12 +32,7 @@ def unlabelled_config(root: Path, *extra: str):
         f"data.source.path={images}",
         "data.image_size=32",
         "data.batch_size=16",
-        f"paths.data_dir={root / 'data'}",
-        f"paths.run_dir={root / 'run'}",
-        f"paths.metrics_dir={root / 'metrics'}",
-        f"paths.export_dir={root / 'export'}",
-        f"paths.classifier={root / 'classifier.pt'}",
-        f"paths.cache_dir={root / 'cache'}",
+        *pipeline_paths_under(root),
         "metrics.classifier.epochs=1",
         "logger=csv",
         "train.steps=3",
