@@ -5,6 +5,8 @@ This is the lowest layer: it imports nothing from genlab.
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -16,6 +18,18 @@ def require_positive(**values: Any) -> None:
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a mapping (a JSON object), else an empty one: in a file someone
+    else made (a metrics record, a dataset's meta.json) a field of the wrong type reads as not
+    recorded, never as a traceback."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def is_number(value: Any) -> bool:
+    """A real number: ``true`` / ``false`` are not, though Python's bool is an int."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def printable(text: str, limit: int = 200) -> str:

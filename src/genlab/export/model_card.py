@@ -17,24 +17,13 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from genlab.checks import as_mapping, is_number
 from genlab.credentials import TRAINED as IPTC_TRAINED
 from genlab.io import write_text
 from genlab.metric_keys import FID_INF, HIGHER_IS_BETTER, INTERVAL_ENDS
 
 NOT_RECORDED = "not recorded"
 LOW, HIGH = INTERVAL_ENDS
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    """``value`` when it is a mapping, else an empty one: the metrics file and the dataset's
-    meta.json may come from someone else, and a field of the wrong type reads "not recorded"
-    rather than breaking the export."""
-    return value if isinstance(value, Mapping) else {}
-
-
-def _number(value: Any) -> bool:
-    """A real number (not a bool, which Python counts as an int)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 # (key, label) in the metrics table; KID first: it is the headline metric. Which direction is
@@ -131,17 +120,17 @@ def render_model_card(info: Mapping[str, Any]) -> str:
       {``manifest``, ``sha256``}}), the export stage's record of its C2PA signatures.
     """
     name = _fmt(info.get("model_name"))
-    metrics = _mapping(info.get("metrics"))
+    metrics = as_mapping(info.get("metrics"))
     sections = [
         f"# Model card: {name}",
         "> Images produced by this model are machine-generated (IPTC trainedAlgorithmicMedia).",
         _section("Model details", _details(info)),
         _section("Intended use", INTENDED_USE),
         _section("Out-of-scope uses", OUT_OF_SCOPE),
-        _section("Training data", _data(_mapping(info.get("data")))),
+        _section("Training data", _data(as_mapping(info.get("data")))),
         _section("Evaluation", _metrics(metrics)),
         _section("Memorization", _memorization(metrics.get("memorization"))),
-        _section("Exports", _exports(_mapping(info.get("export")))),
+        _section("Exports", _exports(as_mapping(info.get("export")))),
         _section("Limitations", _limitations(metrics)),
         _section("Risks", RISKS),
         _section("Provenance", PROVENANCE),
@@ -232,7 +221,7 @@ def _data(data: Mapping[str, Any]) -> str:
         ("Licence", licence),
         ("Source", data.get("source")),
     ]
-    duplicates = _mapping(data.get("duplicates"))
+    duplicates = as_mapping(data.get("duplicates"))
     if duplicates:  # only datasets genlab builds from files carry the report
         rows.append(
             (
@@ -249,7 +238,7 @@ def _data(data: Mapping[str, Any]) -> str:
 
 
 def _metrics(metrics: Mapping[str, Any]) -> str:
-    floor = _mapping(metrics.get("floor"))
+    floor = as_mapping(metrics.get("floor"))
     rows = [
         ("Feature extractor", metrics.get("extractor")),
         ("Sample counts", metrics.get("counts")),
@@ -257,11 +246,11 @@ def _metrics(metrics: Mapping[str, Any]) -> str:
     ]
     if metrics.get("extractor_objective"):
         rows.insert(1, ("Extractor trained for", metrics["extractor_objective"]))
-    facts = _mapping(metrics.get("comparability"))
+    facts = as_mapping(metrics.get("comparability"))
     decides = _comparability(facts) or NOT_RECORDED
     header = _bullets(rows) + f"\n- **What decides these numbers:** {decides}"
-    level = _mapping(facts.get("bootstrap")).get("level")
-    interval = f" [{_percent(level)} interval]" if _number(level) else ""
+    level = as_mapping(facts.get("bootstrap")).get("level")
+    interval = f" [{_percent(level)} interval]" if is_number(level) else ""
     table = [
         f"| Metric | Better | Model{interval} | Real-vs-real floor{interval} |",
         "|---|---|---|---|",
@@ -293,20 +282,20 @@ def _better(key: str) -> str:
 
 def _score(value: Any) -> str:
     """A score as text; anything but a number (not recorded, or malformed) reads so."""
-    return _fmt(value) if _number(value) else NOT_RECORDED
+    return _fmt(value) if is_number(value) else NOT_RECORDED
 
 
 def _scored(record: Mapping[str, Any], key: str) -> str:
     """A score with its interval when one was recorded: ``12.346 [10.1, 14.2]``."""
     text = _score(record.get(key))
-    bounds = _mapping(_mapping(record.get("intervals")).get(key))
-    if _number(record.get(key)) and _number(bounds.get(LOW)):
+    bounds = as_mapping(as_mapping(record.get("intervals")).get(key))
+    if is_number(record.get(key)) and is_number(bounds.get(LOW)):
         text += f" [{_score(bounds.get(LOW))}, {_score(bounds.get(HIGH))}]"
     return text
 
 
 def _percent(value: Any, digits: int = 0) -> str:
-    return f"{float(value):.{digits}%}" if _number(value) else NOT_RECORDED
+    return f"{float(value):.{digits}%}" if is_number(value) else NOT_RECORDED
 
 
 def _comparability(facts: Mapping[str, Any] | None) -> str | None:
@@ -326,18 +315,18 @@ def _comparability(facts: Mapping[str, Any] | None) -> str | None:
         else ""
     )
     weights = f"weights sha256 {_fmt(str(sha)[:12])}...{known}" if sha else "no weights file"
-    source = _mapping(facts.get("input"))
-    reference, floor = _mapping(facts.get("reference")), _mapping(facts.get("floor_samples"))
-    boot = _mapping(facts.get("bootstrap"))
+    source = as_mapping(facts.get("input"))
+    reference, floor = as_mapping(facts.get("reference")), as_mapping(facts.get("floor_samples"))
+    boot = as_mapping(facts.get("bootstrap"))
     bootstrap = (
         f"bootstrap {_fmt(boot.get('rounds'))} rounds at {_percent(boot.get('level'))}"
         if boot.get("rounds")
         else "no bootstrap"
     )
-    counts = _mapping(facts.get("sample_counts"))
+    counts = as_mapping(facts.get("sample_counts"))
     curve = f"sample counts {_fmt(counts.get('counts'))}" if counts.get("counts") else "no curve"
     versions = ", ".join(
-        f"{_fmt(name)} {_fmt(number)}" for name, number in _mapping(facts.get("versions")).items()
+        f"{_fmt(name)} {_fmt(number)}" for name, number in as_mapping(facts.get("versions")).items()
     )
     return "; ".join(
         [
@@ -363,7 +352,7 @@ def _limitations(metrics: Mapping[str, Any]) -> str:
 
 
 def _memorization(report: Mapping[str, Any] | None) -> str:
-    report = _mapping(report)
+    report = as_mapping(report)
     if not report:
         return "Not measured: evaluate this model (`dvc repro evaluate@<model>`) for the figures."
     rows = [
@@ -373,7 +362,7 @@ def _memorization(report: Mapping[str, Any] | None) -> str:
     ]
     extractor = plain_text(str(report.get("extractor")))
     for space, label in (("feature", f"features ({extractor})"), ("pixel", "pixels")):
-        entry = _mapping(report.get(space))
+        entry = as_mapping(report.get(space))
         rows.append(
             f"| {label} | {_score(entry.get('threshold'))} | "
             f"{_percent(entry.get('fraction_below_threshold'), 1)} | "

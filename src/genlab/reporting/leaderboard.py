@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from genlab.checks import printable
+from genlab.checks import as_mapping, is_number, printable
 from genlab.errors import StageInputError
 from genlab.layout import metrics_file
 from genlab.metric_keys import (
@@ -33,17 +33,6 @@ from genlab.metric_keys import (
 SCORED_SETS = ("floor", "untrained")
 # an extractor name as the config spells it (it is printed inside Markdown code spans)
 _EXTRACTOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-
-
-def as_mapping(value: Any) -> Mapping[str, Any]:
-    """``value`` when it is a JSON object, else an empty one: a metrics file is someone else's
-    file, and a field of the wrong type reads as not recorded (n/a), never as a traceback."""
-    return value if isinstance(value, Mapping) else {}
-
-
-def is_number(value: Any) -> bool:
-    """A JSON number (``true`` / ``false`` are not scores, though Python's bool is an int)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def read_metrics(metrics_dir: Path, models: list[str]) -> dict[str, dict[str, Any]]:

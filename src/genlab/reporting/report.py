@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from genlab.checks import as_mapping, is_number
 from genlab.io import write_text
 from genlab.layout import (
     RECONSTRUCTION_GRID,
@@ -38,10 +39,8 @@ from genlab.reporting.curves import read_curves
 from genlab.reporting.leaderboard import (
     FLOOR_LABEL,
     LEADERBOARD_COLUMNS,
-    as_mapping,
     better_sentence,
     format_number,
-    is_number,
     leaderboard_rows,
     tie_notes,
 )
