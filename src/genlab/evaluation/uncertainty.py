@@ -38,11 +38,16 @@ INTERVAL_METHOD = "bootstrap percentile, shifted by the bootstrap bias estimate"
 
 def fid_of(sample_features: torch.Tensor, reference_features: torch.Tensor) -> float:
     """FID with torch-fidelity's own statistics and distance."""
-    result = fid_statistics_to_metric(
-        fid_features_to_statistics(sample_features.to(torch.float64)),
-        fid_features_to_statistics(reference_features.to(torch.float64)),
-        False,
-    )
+    return _fid_against(sample_features, _statistics(reference_features))
+
+
+def _statistics(features: torch.Tensor) -> dict[str, np.ndarray]:
+    return fid_features_to_statistics(features.detach().cpu().to(torch.float64))
+
+
+def _fid_against(sample_features: torch.Tensor, reference: dict[str, np.ndarray]) -> float:
+    """FID of samples against reference statistics computed once (torch-fidelity's formula)."""
+    result = fid_statistics_to_metric(_statistics(sample_features), reference, False)
     return float(next(iter(result.values())))
 
 
@@ -175,7 +180,7 @@ def sample_count_curve(
     skipped = sorted({int(n) for n in counts} - set(usable))
     kernels = kernels or KernelSums(sample_features, reference_features)
     samples64 = sample_features.detach().cpu().to(torch.float64)
-    reference64 = reference_features.detach().cpu().to(torch.float64)
+    reference = _statistics(reference_features)  # the whole reference at every count
     rng = np.random.default_rng(seed)
     ones_r = np.ones(n_r, np.int64)
     fids, kids = [], []
@@ -183,7 +188,7 @@ def sample_count_curve(
         fid_draws, kid_draws = [], []
         for _ in range(draws if n < n_s else 1):  # all the samples: one draw says it all
             chosen = rng.choice(n_s, n, replace=False)
-            fid_draws.append(fid_of(samples64[chosen], reference64))
+            fid_draws.append(_fid_against(samples64[chosen], reference))
             kid_draws.append(kernels.mmd2(np.bincount(chosen, minlength=n_s), ones_r))
         fids.append(float(np.mean(fid_draws)))
         kids.append(float(np.mean(kid_draws)))
