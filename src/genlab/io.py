@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from genlab.errors import OutputPathError
+from genlab.checks import printable
+from genlab.errors import OutputPathError, StageInputError
 from genlab.layout import OUTPUT_MARKER
 
 
@@ -202,3 +203,19 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_json_object(path: str | os.PathLike, fix: str) -> dict[str, Any]:
+    """A JSON object from a file someone else may have made, or StageInputError naming the
+    file, what is wrong and ``fix`` (what makes a good one)."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except ValueError as error:  # UnicodeDecodeError included
+        raise StageInputError(
+            f"{path} is refused: it is not JSON ({printable(str(error))}): {fix}"
+        ) from None
+    if not isinstance(value, dict):
+        raise StageInputError(
+            f"{path} is refused: it holds a {type(value).__name__}, not a JSON object: {fix}"
+        )
+    return value

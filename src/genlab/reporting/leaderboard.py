@@ -15,6 +15,7 @@ from typing import Any
 
 from genlab.checks import as_mapping, is_number, printable
 from genlab.errors import StageInputError
+from genlab.io import read_json_object
 from genlab.layout import metrics_file
 from genlab.metric_keys import (
     FID_INF,
@@ -60,12 +61,7 @@ def read_metrics(metrics_dir: Path, models: list[str]) -> dict[str, dict[str, An
 def _read_record(path: Path, model: str) -> dict[str, Any]:
     """One metrics file, its scores checked to be numbers (or null: not recorded)."""
     redo = f"re-run its evaluation (`dvc repro -f evaluate@{model}`)"
-    try:
-        record = json.loads(path.read_text())
-    except ValueError as error:
-        raise StageInputError(f"{path} is not JSON ({printable(str(error))}): {redo}") from None
-    if not isinstance(record, dict):
-        raise StageInputError(f"{path} is not a metrics record (a JSON object): {redo}")
+    record = read_json_object(path, redo)
     extractor = record.get("extractor")
     if not (isinstance(extractor, str) and _EXTRACTOR_NAME.fullmatch(extractor)):
         raise StageInputError(

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from genlab.checks import as_mapping, is_number
-from genlab.io import write_text
+from genlab.errors import StageInputError
+from genlab.io import read_json_object, write_text
 from genlab.layout import (
     RECONSTRUCTION_GRID,
     SAMPLE_GRID,
@@ -196,10 +197,9 @@ def read_model_metrics(metrics_dir: Path, model: str) -> dict[str, Any] | str:
     if not path.is_file():
         return f"{model}: no {path} (re-run `dvc repro evaluate@{model}`)"
     try:
-        record = json.loads(path.read_text())
-    except ValueError as error:
-        return f"{model}: {path} is not JSON ({error}); re-run `dvc repro -f evaluate@{model}`"
-    return record if isinstance(record, dict) else f"{model}: {path} is not a metrics record"
+        return read_json_object(path, f"re-run `dvc repro -f evaluate@{model}`")
+    except StageInputError as error:
+        return f"{model}: {error}"
 
 
 def _sample_counts(model: str, record: dict[str, Any] | str, path: Path) -> str:

@@ -4,7 +4,6 @@ beside every model file and a model card, written into the export folder all at 
 from __future__ import annotations
 
 import functools
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,12 @@ import torch
 from omegaconf import DictConfig
 
 from genlab import credentials, layout
-from genlab.errors import CredentialsError, StageInputError
+from genlab.errors import CredentialsError
 from genlab.export.model_card import write_model_card
 from genlab.export.onnx import export_onnx
 from genlab.export.style_parts import export_style_parts, has_style_controls
 from genlab.export.torchscript import export_torchscript
-from genlab.io import atomic_dir, file_digest, write_json
+from genlab.io import atomic_dir, file_digest, read_json_object, write_json
 from genlab.metric_keys import flat_scores
 from genlab.models.generator_file import load_generator
 from genlab.provenance import RUN_KEYS, save_grid
@@ -105,20 +104,8 @@ def read_metrics(cfg: DictConfig) -> dict[str, Any] | None:
     """The evaluate stage's scores, for the model card (None when not evaluated). A file that
     is not a JSON object is refused: the export would otherwise carry whatever it holds."""
     path = layout.metrics_file(cfg.paths.metrics_dir, cfg.model.name)
-    if not path.is_file():
-        return None
-    try:
-        metrics = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as error:
-        problem = f"it is not JSON ({type(error).__name__})"
-    else:
-        if isinstance(metrics, dict):
-            return metrics
-        problem = f"it holds a {type(metrics).__name__}, not an object"
-    raise StageInputError(
-        f"{path} is refused: {problem}. Re-run its evaluation "
-        f"(`dvc repro -f evaluate@{cfg.model.name}`)"
-    )
+    redo = f"re-run its evaluation (`dvc repro -f evaluate@{cfg.model.name}`)"
+    return read_json_object(path, redo) if path.is_file() else None
 
 
 def export_graphs(
