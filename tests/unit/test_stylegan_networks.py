@@ -203,6 +203,41 @@ def test_w_avg_tracks_in_train_mode_only():
     assert torch.equal(generator.w_avg, before)
 
 
+def bf16_autocast():
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def test_w_avg_tracks_in_fp32_under_bf16_autocast():
+    generator = tiny_generator(w_avg_beta=0.9).train()
+    generator.style_mixing_prob = 0.0
+    z = torch.randn(8, LATENT)
+    with bf16_autocast():
+        w = generator.mapping(z)
+        images = generator(z)
+    assert w.dtype == torch.bfloat16, "the mapping must run in bf16 for this test to mean much"
+    assert torch.isfinite(images).all()
+    assert generator.w_avg.dtype == torch.float32
+    # The bf16 w's mean, taken in fp32: no second rounding to bf16.
+    torch.testing.assert_close(generator.w_avg, 0.1 * w.float().mean(dim=0), rtol=0, atol=1e-6)
+
+
+def test_truncation_under_bf16_autocast_stays_close_to_fp32():
+    generator = tiny_generator(truncation_psi=0.5)
+    generator(torch.randn(16, LATENT))  # train mode, fp32: moves w_avg off zero
+    generator.eval()
+    z = torch.randn(4, LATENT)
+    reference = generator(z)
+    w_avg = generator.w_avg.clone()
+    with bf16_autocast():
+        truncated = generator(z)
+        mixed = generator.mix_styles(z, z.flip(0), crossover=2, psi=0.5)
+    assert torch.isfinite(truncated).all() and torch.isfinite(mixed).all()
+    assert torch.equal(generator.w_avg, w_avg) and generator.w_avg.dtype == torch.float32
+    # bf16 keeps ~3 significant digits through a few convs: same picture, not the same bits.
+    error = (truncated.float() - reference).abs().max() / reference.abs().max()
+    assert error < 0.1, f"bf16 truncated images are {error:.1%} off the fp32 ones"
+
+
 def exportable_generator() -> StyleGANGenerator:
     generator = with_noise(tiny_generator(truncation_psi=0.7))
     generator(torch.randn(8, LATENT))  # non-zero w_avg so truncation is exercised

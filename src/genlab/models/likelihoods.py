@@ -1,7 +1,9 @@
 """Decoder likelihoods p(x | z) for the VAE, each paired with the decoder output it scores.
 
 Images arrive in [-1, 1] (uint8 / 127.5 - 1). Every ``nll`` returns one value per image, summed
-over pixels, in nats, so ELBOs compare across likelihoods with the same data.
+over pixels, in nats, so ELBOs compare across likelihoods with the same data. Each scores the
+decoder output in fp32: under bf16 autocast it arrives in bf16, and a sum over every pixel in
+bf16 would be off in the third digit.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class BernoulliLikelihood(nn.Module):
 
     def nll(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         targets = (images + 1) / 2
-        per_pixel = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        per_pixel = F.binary_cross_entropy_with_logits(logits.float(), targets, reduction="none")
         return per_pixel.flatten(1).sum(1)
 
 
@@ -38,7 +40,7 @@ class GaussianLikelihood(nn.Module):
         self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma)), requires_grad=learn_sigma)
 
     def nll(self, raw: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        mean = torch.tanh(raw)
+        mean = torch.tanh(raw.float())
         z = (images - mean) * torch.exp(-self.log_sigma)
         per_pixel = 0.5 * z.square() + self.log_sigma + 0.5 * math.log(2 * math.pi)
         return per_pixel.flatten(1).sum(1)
@@ -58,7 +60,7 @@ class DiscretizedLogisticLikelihood(nn.Module):
         self.log_scale = nn.Parameter(torch.full((1, channels, 1, 1), float(initial_log_scale)))
 
     def nll(self, raw: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        mean = torch.tanh(raw)
+        mean = torch.tanh(raw.float())
         log_scale = self.log_scale.clamp(min=-7.0)
         inv_scale = torch.exp(-log_scale)
         centered = images - mean

@@ -58,7 +58,7 @@ class R1Penalty:
     ) -> Tensor | None:
         if step % self.every_n_steps != 0:
             return None
-        grad = _input_gradients(discriminator, real)
+        grad = _input_gradients(discriminator, real).float()  # fp32 sums under autocast too
         squared_norm = grad.square().flatten(1).sum(dim=1).mean()
         return squared_norm * (0.5 * self.gamma * self.every_n_steps)
 
@@ -92,8 +92,9 @@ class GradientPenalty:
             )
         alpha_shape = (real.size(0),) + (1,) * (real.dim() - 1)
         alpha = torch.rand(alpha_shape, device=real.device, dtype=real.dtype)
-        interpolates = torch.lerp(real.detach(), fake.detach(), alpha)
-        grad = _input_gradients(discriminator, interpolates)
+        # Under bf16 autocast a generator can return bf16 fakes next to fp32 reals.
+        interpolates = torch.lerp(real.detach(), fake.detach().to(real.dtype), alpha)
+        grad = _input_gradients(discriminator, interpolates).float()
         norms = torch.linalg.vector_norm(grad.flatten(1), dim=1)
         penalty = (norms - self.target_norm).square().mean()
         return penalty * (self.weight * self.every_n_steps)

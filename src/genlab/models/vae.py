@@ -19,7 +19,10 @@ OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 
 def gaussian_kl(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(log_variance)) || N(0, I)) per sample, summed over latent dimensions."""
+    """KL(N(mean, exp(log_variance)) || N(0, I)) per sample, summed over latent dimensions.
+
+    In fp32 even when the encoder ran under bf16 autocast: a bf16 sum rounds to ~3 digits."""
+    mean, log_variance = mean.float(), log_variance.float()
     return 0.5 * (mean.square() + log_variance.exp() - 1 - log_variance).sum(1)
 
 

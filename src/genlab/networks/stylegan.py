@@ -406,8 +406,24 @@ class StyleGANGenerator(nn.Module):
         return self.synthesis_network(ws)
 
     def truncate(self, w: torch.Tensor, psi: float) -> torch.Tensor:
-        """Pull w (any shape ending in w_dim) towards the average: w_avg + psi * (w - w_avg)."""
-        return self.w_avg.lerp(w, float(psi))
+        """Pull w (any shape ending in w_dim) towards the average: w_avg + psi * (w - w_avg).
+
+        Computed in w_avg's precision and returned in w's: under autocast the mapping's w is
+        bf16 while w_avg stays fp32, and ``lerp`` takes no mixed dtypes.
+        """
+        if w.dtype == self.w_avg.dtype:
+            return self.w_avg.lerp(w, float(psi))
+        return self.w_avg.lerp(w.to(self.w_avg.dtype), float(psi)).to(w.dtype)
+
+    @torch.no_grad()
+    def track_w_avg(self, w: torch.Tensor) -> None:
+        """Move w_avg towards the batch's mean w (decay ``w_avg_beta``), in w_avg's own fp32.
+
+        Under bf16 autocast the mapping returns bf16 w; averaging those into a bf16 copy would
+        round away most of each small (1 - beta) step, so the buffer never changes dtype.
+        """
+        batch_mean = w.detach().to(self.w_avg.dtype).mean(dim=0)
+        self.w_avg.copy_(batch_mean.lerp(self.w_avg, self.w_avg_beta))
 
     def _broadcast(self, w: torch.Tensor) -> torch.Tensor:
         return w.unsqueeze(1).expand(-1, self.num_ws, -1)
@@ -415,8 +431,7 @@ class StyleGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         w = self.mapping(z)
         if self.training:
-            with torch.no_grad():
-                self.w_avg.copy_(w.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+            self.track_w_avg(w)
             if self.style_mixing_prob > 0 and torch.rand(()).item() < self.style_mixing_prob:
                 crossover = int(torch.randint(1, self.num_ws, ()).item())
                 return self._mixed(w, self.mapping(torch.randn_like(z)), crossover)
