@@ -140,3 +140,10 @@ def test_a_value_a_constructor_refuses_is_named_by_hydras_key_and_the_domain_rul
 )
 def test_edge_evaluate_settings_are_accepted(compose_config, override):
     validate_config(compose_config(override))
+
+
+def test_fp16_mixed_precision_on_cpu_is_refused(compose_config):
+    cfg = compose_config("trainer=cpu", "trainer.precision=16-mixed")
+    with pytest.raises(ConfigError, match="bf16-mixed"):
+        validate_config(cfg)
+    validate_config(compose_config("trainer=cpu", "trainer.precision=bf16-mixed"))

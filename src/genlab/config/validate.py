@@ -42,8 +42,22 @@ def validate_config(cfg: DictConfig, target_sections: Sequence[str] = TARGET_SEC
             _check_numbers(cfg._get_node(key), str(key))
     except RangeError as error:
         raise ConfigError(f"Invalid config: {error}") from None
+    _check_precision(cfg)
     for section in target_sections:
         _check_targets(cfg[section], section)
+
+
+def _check_precision(cfg: DictConfig) -> None:
+    """fp16 autocast is CUDA-only; Lightning would silently run a CPU job in bf16 instead."""
+    trainer = cfg.get("trainer")
+    if not isinstance(trainer, DictConfig):
+        return
+    precision = str(trainer.get("precision", ""))
+    if precision in ("16-mixed", "16") and trainer.get("accelerator") == "cpu":
+        raise ConfigError(
+            f"Invalid config: trainer.precision={precision} is GPU-only (fp16 autocast needs "
+            "CUDA); on CPU use trainer.precision=bf16-mixed, or trainer=gpu on a GPU machine"
+        )
 
 
 def _is_learning_rate(key: str) -> bool:
