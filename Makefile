@@ -9,7 +9,7 @@ TORCH_VERSION := 2.13.0
 PIP_TORCH_ARGS ?=
 RUN := env PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1
 
-.PHONY: setup repro test test-fast bench lint clean-venv
+.PHONY: setup repro test test-fast bench lint clean-venv gpu-wheels gpu-check-dry
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ bench: setup
 	$(RUN) python benchmarks/sweep_launchers.py
 	$(RUN) python benchmarks/watermark_robustness.py
 	$(RUN) python benchmarks/signing.py
+
+# The GPU check (docs/benchmarks.md): the wheels a GPU machine without network lacks
+# (Python 3.12, manylinux x86_64, pinned by constraints.txt; never torch), carried as
+# gpu_wheels/, and the same check on this CPU with a few steps each.
+gpu-wheels: setup
+	rm -rf gpu_wheels
+	$(BIN)/python benchmarks/gpu_check.py wheels gpu_wheels
+
+gpu-check-dry: setup
+	PYTHON=$(BIN)/python benchmarks/gpu_check.sh outputs/gpu_check_dry --dry-run
 
 lint: setup
 	$(BIN)/ruff check src pipelines tests benchmarks

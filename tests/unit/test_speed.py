@@ -39,3 +39,12 @@ def test_compiled_networks_train_and_keep_their_state_dict_keys(compose_config, 
     fit_for_steps(compiled, digits_dir, steps=3)
     losses = compiled.trainer.callback_metrics
     assert torch.isfinite(losses["train/loss_d"]) and torch.isfinite(losses["train/loss_g"])
+
+
+def test_a_regularized_discriminator_stays_eager_under_compile(compose_config):
+    """R1 / GP take a double backward through D, which torch.compile's aot_autograd refuses."""
+    module = build(compose_config, "stylegan")
+    assert module.regularizer is not None, "stylegan's default config uses R1"
+    apply_speed_options(module, channels_last=False, compile=True)
+    assert module.generator._compiled_call_impl is not None
+    assert module.discriminator._compiled_call_impl is None

@@ -15,12 +15,15 @@ TRAINED_NETWORKS = ("generator", "discriminator", "encoder", "decoder")
 
 
 def apply_speed_options(module: nn.Module, channels_last: bool, compile: bool) -> list[str]:
-    """Apply the options in place; returns the networks they were applied to."""
+    """Apply the options in place; returns the networks they were applied to (a regularized
+    discriminator is not compiled: torch.compile cannot take the double backward of R1 / GP)."""
     networks = [n for n in TRAINED_NETWORKS if isinstance(getattr(module, n, None), nn.Module)]
     if channels_last:
         module.to(memory_format=torch.channels_last)
     if compile:
         for name in networks:
+            if name == "discriminator" and getattr(module, "regularizer", None) is not None:
+                continue  # R1 / gradient penalty backpropagate twice through D: aot_autograd can't
             getattr(module, name).compile()  # in place: state_dict keys stay the same
     return networks
 
