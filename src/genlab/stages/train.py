@@ -35,7 +35,7 @@ from genlab.training.checkpoints import (
     training_fingerprint,
 )
 from genlab.training.components import build_components, run_summaries
-from genlab.training.interruption import AtomicCheckpointIO
+from genlab.training.interruption import AtomicCheckpointIO, cluster_plugins
 from genlab.training.speed import apply_speed_options, set_cpu_threads
 
 # Config sections this stage builds objects from (genlab.code_deps follows their _target_s).
@@ -72,7 +72,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
             callbacks=callbacks,
             logger=loggers,
             default_root_dir=str(layout.root),
-            plugins=[AtomicCheckpointIO()],
+            plugins=[AtomicCheckpointIO(), *cluster_plugins()],
         )
         batch_sizes = log_batch_sizes(trainer, loggers, cfg.data.batch_size)
         elapsed = fit(trainer, module, datamodule, layout, resume)

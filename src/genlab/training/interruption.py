@@ -5,6 +5,15 @@ raise ``SIGTERMException``; the callback here writes ``last.ckpt`` at that point
 resumes from the step reached, not from the last periodic checkpoint. Checkpoints are written to
 a temporary file and renamed, so a full disk or a kill mid-write never replaces the previous
 good checkpoint with a truncated one.
+
+On SLURM, genlab owns the checkpoint and SLURM / submitit own the requeue, one owner each:
+Lightning's own SLURM auto-requeue is turned off (:func:`cluster_plugins`), because its SIGUSR1
+handler would requeue the job a second time and write ``hpc_ckpt_*.ckpt``, which Lightning then
+prefers over genlab's ``last.ckpt`` even for a run genlab decided to start fresh. A job stopped
+by SIGTERM (pre-emption, ``scontrol requeue``) saves ``last.ckpt`` here and exits without a
+sweep status (genlab.tracking.sweep); the requeued job resumes from it with the same run id.
+Submitit's time-limit warning (USR2, ``signal_delay_s`` before the limit) is treated the same
+way: ``last.ckpt`` first, then submitit requeues the job.
 """
 
 from __future__ import annotations
@@ -12,10 +21,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from lightning_fabric.plugins.environments import SLURMEnvironment
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -52,6 +63,7 @@ class CheckpointOnSigterm(pl.Callback):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.saved_at_step: int | None = None
+        self._submitit_handler: Any = None
 
     @classmethod
     def for_run(cls, context: RunContext) -> CheckpointOnSigterm:
@@ -65,3 +77,31 @@ class CheckpointOnSigterm(pl.Callback):
         trainer.save_checkpoint(self.path)
         self.saved_at_step = getattr(pl_module, "training_steps", trainer.global_step)
         log.warning("SIGTERM: saved %s at training step %s", self.path, self.saved_at_step)
+        if self._submitit_handler is not None:  # submitit's time-limit warning: requeue now
+            handler, self._submitit_handler = self._submitit_handler, None
+            handler(_SUBMITIT_SIGNAL, None)  # scontrol requeue, then exits
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Under submitit on SLURM, its time-limit signal stops training like SIGTERM does
+        (checkpoint at the end of the batch), and only then hands over to submitit's requeue."""
+        previous = signal.getsignal(_SUBMITIT_SIGNAL)
+        if "submitit" not in getattr(previous, "__module__", "") or not SLURMEnvironment.detect():
+            return
+
+        def stop_then_requeue(signum: int, frame: Any) -> None:
+            log.warning("SLURM time-limit signal: saving %s before submitit requeues", self.path)
+            self._submitit_handler = previous
+            trainer._signal_connector.received_sigterm = True  # Lightning raises SIGTERMException
+
+        signal.signal(_SUBMITIT_SIGNAL, stop_then_requeue)
+
+
+_SUBMITIT_SIGNAL = signal.SIGUSR2  # submitit.slurm.slurm.SlurmJobEnvironment.USR_SIG
+
+
+def cluster_plugins() -> list[Any]:
+    """Trainer plugins for the cluster this process runs on: on SLURM, Lightning's SLURM
+    environment without its auto-requeue (genlab and submitit own that; see module doc)."""
+    if SLURMEnvironment.detect():
+        return [SLURMEnvironment(auto_requeue=False)]
+    return []
