@@ -38,9 +38,9 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def data_dir() -> Path:
-    """The fetched default dataset (`dvc repro fetch` writes it)."""
-    path = ROOT / "data" / "digits"
+def data_dir(path: Path | None = None) -> Path:
+    """A fetched dataset: the given folder, or the default one `dvc repro fetch` writes."""
+    path = path or ROOT / "data" / "digits"
     if not (path / "meta.json").is_file():
-        sys.exit(f"{path} not found: run `dvc repro fetch` first")
+        sys.exit(f"{path} not found: run `dvc repro fetch` first (or pass a fetched folder)")
     return path

@@ -18,6 +18,7 @@ Standard library only: it must start on the GPU machine before anything is insta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -186,7 +187,6 @@ class Step:
     command: list[str]
     timeout_s: float
     figures: Callable[[str], dict[str, Any]] = lambda log: {}
-    prepare: Callable[[], None] | None = None  # runs first, in this process
 
 
 def slug(name: str) -> str:
@@ -317,13 +317,12 @@ def build_steps(work: Path, dry_run: bool) -> list[Step]:
         )
     )
     throughput = ROOT / "benchmarks/throughput.py"
-    data_flag = "--data-dir" in throughput.read_text()
     for precision in ("32-true", "bf16-mixed"):
         figures_file = work / f"throughput-{precision}.json"
         command = [
             python,
             str(throughput),
-            *([f"--data-dir={work / 'data' / 'digits'}"] if data_flag else []),
+            f"--data-dir={work / 'data' / 'digits'}",
             f"--accelerator={accelerator}",
             f"--precision={precision}",
             f"--steps={steps_n}",
@@ -333,8 +332,7 @@ def build_steps(work: Path, dry_run: bool) -> list[Step]:
             f"--json={figures_file}",
         ]
         figures = throughput_figures(figures_file)
-        prepare = None if data_flag else lambda: project_digits(work / "data" / "digits")
-        steps.append(Step(f"throughput {precision}", command, 150, figures, prepare))
+        steps.append(Step(f"throughput {precision}", command, 150, figures))
     compile_ = ["train.speed.compile=true"]
     # Compiling costs 15-50 s a model on a CPU: the dry run compiles the one whose regularized
     # discriminator must stay eager (tests/unit/test_speed.py compiles and trains the DCGAN).
@@ -344,14 +342,6 @@ def build_steps(work: Path, dry_run: bool) -> list[Step]:
         for m in compiled
     ]
     return steps
-
-
-def project_digits(fetched: Path) -> None:
-    """throughput.py reads the project's data/digits (as `dvc repro fetch` leaves it): copy the
-    fetched one there when it is missing (a fresh checkout on the GPU machine), never over one."""
-    target = ROOT / "data" / "digits"
-    if not (target / "meta.json").is_file() and (fetched / "meta.json").is_file():
-        shutil.copytree(fetched, target, dirs_exist_ok=True)
 
 
 def throughput_figures(path: Path) -> Callable[[str], dict[str, Any]]:
@@ -371,8 +361,6 @@ def run_step(step: Step, env: dict[str, str], logs: Path, timeout: float) -> dic
     group at its timeout; the figures are read only from a step that exited 0."""
     log_path = logs / f"{slug(step.name)}.log"
     started = time.perf_counter()
-    if step.prepare is not None:
-        step.prepare()
     with log_path.open("w") as log:
         log.write("$ " + " ".join(step.command) + "\n")
         log.flush()
@@ -388,13 +376,11 @@ def run_step(step: Step, env: dict[str, str], logs: Path, timeout: float) -> dic
             code = process.wait(timeout=timeout)
             status = "ok" if code == 0 else f"failed (exit {code})"
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_group(process)
             status = f"timeout ({timeout:.0f} s)"
+        except BaseException:  # Ctrl-C or SIGTERM of the check: no step left running
+            stop_group(process)
+            raise
     wall = time.perf_counter() - started
     text = log_path.read_text(errors="replace")
     figures: dict[str, Any] = {}
@@ -406,6 +392,18 @@ def run_step(step: Step, env: dict[str, str], logs: Path, timeout: float) -> dic
     elif (last := [line for line in text.splitlines() if line.strip()][-1:]) and last:
         figures = {"last_line": last[0][-200:]}
     return {"step": step.name, "status": status, "wall_s": round(wall, 1), "figures": figures}
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM the step's process group, SIGKILL it 15 s later if it is still there."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def render_table(results: list[dict[str, Any]], header: str) -> str:
@@ -438,29 +436,31 @@ def run_check(out: Path, dry_run: bool, budget_s: float, work: Path | None) -> i
         (blocker / "sitecustomize.py").write_text(SITECUSTOMIZE)
         env[BLOCK_ENV] = ",".join(blocked_modules())
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(blocker), env.get("PYTHONPATH")]))
-    deadline = time.monotonic() + budget_s
-    results = []
-    started = time.perf_counter()
-    for step in build_steps(work, dry_run):
-        left = deadline - time.monotonic()
-        if left < 20:
-            results.append(
-                {"step": step.name, "status": "skipped (time budget)", "wall_s": 0, "figures": {}}
-            )
-        else:
-            slack = 2 if dry_run else 1  # a CPU shared with other work
-            results.append(run_step(step, env, logs, min(step.timeout_s * slack, left)))
-        print(f"gpu_check: {results[-1]['step']}: {results[-1]['status']}", flush=True)
-    total = time.perf_counter() - started
-    mode = "dry run on CPU" if dry_run else "GPU"
-    header = f"# genlab GPU check ({mode}): {total:.0f} s for the steps"
-    (out / "gpu_check.md").write_text(render_table(results, header))
-    record = {"mode": mode, "total_s": round(total, 1), "budget_s": budget_s, "steps": results}
-    (out / "gpu_check.json").write_text(json.dumps(record, indent=2) + "\n")
-    with tarfile.open(out / "gpu_check_logs.tar.gz", "w:gz") as archive:
-        archive.add(logs, arcname="logs")
-    if own_work:
-        shutil.rmtree(work, ignore_errors=True)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # -> finally
+    try:
+        deadline = time.monotonic() + budget_s
+        results = []
+        started = time.perf_counter()
+        for step in build_steps(work, dry_run):
+            left = deadline - time.monotonic()
+            if left < 20:
+                skipped = "skipped (time budget)"
+                results.append({"step": step.name, "status": skipped, "wall_s": 0, "figures": {}})
+            else:
+                slack = 2 if dry_run else 1  # a CPU shared with other work
+                results.append(run_step(step, env, logs, min(step.timeout_s * slack, left)))
+            print(f"gpu_check: {results[-1]['step']}: {results[-1]['status']}", flush=True)
+        total = time.perf_counter() - started
+        mode = "dry run on CPU" if dry_run else "GPU"
+        header = f"# genlab GPU check ({mode}): {total:.0f} s for the steps"
+        (out / "gpu_check.md").write_text(render_table(results, header))
+        record = {"mode": mode, "total_s": round(total, 1), "budget_s": budget_s, "steps": results}
+        (out / "gpu_check.json").write_text(json.dumps(record, indent=2) + "\n")
+        with tarfile.open(out / "gpu_check_logs.tar.gz", "w:gz") as archive:
+            archive.add(logs, arcname="logs")
+    finally:
+        if own_work:
+            shutil.rmtree(work, ignore_errors=True)
     print(render_table(results, header))
     return 0 if all(row["status"] == "ok" for row in results) else 1
 

@@ -23,7 +23,6 @@ fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python=${PYTHON:-python3}
 wheels=${GENLAB_GPU_WHEELS:-$root/gpu_wheels}
-site=${GENLAB_GPU_SITE:-/tmp/genlab-gpu-site}
 
 importable() {
     "$python" -c 'import genlab, hydra, omegaconf, torch_fidelity, imwatermark, c2pa, cryptography' \
@@ -34,9 +33,9 @@ if [[ ${#dry_run[@]} -eq 1 ]] && importable; then
     echo "gpu_check: dry run; the packages are importable, no wheel install"
 else
     "$python" "$root/benchmarks/gpu_check.py" check-wheels "$wheels" || exit 2
+    site=$(mktemp -d "${TMPDIR:-/tmp}/genlab-gpu-site.XXXXXX")  # fresh: nothing else is removed
     echo "gpu_check: installing $(ls "$wheels"/*.whl | wc -l) wheels from $wheels into $site"
     started=$SECONDS
-    rm -rf "$site"
     "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
         --disable-pip-version-check --target "$site" "$wheels"/*.whl || exit 2
     echo "gpu_check: installed in $((SECONDS - started)) s"

@@ -63,7 +63,7 @@ def overrides(
     trainer = "gpu" if args.accelerator == "gpu" else "cpu"
     return [
         f"model={model}",
-        f"data.dir={data_dir()}",
+        f"data.dir={data_dir(args.data_dir)}",
         f"trainer={trainer}",
         f"trainer.precision={precision or args.precision}",
         f"train.speed.compile={str(args.compile).lower()}",
@@ -173,6 +173,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="matrix: runs per configuration")
     parser.add_argument("--warmup-steps", type=int, default=5, help="matrix: unmeasured run")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--data-dir", type=Path, help="a fetched dataset (default: data/digits)")
     args = parser.parse_args()
 
     if args.precision_matrix:

@@ -76,7 +76,11 @@ def record_job(run: Callable[[], Any]) -> Any:
 
 
 def in_slurm_job() -> str | None:
-    """The SLURM job id this process runs in (None outside SLURM)."""
+    """The SLURM job id when submitit submitted this job to SLURM (None otherwise): only then
+    does a requeue follow a SIGTERM. A basic / joblib sweep that merely runs inside an sbatch
+    allocation records an interrupted job as failed and goes on, as anywhere else."""
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
+        return None
     return os.environ.get("SLURM_JOB_ID") or None
 
 
@@ -168,6 +172,8 @@ def _launch_reporting_dead_jobs(launcher: Any, job_overrides: Any, initial_job_i
     )
     sweep_dir = Path(str(launcher.config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    if "mode" in launcher.config.hydra.sweep:
+        os.chmod(sweep_dir, mode=int(str(launcher.config.hydra.sweep.mode), 8))
     log.info("Submitit '%s' sweep output dir : %s", cluster, sweep_dir)
     arguments = []
     for job_num, overrides in enumerate(job_overrides, start=initial_job_idx):

@@ -63,7 +63,8 @@ class CheckpointOnSigterm(pl.Callback):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.saved_at_step: int | None = None
-        self._submitit_handler: Any = None
+        self._submitit_handler: Any = None  # submitit's handler, once its signal came
+        self._replaced_handler: Any = None  # submitit's handler while training holds the signal
 
     @classmethod
     def for_run(cls, context: RunContext) -> CheckpointOnSigterm:
@@ -72,6 +73,7 @@ class CheckpointOnSigterm(pl.Callback):
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
+        self._restore_submitit_signal()
         if not isinstance(exception, SIGTERMException):
             return
         trainer.save_checkpoint(self.path)
@@ -93,7 +95,18 @@ class CheckpointOnSigterm(pl.Callback):
             self._submitit_handler = previous
             trainer._signal_connector.received_sigterm = True  # Lightning raises SIGTERMException
 
+        self._replaced_handler = previous
         signal.signal(_SUBMITIT_SIGNAL, stop_then_requeue)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore_submitit_signal()
+
+    def _restore_submitit_signal(self) -> None:
+        """After training, the signal is submitit's again: a time-limit warning while the run
+        is saved or exported must still requeue the job, not set a flag nobody reads."""
+        if self._replaced_handler is not None:
+            signal.signal(_SUBMITIT_SIGNAL, self._replaced_handler)
+            self._replaced_handler = None
 
 
 _SUBMITIT_SIGNAL = signal.SIGUSR2  # submitit.slurm.slurm.SlurmJobEnvironment.USR_SIG
