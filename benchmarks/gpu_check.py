@@ -198,12 +198,19 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def layout() -> Any:
+    """genlab's file names (imported when a figure is read: the wheels are installed by then)."""
+    from genlab import layout as genlab_layout
+
+    return genlab_layout
+
+
 def train_figures(run_dir: Path, backend: str | None = None) -> Callable[[str], dict[str, Any]]:
     """A training step's figures from its train_summary.json; with ``backend``, the DDP
     process group Lightning reported must be that one."""
 
     def figures(log: str) -> dict[str, Any]:
-        summary = read_json(run_dir / "train_summary.json")
+        summary = read_json(run_dir / layout().TRAIN_SUMMARY_FILE)
         found = {k: summary.get(k) for k in ("steps", "images_per_s", "training_loop_s")}
         if backend is not None:
             reported = re.search(r"distributed_backend=(\w+)", log)
@@ -222,11 +229,12 @@ def build_steps(work: Path, dry_run: bool) -> list[Step]:
     python = sys.executable
     steps_n, batch = (3, 16) if dry_run else (200, 64)
     trainer = ["trainer=cpu"] if dry_run else ["trainer=gpu"]
+    classifier = work / "classifier.pt"
     paths = [
         f"paths.data_dir={work / 'data'}",
         f"paths.metrics_dir={work / 'metrics'}",
         f"paths.export_dir={work / 'export'}",
-        f"paths.classifier={work / 'classifier.pt'}",
+        f"paths.classifier={classifier}",
         f"paths.cache_dir={work / 'cache'}",
         "data=digits",
         "logger=csv",
@@ -263,14 +271,16 @@ def build_steps(work: Path, dry_run: bool) -> list[Step]:
             "fetch digits",
             stage("fetch.py", "fetch"),
             120,
-            lambda log: read_json(work / "data/digits/meta.json")["counts"],
+            lambda log: read_json(work / "data/digits" / layout().DATA_META_FILE)["counts"],
         ),
         Step(
             "train classifier",
             stage("train_classifier.py", "classifier", "metrics=classifier")
             + (["metrics.classifier.epochs=1"] if dry_run else []),
             120,
-            lambda log: {"test_accuracy": read_json(work / "classifier.json")["test_accuracy"]},
+            lambda log: {
+                "test_accuracy": read_json(layout().classifier_report(classifier))["test_accuracy"]
+            },
         ),
     ]
     steps += [train(f"{m} fp32", m, *trainer, timeout=90) for m in MODELS]
@@ -312,7 +322,8 @@ def build_steps(work: Path, dry_run: bool) -> list[Step]:
             stage("evaluate.py", "evaluate", *evaluate),
             180,
             lambda log: {
-                k: read_json(work / "metrics/dcgan.json").get(k) for k in ("fid", "kid_mean")
+                k: read_json(layout().metrics_file(work / "metrics", "dcgan")).get(k)
+                for k in ("fid", "kid_mean")
             },
         )
     )
