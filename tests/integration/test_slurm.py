@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from genlab.layout import GENERATOR_FILE, TRAIN_SUMMARY_FILE
+
 from ..conftest import PROJECT_ROOT, tiny_model_overrides
 from ..support import slurm_cluster
 
@@ -25,15 +27,19 @@ KILL = "tests.support.planted.KillAtIteration"
 
 @pytest.fixture(scope="session")
 def slurm(tmp_path_factory):
-    """One throwaway cluster for this file, stopped (jobs cancelled first) at the end."""
+    """One throwaway cluster for this file, stopped (jobs cancelled first) at the end.
+
+    Skips only when SLURM cannot be installed here; a cluster that does not come up
+    (SlurmStartError, with the daemons' logs) is an error, as is any other failure."""
     root = tmp_path_factory.mktemp("slurm")
     try:
-        cluster = slurm_cluster.start(root)
+        cluster = slurm_cluster.start(root)  # stops what it started if it fails
     except slurm_cluster.SlurmUnavailable as reason:
-        slurm_cluster.stop(root)
         pytest.skip(f"no SLURM cluster: {reason}")
-    yield cluster
-    slurm_cluster.stop(root)
+    try:
+        yield cluster
+    finally:
+        slurm_cluster.stop(root)
 
 
 def sweep_command(tmp_path: Path, digits_dir: Path, *overrides: str, nodes: int = 1) -> list[str]:
@@ -60,18 +66,75 @@ def sweep_command(tmp_path: Path, digits_dir: Path, *overrides: str, nodes: int 
     ]
 
 
-def run_sweep(cluster, command: list[str], cwd: Path, timeout: float = 200):
+def run_sweep(
+    cluster, command: list[str], cwd: Path, timeout: float = 200, env: dict[str, str] | None = None
+):
     started = time.monotonic()
     result = subprocess.run(
         command,
         cwd=cwd,
-        env={**cluster.env(), "PYTHONPATH": str(PROJECT_ROOT), "WANDB_MODE": "offline"},
+        env={
+            **cluster.env(),
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "WANDB_MODE": "offline",
+            **(env or {}),
+        },
         capture_output=True,
         text=True,
         timeout=timeout,
     )
     print(f"sweep wall time: {time.monotonic() - started:.1f} s")
     return result
+
+
+# A `sitecustomize` that reports, on stderr (submitit's per-task log), every file a process
+# creates or renames into a folder, tagged with its SLURM task: which rank wrote what. It only
+# observes (an audit hook); the writes happen as they would without it.
+WRITE_WATCH = """import os, sys
+
+_UNDER = os.environ.get("GENLAB_TEST_WATCH_WRITES")
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND
+
+
+def _report(path):
+    path = os.path.abspath(os.fsdecode(path))
+    if path.startswith(_UNDER + os.sep):
+        rank = os.environ.get("SLURM_PROCID", "-")
+        print(f"genlab-test-write task={rank} {path}", file=sys.stderr, flush=True)
+
+
+def _hook(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        mode, flags = args[1], args[2]
+        if (mode and set(mode) & set("wax+")) or (mode is None and flags & _WRITE_FLAGS):
+            _report(args[0])
+    elif event == "os.rename":
+        _report(args[1])
+
+
+if _UNDER:
+    sys.addaudithook(_hook)
+    if "SLURM_PROCID" in os.environ:
+        print(f"genlab-test-watch task={os.environ['SLURM_PROCID']}", file=sys.stderr, flush=True)
+"""
+WRITE_LINE = re.compile(r"^genlab-test-write task=(\S+) (.+)$", re.MULTILINE)
+
+
+def watch_writes(tmp_path: Path, watched: Path) -> dict[str, str]:
+    """The environment of a sweep whose processes report each file they write under
+    ``watched`` (see WRITE_WATCH) in their logs."""
+    folder = tmp_path / "watch_writes"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(WRITE_WATCH)
+    return {"PYTHONPATH": f"{folder}:{PROJECT_ROOT}", "GENLAB_TEST_WATCH_WRITES": str(watched)}
+
+
+def writes_by_task(logs: dict[str, str], under: Path) -> dict[str, set[str]]:
+    """SLURM task -> the files (relative to ``under``) it created or renamed into place."""
+    written: dict[str, set[str]] = {}
+    for task, path in WRITE_LINE.findall("\n".join(logs.values())):
+        written.setdefault(task, set()).add(str(Path(path).relative_to(under)))
+    return written
 
 
 def submitit_logs(sweep_dir: Path) -> dict[str, str]:
@@ -125,9 +188,9 @@ def test_two_nodes_train_one_ddp_run(slurm, tmp_path, digits_dir):
         "train.sample_every_n_steps=10",
         nodes=2,
     )
-    result = run_sweep(slurm, command, tmp_path)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     run_dir = tmp_path / "multirun/0/run"
+    result = run_sweep(slurm, command, tmp_path, env=watch_writes(tmp_path, run_dir))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     train = json.loads((run_dir / "train_summary.json").read_text())
     assert train["world_size"] == 2 and train["steps"] == 20
     assert train["batch_size_global"] == 32
@@ -137,7 +200,7 @@ def test_two_nodes_train_one_ddp_run(slurm, tmp_path, digits_dir):
         "last.ckpt",
         "run_id",
         "training_fingerprint",
-    ], "checkpoints written once, by rank 0"
+    ]
     # One SLURM task on each node, each a DDP rank: submitit's and Lightning's own words.
     logs = submitit_logs(tmp_path / "multirun")
     ranks = {}
@@ -148,6 +211,15 @@ def test_two_nodes_train_one_ddp_run(slurm, tmp_path, digits_dir):
     assert ranks == {"0": "0", "1": "1"}, f"node -> global rank from submitit's logs: {ranks}"
     members = set(re.findall(r"GLOBAL_RANK: (\d), MEMBER: \d/2", "\n".join(logs.values())))
     assert members == {"0", "1"}, "Lightning started a 2-member process group"
+    written = writes_by_task(logs, run_dir)
+    print(f"files written under the run folder, by SLURM task: {written}")
+    watching = re.findall(r"^genlab-test-watch task=(\d)$", "\n".join(logs.values()), re.M)
+    assert set(watching) == {"0", "1"}, "both tasks report their writes"
+    # Both ranks would write the same names in the same folder: only the writers tell.
+    saved = {"checkpoints/last.ckpt", GENERATOR_FILE, TRAIN_SUMMARY_FILE}
+    assert saved <= written.get("0", set()), "rank 0 saves the checkpoint and the run"
+    by_rank_1 = {p for p in written.get("1", set()) if p in saved or p.startswith("checkpoints/")}
+    assert not by_rank_1, f"checkpoints and outputs are written once, by rank 0: {by_rank_1}"
     (slurm_id,) = slurm_job_ids(tmp_path / "multirun")
     assert re.search(r"NumNodes=2 ", slurm.run("scontrol", "show", "job", slurm_id).stdout)
 
