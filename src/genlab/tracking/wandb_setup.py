@@ -137,9 +137,12 @@ def make_wandb_logger(
 ):
     """A started WandbLogger, or None when W&B is disabled. Online failures fall back offline."""
     from pytorch_lightning.loggers import WandbLogger
+    from pytorch_lightning.utilities import rank_zero_only
 
     mode, reason = resolve_mode(logger_cfg.mode, logger_cfg.init_timeout)
     if mode == "disabled":
+        return None
+    if rank_zero_only.rank != 0:  # DDP: rank 0 holds the one W&B run (ranks from SLURM too)
         return None
     config = redact_config(config)  # W&B keeps its config for good: no URL secrets in it
     save_dir = prepare_environment(run_dir)
