@@ -11,11 +11,11 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from ..conftest import PROJECT_ROOT
+
 SCRIPT = PROJECT_ROOT / "benchmarks" / "gpu_check.sh"
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
 

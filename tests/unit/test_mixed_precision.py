@@ -27,11 +27,10 @@ from genlab.models.vae import gaussian_kl
 from genlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 from genlab.provenance import save_grid
 
-from ..conftest import MODEL_NAMES, tiny_model_overrides
+from ..conftest import MODEL_NAMES, PROJECT_ROOT, tiny_model_overrides
 
 pytestmark = pytest.mark.timeout(300)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STEPS = 3
 # Every family, each with the options that run extra code under autocast: DiffAugment, WGAN-GP,
 # the hinge loss, channels_last, the lazy R1 (StyleGAN's default; every 2 steps when tiny) and
