@@ -409,10 +409,9 @@ class StyleGANGenerator(nn.Module):
         """Pull w (any shape ending in w_dim) towards the average: w_avg + psi * (w - w_avg).
 
         Computed in w_avg's precision and returned in w's: under autocast the mapping's w is
-        bf16 while w_avg stays fp32, and ``lerp`` takes no mixed dtypes.
+        bf16 while w_avg stays fp32, and ``lerp`` takes no mixed dtypes (in fp32 both casts are
+        no-ops).
         """
-        if w.dtype == self.w_avg.dtype:
-            return self.w_avg.lerp(w, float(psi))
         return self.w_avg.lerp(w.to(self.w_avg.dtype), float(psi)).to(w.dtype)
 
     @torch.no_grad()

@@ -56,10 +56,10 @@ def record_job(run: Callable[[], Any]) -> Any:
         if isinstance(result, dict):
             status.update({key: result[key] for key in ("run_id", "objective") if key in result})
     except GenlabError as failure:
-        if isinstance(failure, TrainingInterrupted) and in_slurm_job():
+        if isinstance(failure, TrainingInterrupted) and (slurm_job := in_slurm_job()):
             # Pre-empted (SLURM requeues it and the job resumes) or cancelled: no status and no
             # submitit result, so that the sweep waits for the requeued job; see module doc.
-            log.warning("SLURM job %s exits without a status: %s", in_slurm_job(), failure)
+            log.warning("SLURM job %s exits without a status: %s", slurm_job, failure)
             raise SystemExit(failure.exit_code) from None
         status.update(
             status="failed", error=redact_text(failure.user_message()), exit_code=failure.exit_code

@@ -63,8 +63,8 @@ class CheckpointOnSigterm(pl.Callback):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.saved_at_step: int | None = None
-        self._submitit_handler: Any = None  # submitit's handler, once its signal came
-        self._replaced_handler: Any = None  # submitit's handler while training holds the signal
+        self._submitit_handler: Any = None  # submitit's own handler, while training holds it
+        self._time_limit_signalled = False
 
     @classmethod
     def for_run(cls, context: RunContext) -> CheckpointOnSigterm:
@@ -73,15 +73,14 @@ class CheckpointOnSigterm(pl.Callback):
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        self._restore_submitit_signal()
+        submitit_handler = self._restore_submitit_signal()
         if not isinstance(exception, SIGTERMException):
             return
         trainer.save_checkpoint(self.path)
         self.saved_at_step = getattr(pl_module, "training_steps", trainer.global_step)
         log.warning("SIGTERM: saved %s at training step %s", self.path, self.saved_at_step)
-        if self._submitit_handler is not None:  # submitit's time-limit warning: requeue now
-            handler, self._submitit_handler = self._submitit_handler, None
-            handler(_SUBMITIT_SIGNAL, None)  # scontrol requeue, then exits
+        if self._time_limit_signalled:  # submitit's time-limit warning: requeue now
+            submitit_handler(_SUBMITIT_SIGNAL, None)  # scontrol requeue, then exits
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Under submitit on SLURM, its time-limit signal stops training like SIGTERM does
@@ -92,21 +91,23 @@ class CheckpointOnSigterm(pl.Callback):
 
         def stop_then_requeue(signum: int, frame: Any) -> None:
             log.warning("SLURM time-limit signal: saving %s before submitit requeues", self.path)
-            self._submitit_handler = previous
+            self._time_limit_signalled = True
             trainer._signal_connector.received_sigterm = True  # Lightning raises SIGTERMException
 
-        self._replaced_handler = previous
+        self._submitit_handler = previous
         signal.signal(_SUBMITIT_SIGNAL, stop_then_requeue)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore_submitit_signal()
 
-    def _restore_submitit_signal(self) -> None:
+    def _restore_submitit_signal(self) -> Any:
         """After training, the signal is submitit's again: a time-limit warning while the run
-        is saved or exported must still requeue the job, not set a flag nobody reads."""
-        if self._replaced_handler is not None:
-            signal.signal(_SUBMITIT_SIGNAL, self._replaced_handler)
-            self._replaced_handler = None
+        is saved or exported must still requeue the job, not set a flag nobody reads. Returns
+        submitit's handler (None when training never held the signal)."""
+        handler, self._submitit_handler = self._submitit_handler, None
+        if handler is not None:
+            signal.signal(_SUBMITIT_SIGNAL, handler)
+        return handler
 
 
 _SUBMITIT_SIGNAL = signal.SIGUSR2  # submitit.slurm.slurm.SlurmJobEnvironment.USR_SIG
