@@ -52,6 +52,12 @@ RUN_LINKS_FILE = "genlab_run.json"  # the run id, its W&B run and its DVC experi
 JOB_STATUS_FILE = "genlab_job.json"  # a sweep job's status
 SWEEP_SUMMARY_FILE = "sweep_summary.json"  # in the sweep folder
 SWEEP_JOB_RUN_DIR = "run"  # a sweep job's run folder, inside its Hydra output folder
+# -- a sweep folder (hydra.sweep.dir) -------------------------------------------------------------
+OPTUNA_STUDY_FILE = "optuna.db"  # search=optuna: the study (SQLite), resumed by the same command
+OPTIMIZATION_RESULTS_FILE = "optimization_results.yaml"  # Hydra's Optuna sweeper: the best trial
+MULTIRUN_YAML = "multirun.yaml"  # Hydra: the sweep's config and its task overrides
+# -- `genlab runs --html`: the page of every run in a workspace (reports/ is not a DVC output) --
+RUNS_PAGE = "reports/runs.html"
 
 # -- content credentials (C2PA) ------------------------------------------------------------------
 # a model file's detached manifest lies beside it: generator.onnx -> generator.onnx.c2pa

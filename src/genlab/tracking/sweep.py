@@ -37,6 +37,13 @@ from genlab.layout import JOB_STATUS_FILE, SWEEP_SUMMARY_FILE
 
 log = logging.getLogger("genlab")
 
+# A job record's "status" (JOB_STATUS_FILE): "running" is written when the job starts (with its
+# pid and host), then replaced by "ok" or "failed". A "running" record whose process is gone was
+# interrupted (killed, machine lost): re-running the sweep into the same folder resumes it.
+JOB_RUNNING = "running"
+JOB_OK = "ok"
+JOB_FAILED = "failed"
+
 
 def record_job(run: Callable[[], Any]) -> Any:
     """Run one sweep job; write its status, never raise (the others must still run).
