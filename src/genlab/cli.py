@@ -1,5 +1,6 @@
-"""`genlab generate`, `genlab verify` and `genlab keys`: use an exported model without the
-training stack, check what a file's signed content credentials prove, manage the signing keys."""
+"""`genlab generate`, `genlab verify`, `genlab keys` and `genlab runs`: use an exported model
+without the training stack, check what a file's signed content credentials prove, manage the
+signing keys, and list every run of a workspace in one table."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import TypeVar
 from genlab.checks import printable
 from genlab.errors import (
     EXIT_BAD_INPUT,
+    EXIT_FAILED,
     EXIT_NOT_VERIFIED,
     EXIT_OK,
     CredentialsError,
@@ -30,8 +32,11 @@ from genlab.generate import (
     check_steps,
     parse_seeds,
 )
+from genlab.layout import RUNS_PAGE
 
 T = TypeVar("T")
+_RUNS_PAGE_IN_WORKSPACE = object()  # `genlab runs --html` without a PATH (argparse converts
+# a string const with the argument's type, so the sentinel is not one)
 
 
 def _argument(
@@ -156,7 +161,61 @@ def _parser() -> argparse.ArgumentParser:
         help="replace an existing identity (the old one is kept aside)",
     )
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    runs = commands.add_parser(
+        "runs",
+        help="every run of a workspace in one table: dvc repro runs, DVC experiments, "
+        "multirun jobs and Optuna trials",
+    )
+    runs.add_argument(
+        "--workspace", type=Path, default=Path("."), help="the project folder (default: .)"
+    )
+    runs.add_argument(
+        "--sort",
+        type=_runs_argument("parse_sort"),
+        metavar="KEY",
+        help="order by a column (kid_mean, fid, isc_mean, objective, steps, images_per_s, "
+        "status, origin, name, ...; ascending, rows without a value last)",
+    )
+    runs.add_argument("--desc", action="store_true", help="sort in descending order")
+    runs.add_argument(
+        "--filter",
+        type=_runs_argument("parse_filter"),
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="keep the rows that match (repeatable, all must match): status=failed, "
+        "origin=optuna, model=dcgan, kid_mean<0.05, fid<=40, params.model.optim.lr>1e-4",
+    )
+    runs.add_argument("--json", action="store_true", help="print the rows as JSON")
+    runs.add_argument(
+        "--no-experiments", action="store_true", help="leave DVC experiments out (faster)"
+    )
+    runs.add_argument(
+        "--html",
+        type=Path,
+        nargs="?",
+        const=_RUNS_PAGE_IN_WORKSPACE,
+        metavar="PATH",
+        help=f"also write the page of these runs (default: <workspace>/{RUNS_PAGE})",
+    )
     return parser
+
+
+def _runs_argument(name: str) -> Callable[[str], object]:
+    """An argparse type from genlab.reporting.runs (imported when used): ValueError becomes
+    argparse's usage error (exit 2, one line)."""
+
+    def parse(text: str) -> object:
+        from genlab.reporting import runs
+
+        try:
+            return getattr(runs, name)(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = name.removeprefix("parse_")  # what argparse names in its message
+    return parse
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -273,9 +332,57 @@ def _keys(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _runs(args: argparse.Namespace) -> int:
+    """The table (or JSON) of every run in the workspace; exit 0, also when there is none."""
+    from genlab.reporting.runs import collect_runs, filter_rows, sort_rows
+
+    def warn(message: str) -> None:
+        print(f"genlab runs: warning: {message}", file=sys.stderr)
+
+    workspace: Path = args.workspace
+    if not workspace.is_dir():
+        print(f"genlab runs: {printable(str(workspace), 1000)} is not a folder", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    every = collect_runs(workspace, experiments=not args.no_experiments, warn=warn)
+    rows = filter_rows(every, args.filter)
+    if args.sort:
+        rows = sort_rows(rows, args.sort, descending=args.desc)
+    if args.html is not None:
+        from genlab.reporting.runs_page import write_runs_page
+
+        page = workspace / RUNS_PAGE if args.html is _RUNS_PAGE_IN_WORKSPACE else args.html
+        try:
+            written = write_runs_page(rows, page)
+        except OSError as error:
+            print(f"genlab runs: cannot write {page}: {error.strerror or error}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"genlab runs: wrote {written}", file=sys.stderr if args.json else sys.stdout)
+    try:
+        _print_runs(args, rows, every, workspace)
+    except BrokenPipeError:  # `genlab runs | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+    return EXIT_OK
+
+
+def _print_runs(args: argparse.Namespace, rows: list, every: list, workspace: Path) -> None:
+    from genlab.reporting.runs import format_table, rows_json
+
+    if args.json:
+        print(json.dumps(rows_json(rows), indent=2))
+    elif rows:
+        print(format_table(rows))
+    elif every:
+        print(f"genlab runs: none of the {len(every)} runs in {workspace} match the filters")
+    else:
+        print(
+            f"genlab runs: no runs in {workspace} (no runs/<model>, DVC experiments or "
+            "multirun/ sweeps yet)"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"generate": _generate, "verify": _verify, "keys": _keys}
+    commands = {"generate": _generate, "verify": _verify, "keys": _keys, "runs": _runs}
     try:
         return commands[args.command](args)
     except (GenerateError, CredentialsError) as error:
