@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from genlab.layout import GENERATOR_FILE, TRAIN_SUMMARY_FILE
+from genlab.tracking.sweep import JOB_RUNNING
 
 from ..conftest import PROJECT_ROOT, tiny_model_overrides
 from ..support import slurm_cluster
@@ -259,7 +260,8 @@ def test_requeued_job_resumes_from_its_checkpoint(slurm, tmp_path, digits_dir, i
         slurm.run(*INTERRUPTIONS[interruption], slurm_id)
         wait_for(lambda: slurm.jobs().get(slurm_id) == "PENDING", sweep)
         assert (run_dir / "checkpoints/last.ckpt").is_file(), "saved when interrupted"
-        assert not (tmp_path / "multirun/0/genlab_job.json").exists(), "no status yet"
+        record = json.loads((tmp_path / "multirun/0/genlab_job.json").read_text())
+        assert record["status"] == JOB_RUNNING, "no final status yet: SLURM requeues the job"
         # SLURM holds a requeued job for ~2 minutes (BeginTime); an admin may release it now.
         slurm.run("scontrol", "update", f"JobId={slurm_id}", "StartTime=now")
         stdout, stderr = sweep.communicate(timeout=180)

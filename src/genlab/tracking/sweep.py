@@ -1,11 +1,18 @@
 """Hydra sweeps (`-m`): one folder and one run per job, failures recorded, one summary at the end.
 
-Each job writes ``genlab_job.json`` (status, error, run id, overrides) into its own Hydra output
-folder, whatever launcher ran it (basic, joblib, submitit). The ``SweepSummary`` callback reads
-them all when the sweep ends, prints which jobs failed and why, writes
-``sweep_summary.json`` in the sweep folder and exits non-zero if any job failed. Overrides and
-errors pass through :func:`genlab.config.redaction.redact_text` first: a download URL given on
-the command line may carry a token.
+Each job writes ``genlab_job.json`` into its own Hydra output folder, whatever launcher ran it
+(basic, joblib, submitit): "running" (pid, host, start time) when it starts, replaced by "ok"
+(run id, objective) or "failed" (error) when it ends. The ``SweepSummary`` callback reads them
+all when the sweep ends, prints which jobs failed and why (a "running" record left behind: the
+job was interrupted), writes ``sweep_summary.json`` in the sweep folder and exits non-zero if any
+job failed. Overrides and errors pass through :func:`genlab.config.redaction.redact_text`
+first: a download URL given on the command line may carry a token.
+
+Resuming: running the same sweep again into the same folder (``hydra.sweep.dir=<folder>``)
+keeps every job whose record says "ok" for the same overrides (its generator file still there)
+and re-runs the others; an interrupted job resumes from its ``last.ckpt`` through the
+checkpoint fingerprint (same run id, so the same W&B run). An Optuna search does the same
+through its study (genlab.tracking.optuna_resume).
 
 On SLURM (``hydra/launcher=slurm``) two more cases: a job stopped by SIGTERM (pre-emption,
 ``scontrol requeue``, ``scancel``) has saved ``last.ckpt`` and exits without a status, so that
@@ -20,9 +27,11 @@ import json
 import logging
 import math
 import os
+import socket
 import sys
 import traceback
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +42,7 @@ from genlab.config.hydra_runtime import hydra_config
 from genlab.config.redaction import redact_config, redact_text
 from genlab.errors import EXIT_FAILED, GenlabError, TrainingInterrupted
 from genlab.io import write_json
-from genlab.layout import JOB_STATUS_FILE, SWEEP_SUMMARY_FILE
+from genlab.layout import JOB_STATUS_FILE, SWEEP_JOB_RUN_DIR, SWEEP_SUMMARY_FILE, RunLayout
 
 log = logging.getLogger("genlab")
 
@@ -43,43 +52,107 @@ log = logging.getLogger("genlab")
 JOB_RUNNING = "running"
 JOB_OK = "ok"
 JOB_FAILED = "failed"
+# Only in sweep_summary.json: a "running" record left behind when the sweep ended.
+JOB_INTERRUPTED = "interrupted"
 
 
 def record_job(run: Callable[[], Any]) -> Any:
     """Run one sweep job; write its status, never raise (the others must still run).
 
-    The status file keeps no URL secrets: overrides and errors are redacted.
+    A job that already finished in this folder with the same overrides (a re-run sweep) is
+    kept, not re-run: its recorded result goes back to the sweeper. The status file keeps no
+    URL secrets: overrides and errors are redacted.
     """
     hydra_cfg = hydra_config()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
     status: dict[str, Any] = {
         "job": int(hydra_cfg.job.num),
         "overrides": [redact_text(override) for override in hydra_cfg.overrides.task],
-        "output_dir": hydra_cfg.runtime.output_dir,
+        "output_dir": str(output_dir),
     }
+    record_path = output_dir / JOB_STATUS_FILE
+    kept = _finished_result(read_record(record_path), status["overrides"], output_dir)
+    if kept is not None:
+        log.info("job %s already finished (run %s); kept", status["job"], kept.get("run_id"))
+        return kept
+    write_json(
+        record_path,
+        {
+            **status,
+            "status": JOB_RUNNING,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
     result = None
     try:
         result = run()
-        status["status"] = "ok"
+        status["status"] = JOB_OK
         if isinstance(result, dict):
             status.update({key: result[key] for key in ("run_id", "objective") if key in result})
     except GenlabError as failure:
         if isinstance(failure, TrainingInterrupted) and (slurm_job := in_slurm_job()):
-            # Pre-empted (SLURM requeues it and the job resumes) or cancelled: no status and no
-            # submitit result, so that the sweep waits for the requeued job; see module doc.
+            # Pre-empted (SLURM requeues it and the job resumes) or cancelled: the "running"
+            # record stays and there is no submitit result, so that the sweep waits for the
+            # requeued job; see module doc.
             log.warning("SLURM job %s exits without a status: %s", slurm_job, failure)
             raise SystemExit(failure.exit_code) from None
         status.update(
-            status="failed", error=redact_text(failure.user_message()), exit_code=failure.exit_code
+            status=JOB_FAILED,
+            error=redact_text(failure.user_message()),
+            exit_code=failure.exit_code,
         )
     except Exception as error:  # an unexpected bug in one job must not end the sweep
         log.error("job %s crashed:\n%s", status["job"], redact_text(traceback.format_exc()))
         status.update(
-            status="failed",
+            status=JOB_FAILED,
             error=redact_text(f"{type(error).__name__}: {error}"),
             exit_code=EXIT_FAILED,
         )
-    write_json(Path(hydra_cfg.runtime.output_dir) / JOB_STATUS_FILE, status)
+    write_json(record_path, status)
     return result
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A job record, or None when there is none (or it is unreadable: then the job re-runs)."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "status" in record else None
+
+
+def _finished_result(
+    record: dict[str, Any] | None, overrides: list[str], output_dir: Path
+) -> dict[str, Any] | None:
+    """What a finished job handed back (run id, objective), when the record in its folder says
+    it finished with these overrides and its generator file is still there; None otherwise."""
+    if record is None or record.get("status") != JOB_OK:
+        return None
+    if sorted(record.get("overrides", [])) != sorted(overrides):
+        return None
+    if not RunLayout.at(output_dir / SWEEP_JOB_RUN_DIR).generator.is_file():
+        return None
+    return {key: record[key] for key in ("run_id", "objective") if key in record}
+
+
+def process_alive(record: dict[str, Any]) -> bool | None:
+    """Is the process of a "running" record alive? None when it ran on another host."""
+    if record.get("host") != socket.gethostname() or not isinstance(record.get("pid"), int):
+        return None
+    try:
+        os.kill(record["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def record_interrupted(record: dict[str, Any]) -> bool:
+    """A "running" record whose process is gone (on this host): the job was interrupted."""
+    return record.get("status") == JOB_RUNNING and process_alive(record) is False
 
 
 def in_slurm_job() -> str | None:
@@ -92,26 +165,60 @@ def in_slurm_job() -> str | None:
 
 
 def _job_detail(job: dict[str, Any]) -> str:
-    if job["status"] != "ok":
+    if job["status"] != JOB_OK:
         return job["error"]
     objective = job.get("objective")
     score = f"  {objective['metric']}={objective['value']:.4g}" if objective else ""
     return job.get("run_id", "") + score
 
 
+def summary_entry(job: dict[str, Any], sweep_dir: Path) -> dict[str, Any]:
+    """A job as the summary lists it once the sweep has ended: a "running" record left behind
+    is an interrupted job (its process died, or ended without recording a result)."""
+    if job["status"] != JOB_RUNNING:
+        return job
+    alive = process_alive(job)
+    if alive and job.get("pid") != os.getpid():
+        where = f"pid {job['pid']} on {job['host']}"
+        return {**job, "error": f"still running in {where} (another process)"}
+    where = f"pid {job.get('pid')} on {job.get('host')}, started {job.get('started')}"
+    return {
+        **job,
+        "status": JOB_INTERRUPTED,
+        "error": (
+            f"interrupted: the job ({where}) ended without recording a result; run the same "
+            f"command with hydra.sweep.dir={sweep_dir} to resume it from its last checkpoint"
+        ),
+    }
+
+
+def resume_hint(sweep_dir: Path) -> str:
+    """The line printed when a sweep starts: how to resume it if it is interrupted."""
+    return (
+        f"sweep folder {sweep_dir}: if this sweep is interrupted, run the same command with "
+        f"hydra.sweep.dir={sweep_dir} to resume it (finished jobs are kept)"
+    )
+
+
 class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if str(config.hydra.launcher.get("_target_")) == SUBMITIT_SLURM_LAUNCHER:
             report_dead_slurm_jobs()
+        if str(config.hydra.sweeper.get("_target_")) == OPTUNA_SWEEPER:
+            from genlab.tracking.optuna_resume import install_resumable_optuna
+
+            install_resumable_optuna()
+        print(resume_hint(Path(str(config.hydra.sweep.dir)).absolute()), flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
         jobs = [  # redacted again: a status file may come from a genlab that did not redact
-            redact_config(json.loads(path.read_text()))
+            summary_entry(redact_config(record), sweep_dir.absolute())
             for path in sorted(sweep_dir.glob(f"*/{JOB_STATUS_FILE}"))
+            if (record := read_record(path)) is not None
         ]
         jobs.sort(key=lambda job: job["job"])
-        failed = [job for job in jobs if job["status"] != "ok"]
+        failed = [job for job in jobs if job["status"] != JOB_OK]
         write_json(
             sweep_dir / SWEEP_SUMMARY_FILE,
             {"jobs": jobs, "failed": len(failed), "succeeded": len(jobs) - len(failed)},
@@ -141,6 +248,7 @@ def sweeper_return(cfg: DictConfig, result: Any) -> Any:
 
 
 SUBMITIT_SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 
 
 def report_dead_slurm_jobs() -> None:
@@ -198,7 +306,9 @@ def _launch_reporting_dead_jobs(launcher: Any, job_overrides: Any, initial_job_i
 
 def _job_result(launcher: Any, job: Any, overrides: list[str], job_num: int) -> Any:
     """The job's Hydra result; for a job that died, a "failed" status written on its behalf
-    (unless genlab wrote one before dying) and an empty result, as a failed genlab job gives."""
+    (unless genlab wrote a final one before dying: its "running" record, left by a job that
+    was killed or exited for a requeue that never came, counts as none) and an empty result,
+    as a failed genlab job gives."""
     from hydra.core.utils import JobReturn, JobStatus
 
     try:
@@ -207,7 +317,8 @@ def _job_result(launcher: Any, job: Any, overrides: list[str], job_num: int) -> 
         state = job.state
         output_dir = _job_output_dir(launcher, overrides, job_num)
         record = output_dir / JOB_STATUS_FILE
-        if not record.is_file():
+        previous = read_record(record)
+        if previous is None or previous["status"] == JOB_RUNNING:
             reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
             write_json(
                 record,
@@ -215,7 +326,7 @@ def _job_result(launcher: Any, job: Any, overrides: list[str], job_num: int) -> 
                     "job": job_num,
                     "overrides": [redact_text(override) for override in overrides],
                     "output_dir": str(output_dir),
-                    "status": "failed",
+                    "status": JOB_FAILED,
                     "error": redact_text(
                         f"died without a record (SLURM job {job.job_id} state {state}); "
                         f"its log: {job.paths.stderr} ({reason[:300]})"
