@@ -9,7 +9,6 @@ sweep folder that holds ``optuna.db``). Nothing here trains or scores: it reads 
 from __future__ import annotations
 
 import math
-import os
 import re
 import socket
 from collections.abc import Callable, Mapping
@@ -37,7 +36,7 @@ from genlab.layout import (
     metrics_file,
 )
 from genlab.metric_keys import HIGHER_IS_BETTER, REPORTED_SCORES, flat_scores
-from genlab.tracking.sweep import JOB_FAILED, JOB_OK, JOB_RUNNING
+from genlab.tracking.sweep import JOB_FAILED, JOB_OK, JOB_RUNNING, process_alive
 
 # -- where a row comes from ------------------------------------------------------------------
 ORIGIN_REPRO = "dvc repro"
@@ -425,19 +424,6 @@ def _is_job(folder: Path) -> bool:
     )
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (one owned by another user counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (OverflowError, OSError, ValueError):
-        return False
-    return True
-
-
 def _job_status(record: Mapping[str, Any], why: str | None, sweep: str) -> tuple[str, str | None]:
     """(row status, reason) of a job from its record (see genlab.tracking.sweep)."""
     resume = f"re-run the sweep command with hydra.sweep.dir={sweep} to resume"
@@ -454,14 +440,15 @@ def _job_status(record: Mapping[str, Any], why: str | None, sweep: str) -> tuple
             error, str
         ) and error else "failed (no error recorded)"
     if status == JOB_RUNNING:
-        pid, host = record.get("pid"), record.get("host")
-        if isinstance(host, str) and host and host != socket.gethostname():
+        alive = process_alive(record)
+        host = record.get("host")
+        if alive is None and isinstance(host, str) and host and host != socket.gethostname():
             return RUNNING, f"on host {_text(host, _NAME_LIMIT)} (not checked from here)"
-        if _count(pid) is None or pid <= 0:
+        if alive is None:
             return INTERRUPTED, f"its record names no process; {resume}"
-        if _alive(int(pid)):
+        if alive:
             return RUNNING, None
-        return INTERRUPTED, f"process {int(pid)} is gone; {resume}"
+        return INTERRUPTED, f"process {record['pid']} is gone; {resume}"
     return INTERRUPTED, f"{JOB_STATUS_FILE} has an unknown status {_text(status, 40)!s}; {resume}"
 
 

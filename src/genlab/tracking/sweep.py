@@ -138,15 +138,17 @@ def _finished_result(
 
 
 def process_alive(record: dict[str, Any]) -> bool | None:
-    """Is the process of a "running" record alive? None when it ran on another host."""
-    if record.get("host") != socket.gethostname() or not isinstance(record.get("pid"), int):
+    """Is the process of a "running" record alive? None when it ran on another host or the
+    record names no usable pid (the file may come from anywhere: checked before use)."""
+    pid = record.get("pid")
+    if record.get("host") != socket.gethostname() or type(pid) is not int or pid <= 0:
         return None
     try:
-        os.kill(record["pid"], 0)
-    except ProcessLookupError:
-        return False
+        os.kill(pid, 0)
     except PermissionError:  # someone else's process: alive
         return True
+    except (OverflowError, OSError):  # ProcessLookupError, or a pid no process can have
+        return False
     return True
 
 
