@@ -90,9 +90,10 @@ def make_project_repo(root: Path, models: list[str] | None = None) -> Path:
     for name in PROJECT_FILES:
         source = PROJECT_ROOT / name
         if source.is_dir():
-            shutil.copytree(
-                source, root / name, ignore=shutil.ignore_patterns("__pycache__", "tmp")
-            )
+            # .dvc/cache is not the project (git ignores it): a fresh repo starts with none,
+            # as a clone does, so what `dvc push` sends is this repo's results only.
+            skip = ("__pycache__", "tmp", "cache") if name == ".dvc" else ("__pycache__", "tmp")
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns(*skip))
         else:
             shutil.copy2(source, root / name)
     for relative, changes in TINY_BUDGET.items():

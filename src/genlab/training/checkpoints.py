@@ -1,8 +1,9 @@
 """Checkpoint folder bookkeeping: resume only what the current config would have produced.
 
-The folder is a ``persist: true`` DVC output, so it outlives config changes. Resuming a
-checkpoint written under another config would silently return the old model, so each folder
-records the fingerprint of the config that wrote it, and a mismatch starts fresh.
+The folder is no DVC output (dvc.yaml: a machine-local crash-recovery area, never pushed),
+so DVC never deletes it and it outlives config changes. Resuming a checkpoint written under
+another config would silently return the old model, so each folder records the fingerprint of
+the config that wrote it, and a mismatch starts fresh.
 """
 
 from __future__ import annotations
@@ -214,8 +215,9 @@ RANK_ZERO_WAIT_S = 120
 
 
 def _move_aside(directory: Path, run_id: str | None) -> Path:
-    """Rename the checkpoint folder to a sibling no stage deletes: the folder is a DVC output
-    with ``cache: false``, so a deleted checkpoint is gone for good (hours of training)."""
+    """Rename the checkpoint folder to a sibling no stage deletes: DVC keeps no copy of the
+    folder (it is no DVC output), so a deleted checkpoint is gone for good (hours of
+    training)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     safe_id = re.sub(r"[^A-Za-z0-9_-]", "", run_id or "")[:32] or "unknown"  # a file's text
     suffix = STALE_CHECKPOINTS_SUFFIX.format(stamp=stamp, run_id=safe_id)
