@@ -149,8 +149,9 @@ class RunLayout:
         return self.samples / RECONSTRUCTION_GRID.format(step=step)
 
     def dvc_outputs(self) -> set[Path]:
-        """What the train stage hands to DVC (outs, metrics and plots)."""
-        return {self.checkpoints, self.generator, self.samples, self.summary, self.metrics_csv}
+        """What the train stage hands to DVC (outs, metrics and plots). Not the checkpoint
+        folder: a machine-local crash-recovery area, never pushed (dvc.yaml says why)."""
+        return {self.generator, self.samples, self.summary, self.metrics_csv}
 
 
 def metrics_file(metrics_dir: str | os.PathLike, model: str) -> Path:

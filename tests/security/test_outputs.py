@@ -294,7 +294,7 @@ def test_a_crash_during_the_swap_leaves_a_whole_copy(tmp_path, event, nth):
 
 
 def test_a_killed_runs_checkpoint_is_moved_aside_not_deleted(tmp_path, digits_dir):
-    """Row 11: a config change deleted a killed run's checkpoints (DVC `cache: false`: gone for
+    """Row 11: a config change deleted a killed run's checkpoints (DVC keeps no copy: gone for
     good). Now they are moved aside, the message names where, and last.ckpt is byte-identical."""
     kill = ["+callbacks.kill._target_=tests.support.planted.KillAtIteration"]
     common = (

@@ -22,10 +22,7 @@ def expected_outputs(stage: str, cfg: dict) -> set[Path]:
             Path(paths["classifier"]),
             Path(paths["classifier"]).with_suffix(".json"),
         },
-        # the checkpoint folder is no output (below); drop the subtraction once
-        # RunLayout.dvc_outputs no longer names it
-        "train": RunLayout.at(paths["run_dir"]).dvc_outputs()
-        - {RunLayout.at(paths["run_dir"]).checkpoints},
+        "train": RunLayout.at(paths["run_dir"]).dvc_outputs(),
         "evaluate": {
             layout.metrics_file(paths["metrics_dir"], model),
             layout.nearest_training_image(paths["metrics_dir"], model),
