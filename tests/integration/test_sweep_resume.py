@@ -71,6 +71,7 @@ def _search_command(tmp_path: Path, digits_dir: Path, classifier: str, *extra: s
         f"paths.cache_dir={tmp_path / 'cache'}",
         f"hydra.sweep.dir={tmp_path / 'search'}",
         "train.objective.num_samples=100",
+        "hydra.sweeper.sampler.seed=0",  # a reproducible TPE: the same trials on every run
         *TINY_TRAINING,
         *extra,
     ]
@@ -114,7 +115,7 @@ def _job_dirs(sweep_dir: Path) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_killed_optuna_search_resumes_with_the_same_trials(tmp_path, digits_dir, classifier):
     command = _search_command(tmp_path, digits_dir, classifier, "hydra.sweeper.n_trials=4")
     sweep_dir = tmp_path / "search"
@@ -151,7 +152,7 @@ def test_killed_optuna_search_resumes_with_the_same_trials(tmp_path, digits_dir,
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_killed_basic_multirun_resumes_into_the_same_folder(tmp_path, digits_dir):
     sweep_dir = tmp_path / "multirun"
     command = [
@@ -186,7 +187,7 @@ def test_killed_basic_multirun_resumes_into_the_same_folder(tmp_path, digits_dir
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_resuming_a_search_with_another_search_space_is_refused(tmp_path, digits_dir, classifier):
     tiny = ["hydra.sweeper.n_trials=1", "train.steps=4"]
     first = subprocess.run(

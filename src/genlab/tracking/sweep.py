@@ -15,14 +15,15 @@ checkpoint fingerprint (same run id, so the same W&B run). An Optuna search does
 through its study (genlab.tracking.optuna_resume).
 
 On SLURM (``hydra/launcher=slurm``) two more cases: a job stopped by SIGTERM (pre-emption,
-``scontrol requeue``, ``scancel``) has saved ``last.ckpt`` and exits without a status, so that
-the job SLURM requeues resumes and writes the one status; and a job that died without writing
+``scontrol requeue``, ``scancel``) has saved ``last.ckpt`` and exits with its record still "running",
+so that the job SLURM requeues resumes and writes the final status; and a job that died without writing
 one (killed, cancelled, out of memory) gets a "failed" status written for it by
 :func:`report_dead_slurm_jobs`, instead of the sweep waiting or crashing on it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -65,16 +66,29 @@ def record_job(run: Callable[[], Any]) -> Any:
     """
     hydra_cfg = hydra_config()
     output_dir = Path(hydra_cfg.runtime.output_dir)
+    overrides = [str(override) for override in hydra_cfg.overrides.task]
     status: dict[str, Any] = {
         "job": int(hydra_cfg.job.num),
-        "overrides": [redact_text(override) for override in hydra_cfg.overrides.task],
+        "overrides": [redact_text(override) for override in overrides],
+        "overrides_sha256": overrides_digest(overrides),
         "output_dir": str(output_dir),
     }
     record_path = output_dir / JOB_STATUS_FILE
-    kept = _finished_result(read_record(record_path), status["overrides"], output_dir)
+    previous = read_record(record_path)
+    kept = _finished_result(previous, status["overrides_sha256"], output_dir)
     if kept is not None:
         log.info("job %s already finished (run %s); kept", status["job"], kept.get("run_id"))
         return kept
+    if previous is not None and _running_elsewhere(previous):
+        # A second sweep process into the same folder: two trainers must never share one
+        # checkpoint folder. The record stays the running job's; the summary lists it.
+        log.error(
+            "job %s is running in pid %s on %s (another sweep process); not started twice",
+            status["job"],
+            previous.get("pid"),
+            previous.get("host"),
+        )
+        return None
     write_json(
         record_path,
         {
@@ -118,19 +132,28 @@ def read_record(path: Path) -> dict[str, Any] | None:
     """A job record, or None when there is none (or it is unreadable: then the job re-runs)."""
     try:
         record = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return record if isinstance(record, dict) and "status" in record else None
 
 
+def overrides_digest(overrides: list[str]) -> str:
+    """What a job record keeps to recognise the same job: a hash of its overrides as given (in
+    any order). The record's own overrides are redacted, so two URLs that differ only in a
+    query value would read the same there."""
+    return hashlib.sha256("\n".join(sorted(overrides)).encode()).hexdigest()
+
+
 def _finished_result(
-    record: dict[str, Any] | None, overrides: list[str], output_dir: Path
+    record: dict[str, Any] | None, digest: str, output_dir: Path
 ) -> dict[str, Any] | None:
     """What a finished job handed back (run id, objective), when the record in its folder says
-    it finished with these overrides and its generator file is still there; None otherwise."""
+    it finished with the same overrides and its generator file is still there; None otherwise.
+    A finished job is kept even when the code changed since: like a finished Optuna trial; a
+    new sweep folder runs everything again."""
     if record is None or record.get("status") != JOB_OK:
         return None
-    if sorted(record.get("overrides", [])) != sorted(overrides):
+    if record.get("overrides_sha256") != digest:
         return None
     if not RunLayout.at(output_dir / SWEEP_JOB_RUN_DIR).generator.is_file():
         return None
@@ -150,6 +173,14 @@ def process_alive(record: dict[str, Any]) -> bool | None:
     except (OverflowError, OSError):  # ProcessLookupError, or a pid no process can have
         return False
     return True
+
+
+def _running_elsewhere(record: dict[str, Any]) -> bool:
+    """A "running" record of a live process other than this one (not a SLURM requeue: the
+    requeued job is the same job, and its earlier process is gone)."""
+    if record.get("status") != JOB_RUNNING or in_slurm_job():
+        return False
+    return process_alive(record) is True and record.get("pid") != os.getpid()
 
 
 def record_interrupted(record: dict[str, Any]) -> bool:
