@@ -5,6 +5,7 @@ This is the lowest layer: it imports nothing from genlab.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Mapping
 from typing import Any
@@ -30,6 +31,20 @@ def as_mapping(value: Any) -> Mapping[str, Any]:
 def is_number(value: Any) -> bool:
     """A real number: ``true`` / ``false`` are not, though Python's bool is an int."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def finite_number(value: Any) -> float | None:
+    """``value`` as a float when it is a usable number, else None: NaN, an infinity, a bool, a
+    string and an integer too large for a float (a JSON file may hold ``1`` and 400 zeros, on
+    which ``math.isfinite`` and ``float`` raise OverflowError) are not. The one check for a
+    number read from someone else's file, so that no reader has to remember the overflow."""
+    if not is_number(value):
+        return None
+    try:
+        number = float(value)
+    except (OverflowError, ValueError, TypeError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def printable(text: str, limit: int = 200) -> str:

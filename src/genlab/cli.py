@@ -20,6 +20,7 @@ from genlab.errors import (
     EXIT_OK,
     CredentialsError,
     GenerateError,
+    OutputPathError,
 )
 from genlab.generate import (
     MAX_SEED,
@@ -32,7 +33,7 @@ from genlab.generate import (
     check_steps,
     parse_seeds,
 )
-from genlab.layout import RUNS_PAGE
+from genlab.layout import MULTIRUN_DIR, RUNS_PAGE
 
 T = TypeVar("T")
 _RUNS_PAGE_IN_WORKSPACE = object()  # `genlab runs --html` without a PATH (argparse converts
@@ -192,6 +193,15 @@ def _parser() -> argparse.ArgumentParser:
         "--no-experiments", action="store_true", help="leave DVC experiments out (faster)"
     )
     runs.add_argument(
+        "--sweeps",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help=f"also look for sweeps in DIR (a sweep folder, or one holding sweeps): a sweep "
+        f"run with hydra.sweep.dir outside {MULTIRUN_DIR}/; repeatable",
+    )
+    runs.add_argument(
         "--html",
         type=Path,
         nargs="?",
@@ -343,7 +353,16 @@ def _runs(args: argparse.Namespace) -> int:
     if not workspace.is_dir():
         print(f"genlab runs: {printable(str(workspace), 1000)} is not a folder", file=sys.stderr)
         return EXIT_BAD_INPUT
-    every = collect_runs(workspace, experiments=not args.no_experiments, warn=warn)
+    for folder in args.sweeps:
+        if not folder.is_dir():
+            print(
+                f"genlab runs: --sweeps {printable(str(folder), 1000)} is not a folder",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+    every = collect_runs(
+        workspace, experiments=not args.no_experiments, warn=warn, sweeps=args.sweeps
+    )
     rows = filter_rows(every, args.filter)
     if args.sort:
         rows = sort_rows(rows, args.sort, descending=args.desc)
@@ -353,6 +372,9 @@ def _runs(args: argparse.Namespace) -> int:
         page = workspace / RUNS_PAGE if args.html is _RUNS_PAGE_IN_WORKSPACE else args.html
         try:
             written = write_runs_page(rows, page)
+        except OutputPathError as error:  # not a runs page: the user's own file, left alone
+            print(f"genlab runs: {error}", file=sys.stderr)
+            return error.exit_code
         except OSError as error:
             print(f"genlab runs: cannot write {page}: {error.strerror or error}", file=sys.stderr)
             return EXIT_FAILED
@@ -376,7 +398,7 @@ def _print_runs(args: argparse.Namespace, rows: list, every: list, workspace: Pa
     else:
         print(
             f"genlab runs: no runs in {workspace} (no runs/<model>, DVC experiments or "
-            "multirun/ sweeps yet)"
+            f"{MULTIRUN_DIR}/ sweeps yet; a sweep folder elsewhere: --sweeps DIR)"
         )
 
 

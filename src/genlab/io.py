@@ -214,6 +214,10 @@ def read_json_object(path: str | os.PathLike, fix: str) -> dict[str, Any]:
         raise StageInputError(
             f"{path} is refused: it is not JSON ({printable(str(error))}): {fix}"
         ) from None
+    except RecursionError:  # "[[[[..." nested deeper than the parser's stack: a crafted file
+        raise StageInputError(
+            f"{path} is refused: it is not JSON genlab reads (nested too deeply): {fix}"
+        ) from None
     if not isinstance(value, dict):
         raise StageInputError(
             f"{path} is refused: it holds a {type(value).__name__}, not a JSON object: {fix}"

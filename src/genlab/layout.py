@@ -47,7 +47,19 @@ def grid_pattern(name_format: str) -> re.Pattern[str]:
     return re.compile(rf"^{re.escape(prefix)}(\d+){re.escape(suffix)}$")
 
 
+# -- the workspace's own folders, as the default config puts them: conf/paths.yaml holds the same
+# defaults (paths.run_dir = runs/<model>, paths.metrics_dir = metrics) for the stages, and
+# conf/hydra_run.yaml puts sweeps under multirun/ (hydra.sweep.dir); these names are for code
+# that reads a workspace without composing a config (`genlab runs`, the run folder resolver)
+RUNS_DIR = "runs"
+METRICS_DIR = "metrics"
+MULTIRUN_DIR = "multirun"
+
 # -- Hydra's output folder of one run or sweep job ------------------------------------------------
+HYDRA_DIR = ".hydra"  # Hydra's own record of the job: config.yaml, hydra.yaml, overrides.yaml
+HYDRA_CONFIG_FILE = "config.yaml"  # in HYDRA_DIR: the job's composed config
+HYDRA_SETTINGS_FILE = "hydra.yaml"  # in HYDRA_DIR: Hydra's own config of the job
+HYDRA_OVERRIDES_FILE = "overrides.yaml"  # in HYDRA_DIR: the job's task overrides
 RUN_LINKS_FILE = "genlab_run.json"  # the run id, its W&B run and its DVC experiment
 JOB_STATUS_FILE = "genlab_job.json"  # a sweep job's status
 SWEEP_SUMMARY_FILE = "sweep_summary.json"  # in the sweep folder

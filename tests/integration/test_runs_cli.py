@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -173,7 +172,6 @@ stages:
 
 
 def test_a_dvc_experiment_is_a_row_with_its_params_and_metrics(tmp_path):
-    started = time.monotonic()
     (tmp_path / "params.yaml").write_text("lr: 0.001\nseed: 0\n")
     (tmp_path / "stage.py").write_text(STAGE_SCRIPT)
     (tmp_path / "dvc.yaml").write_text(DVC_YAML)
@@ -193,4 +191,3 @@ def test_a_dvc_experiment_is_a_row_with_its_params_and_metrics(tmp_path):
     assert (row["steps"], row["images_per_s"], row["run_id"]) == (7, 12.5, "run-0.002")
     without = genlab_runs(tmp_path, "--json", "--no-experiments")
     assert all(r["origin"] != ORIGIN_EXPERIMENT for r in json.loads(without.stdout))
-    assert time.monotonic() - started < 120

@@ -1,12 +1,14 @@
-"""The shared argument check and the shared file digest."""
+"""The shared argument checks and the shared file digest."""
 
 from __future__ import annotations
 
 import hashlib
+import math
+from fractions import Fraction
 
 import pytest
 
-from genlab.checks import require_positive
+from genlab.checks import finite_number, require_positive
 from genlab.io import file_digest
 
 
@@ -30,3 +32,40 @@ def test_file_digest_matches_hashlib(tmp_path, algorithm, size):
     path.write_bytes(data)
     assert file_digest(path, algorithm) == hashlib.new(algorithm, data).hexdigest()
     assert file_digest(str(path)) == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0, 0.0),
+        (3, 3.0),
+        (-2.5, -2.5),
+        (1e308, 1e308),
+        (Fraction(1, 4), 0.25),
+        (2**1000, 2.0**1000),
+    ],
+)
+def test_finite_number_gives_a_usable_number_as_a_float(value, expected):
+    number = finite_number(value)
+    assert type(number) is float and number == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        10**400,  # a JSON file's 400-digit integer: float() and math.isfinite() raise on it
+        -(10**400),
+        Fraction(10**400, 3),
+        math.nan,
+        math.inf,
+        -math.inf,
+        True,
+        False,
+        None,
+        "1.5",
+        [1.0],
+        {"value": 1.0},
+    ],
+)
+def test_finite_number_refuses_what_is_not_a_usable_number(value):
+    assert finite_number(value) is None

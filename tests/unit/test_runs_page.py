@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 import pytest
 from PIL import Image
 
+from genlab.errors import OutputPathError
 from genlab.layout import RUNS_PAGE
 from genlab.reporting.runs import (
     FAILED,
@@ -23,7 +24,12 @@ from genlab.reporting.runs import (
     ORIGIN_REPRO,
     RunRow,
 )
-from genlab.reporting.runs_page import RUNS_COLUMNS, runs_page_html, write_runs_page
+from genlab.reporting.runs_page import (
+    GENERATOR_META,
+    RUNS_COLUMNS,
+    runs_page_html,
+    write_runs_page,
+)
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>$\\frac{'
 LEARNING_RATES = (1e-4, 1e-3, 1e-2)  # two decades: a log axis
@@ -284,3 +290,50 @@ def test_write_runs_page_writes_the_page_atomically(tmp_path):
     assert path == tmp_path / RUNS_PAGE
     assert path.read_text() == runs_page_html(rows())
     assert [p.name for p in path.parent.iterdir()] == ["runs.html"], "no temporary file left"
+
+
+def test_numbers_no_float_holds_are_shown_as_na():
+    """A row's number may come from a file: an integer too large for a float (float() and
+    math.isfinite() raise on it) or NaN is "n/a", on the table and on the chart's axis."""
+    huge = 10**400
+    odd = [
+        sweep_job("big", 0, huge, 0.2),
+        sweep_job("big", 1, 1e-3, 0.1, best=True),
+        sweep_job("big", 2, 1e-2, float("nan")),
+        RunRow(ORIGIN_REPRO, "dcgan", FINISHED, scores={"fid": huge, "kid_mean": 0.02}),
+    ]
+    odd[0] = replace(odd[0], objective=huge, steps=huge, images_per_s=huge)
+    parsed = parse(runs_page_html(odd))
+    cells = {cells[1].split("#")[-1]: cells for _, cells in parsed.rows}
+    column = {name: RUNS_COLUMNS.index(name) for name in RUNS_COLUMNS}
+    big = cells["0"]
+    assert [big[column[c]] for c in ("objective", "steps", "images/s")] == [
+        "kid_mean n/a",
+        "n/a",
+        "n/a",
+    ]
+    assert cells["2"][column["objective"]] == "kid_mean n/a"
+    assert [cells["dcgan"][column[c]] for c in ("FID", "KID")] == ["n/a", "0.02"]
+    assert parsed.figures == ["sweep-chart"], "the finite jobs are still charted"
+
+
+def test_write_runs_page_replaces_only_a_runs_page(tmp_path):
+    """Never overwrite a file it did not write: a README, the DVC report page, a folder are
+    refused and left as they were; a page carrying GENERATOR_META is replaced."""
+    readme = tmp_path / "README.md"
+    readme.write_text("# my project\n")
+    report = tmp_path / "report.html"
+    report.write_text("<!DOCTYPE html><html><head><title>report</title></head></html>\n")
+    folder = tmp_path / "runs.html"
+    folder.mkdir()
+    for target in (readme, report, folder):
+        before = sorted(tmp_path.rglob("*"))
+        with pytest.raises(OutputPathError, match="refusing to overwrite"):
+            write_runs_page(rows(), target)
+        assert sorted(tmp_path.rglob("*")) == before
+    assert readme.read_text() == "# my project\n" and "<title>report</title>" in report.read_text()
+    page = tmp_path / "reports/page.html"
+    write_runs_page(rows(), page)
+    assert GENERATOR_META in page.read_text()
+    write_runs_page([], page)
+    assert page.read_text() == runs_page_html([])

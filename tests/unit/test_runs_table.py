@@ -15,6 +15,8 @@ import pytest
 
 from genlab.io import write_json
 from genlab.layout import (
+    HYDRA_DIR,
+    HYDRA_OVERRIDES_FILE,
     JOB_STATUS_FILE,
     MULTIRUN_YAML,
     OPTUNA_STUDY_FILE,
@@ -41,6 +43,7 @@ from genlab.reporting.runs import (
     parse_sort,
     sort_rows,
 )
+from genlab.reporting.runs_page import GENERATOR_META, runs_page_html
 from genlab.tracking.sweep import JOB_FAILED, JOB_OK, JOB_RUNNING
 
 from ..support.cli import one_line, run_cli
@@ -293,6 +296,78 @@ def test_hostile_records_become_rows_with_reasons(tmp_path):
     assert "\x1b" not in table and "s3cret" not in table
 
 
+DEEP = "[" * 100_000  # nested deeper than any parser's stack: RecursionError, not ValueError
+HUGE = 10**400  # a JSON integer no float holds: float() and math.isfinite() raise on it
+
+
+def test_crafted_records_cannot_crash_the_table(tmp_path):
+    """Nesting deeper than the parsers' stack (JSON and Hydra's YAML), integers too large for a
+    float, a job folder named by a digit int() refuses: rows with reasons or without the
+    value, and the table, sort, filters and page all work on them."""
+    sweep = tmp_path / "multirun/s"
+    (sweep / "0").mkdir(parents=True)
+    (sweep / "0" / JOB_STATUS_FILE).write_text(DEEP)
+    (sweep / "1" / HYDRA_DIR).mkdir(parents=True)
+    (sweep / "1" / HYDRA_DIR / HYDRA_OVERRIDES_FILE).write_text(DEEP)
+    big_lr = "1" + "0" * 400
+    write_job(
+        sweep,
+        2,
+        JOB_OK,
+        ["model=dcgan", f"model.optim.lr={big_lr}"],
+        summary=train_summary("r2", steps=HUGE, images_per_s=HUGE),
+        objective={"metric": "kid_mean", "value": HUGE},
+    )
+    write_json(sweep / "2" / JOB_STATUS_FILE, {**_record(sweep / "2"), "job": HUGE})
+    write_job(
+        sweep,
+        3,
+        JOB_OK,
+        ["model=dcgan", "model.optim.lr=2e-4"],
+        summary=train_summary("r3"),
+        objective={"metric": "kid_mean", "value": 0.1},
+    )
+    (sweep / "\u00b2" / HYDRA_DIR).mkdir(parents=True)  # "²": str.isdigit says yes, int() no
+    output = tmp_path / "outputs/train/x"
+    (output / HYDRA_DIR).mkdir(parents=True)
+    (output / HYDRA_DIR / HYDRA_OVERRIDES_FILE).write_text(DEEP)
+    summary = train_summary("r9", steps=HUGE)
+    summary["links"]["hydra_output_dir"] = "outputs/train/x"
+    write_run(tmp_path / "runs/dcgan", summary)
+    write_json(metrics_file(tmp_path / "metrics", "dcgan"), {"fid": HUGE, "kid_mean": 0.02})
+    (tmp_path / "metrics/vae.json").write_text(DEEP)
+
+    rows = by_name(collect_runs(tmp_path))
+
+    deep = rows["s#0"]
+    assert deep.status == INTERRUPTED and f"{JOB_STATUS_FILE}: " in deep.reason
+    assert "not JSON" in deep.reason and "nested too deeply" in deep.reason
+    assert rows["s#1"].status == INTERRUPTED and rows["s#1"].overrides == ()
+    huge = rows["s#2"]
+    assert huge.status == FINISHED and huge.job == 2 and not huge.best
+    assert (huge.steps, huge.images_per_s, huge.objective, huge.scores) == (None, None, None, {})
+    (lr,) = huge.params.values()
+    assert isinstance(lr, str) and lr.startswith("1000"), "too large for a float: kept as text"
+    assert rows["s#3"].best and rows["s#3"].params == {"model.optim.lr": 2e-4}
+    odd = rows["s#\u00b2"]
+    assert odd.status == INTERRUPTED and odd.job is None
+    dcgan = rows["dcgan"]
+    assert dcgan.steps is None and dcgan.scores == {"kid_mean": 0.02}
+    assert dcgan.overrides == ("model=dcgan",), "unreadable Hydra record: the default"
+    assert "vae.json" in rows["vae"].reason and "not JSON" in rows["vae"].reason
+    # rows built by others (the page's contract) may carry such numbers too
+    every = [
+        *rows.values(),
+        RunRow(ORIGIN_MULTIRUN, "m#9", FINISHED, steps=HUGE, params={"lr": HUGE}),
+    ]
+    for key in ("params.model.optim.lr", "params.lr", "steps", "objective", "job"):
+        for descending in (False, True):
+            assert len(sort_rows(every, key, descending=descending)) == len(every)
+    for text in ("params.model.optim.lr>1", "params.lr=1", "params.lr>1", "steps<5"):
+        assert filter_rows(every, [parse_filter(text)]) == []
+    assert "s#2" in format_table(every) and "m#9" in runs_page_html(every)
+
+
 def test_oversized_record_is_refused_unread(tmp_path):
     folder = tmp_path / "multirun/s/0"
     folder.mkdir(parents=True)
@@ -443,3 +518,46 @@ def test_cli_with_no_runs_says_so(tmp_path, capsys):
         ["runs", "--workspace", str(tmp_path), "--filter", "origin=dvc exp"], capsys
     )
     assert code == 0 and "none of the 1 runs" in out
+
+
+def test_cli_sweeps_adds_folders_outside_multirun(tmp_path, capsys):
+    """A sweep written with hydra.sweep.dir outside multirun/ is found through --sweeps: the
+    sweep folder itself or a folder above it, each sweep listed once."""
+    workspace = tmp_path / "project"
+    workspace.mkdir()
+    sweep = sweep_workspace(tmp_path / "elsewhere")
+    base = ["runs", "--workspace", str(workspace), "--json", "--no-experiments"]
+    code, out, _ = run_cli(base, capsys)
+    assert code == 0 and json.loads(out) == []
+    code, out, _ = run_cli([*base, "--sweeps", str(sweep)], capsys)
+    assert code == 0
+    names = sorted(row["name"] for row in json.loads(out))
+    assert names == [f"{sweep.name}#{job}" for job in range(6)]
+    assert {row["sweep"] for row in json.loads(out)} == {str(sweep)}, "outside: shown absolute"
+    code, out, _ = run_cli([*base, "--sweeps", str(tmp_path), "--sweeps", str(sweep)], capsys)
+    assert code == 0 and sorted(row["name"] for row in json.loads(out)) == names
+    code, _, err = run_cli([*base, "--sweeps", str(tmp_path / "missing")], capsys)
+    assert code == 2 and "missing is not a folder" in one_line(err)
+
+
+def test_cli_html_replaces_only_a_runs_page(tmp_path, capsys):
+    """--html never overwrites a file it did not write (a README, the DVC report page): one
+    line, exit 2, the file as it was; an earlier runs page is replaced."""
+    sweep = sweep_workspace(tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text("# my project\n")
+    report = tmp_path / "leaderboard/report.html"
+    report.parent.mkdir()
+    report.write_text("<!DOCTYPE html><html><head><title>report</title></head></html>\n")
+    base = ["runs", "--workspace", str(tmp_path), "--no-experiments", "--html"]
+    for foreign in (readme, report):
+        before = foreign.read_bytes()
+        code, out, err = run_cli([*base, str(foreign)], capsys)
+        assert code == 2 and "refusing to overwrite" in one_line(err) and out == ""
+        assert foreign.read_bytes() == before
+    page = tmp_path / "runs.html"
+    assert run_cli([*base, str(page)], capsys)[0] == 0 and GENERATOR_META in page.read_text()
+    first = page.read_text()
+    assert run_cli([*base, str(page), "--filter", "status=failed"], capsys)[0] == 0
+    text = page.read_text()
+    assert text != first and f"{sweep.name}#3" in text and f"{sweep.name}#0" not in text

@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.layout import SWEEP_JOB_RUN_DIR
+from genlab.layout import RUNS_DIR, SWEEP_JOB_RUN_DIR
 
 
 def hydra_config() -> Any | None:
@@ -65,7 +65,7 @@ def job_run_dir(model_name: str) -> str:
     ``genlab_run_dir``), so two jobs of one sweep never share checkpoints."""
     if in_sweep():
         return str(Path(hydra_config().runtime.output_dir) / SWEEP_JOB_RUN_DIR)
-    return f"runs/{model_name}"
+    return f"{RUNS_DIR}/{model_name}"  # conf/paths.yaml's default run folder
 
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:

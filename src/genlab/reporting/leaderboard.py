@@ -7,13 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from genlab.checks import as_mapping, is_number, printable
+from genlab.checks import as_mapping, finite_number, is_number, printable
 from genlab.errors import StageInputError
 from genlab.io import read_json_object
 from genlab.layout import metrics_file
@@ -117,8 +116,9 @@ def _not_a_score(record: dict[str, Any]) -> tuple[str, Any, str] | None:
 
 
 def _non_finite(value: Any, key: str) -> tuple[str, float] | None:
-    """The first NaN or infinite number in a metrics record (its dotted key and value)."""
-    if isinstance(value, float) and not math.isfinite(value):
+    """The first NaN or infinite number in a metrics record (its dotted key and value), or an
+    integer too large for a float (which every later float() would raise on)."""
+    if is_number(value) and finite_number(value) is None:
         return key, value
     if isinstance(value, dict):
         items = value.items()
@@ -140,7 +140,8 @@ def _refuse_non_finite(result: dict[str, Any], model: str, path: Path) -> None:
     if found:
         key, value = found
         raise StageInputError(
-            f"{path}: metric `{printable(key, limit=80)}` of {model} is {value} (not a finite "
+            f"{path}: metric `{printable(key, limit=80)}` of {model} is "
+            f"{printable(str(value), limit=60)} (not a finite "
             f"number), so the models cannot be ranked. Re-run its evaluation (`dvc repro -f "
             f"evaluate@{model}`); if it stays non-finite, the generator's samples are broken: "
             f"retrain {model}."
@@ -274,7 +275,7 @@ def _refuse_unrankable(model: str, value: Any, rank_by: str) -> None:
             f"the metrics file of {model} (metrics/{model}.json) has no `{rank_by}`{needs}: "
             f"re-run `dvc repro -f evaluate@{model}`, or rank by another score (compare.rank_by)"
         )
-    if not is_number(value) or not math.isfinite(value):
+    if finite_number(value) is None:  # NaN, inf, an integer too large for a float
         raise StageInputError(
             f"`{rank_by}` of {model} is {_shown(value)}: re-run `dvc repro -f evaluate@{model}`; "
             "only a finite number can be ranked"

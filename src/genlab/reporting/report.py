@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genlab.checks import as_mapping, is_number
+from genlab.checks import as_mapping, finite_number, is_number
 from genlab.errors import StageInputError
 from genlab.io import read_json_object, write_text
 from genlab.layout import (
@@ -118,7 +118,7 @@ SAMPLE_COUNT_SERIES = (("model", "#1f77b4", "o"), ("floor", "#7f7f7f", "s"))
 
 
 def _plottable(value: Any) -> bool:
-    return is_number(value) and math.isfinite(value)
+    return finite_number(value) is not None  # NaN, inf, a 400-digit integer: not
 
 
 def _series(value: Any) -> list[float] | None:
@@ -205,21 +205,23 @@ def read_model_metrics(metrics_dir: Path, model: str) -> dict[str, Any] | str:
 
 def _sample_counts(model: str, record: dict[str, Any] | str, path: Path) -> str:
     if isinstance(record, str):
-        return _note(record)
+        return note_html(record)
     redo = f"re-run `dvc repro -f evaluate@{model}`"
     curves = record.get("sample_counts")
     if curves is not None and not isinstance(curves, Mapping):
-        return _note(f"{model}: {path}: `sample_counts` is not an object (malformed): {redo}")
+        return note_html(f"{model}: {path}: `sample_counts` is not an object (malformed): {redo}")
     curves = as_mapping(curves)
     bad = malformed_curve_keys(curves)
     malformed = (
-        _note(f"{model}: {path}: {', '.join(f'`{k}`' for k in bad)} malformed, left out: {redo}")
+        note_html(
+            f"{model}: {path}: {', '.join(f'`{k}`' for k in bad)} malformed, left out: {redo}"
+        )
         if bad
         else ""
     )
     counts = _series(as_mapping(curves.get("model")).get("counts"))
     if not counts:
-        return malformed or _note(
+        return malformed or note_html(
             f"{model}: {path} has no scores at several sample counts (evaluated before they "
             f"were recorded, or evaluate.sample_counts is empty): {redo}"
         )
@@ -230,7 +232,7 @@ def _sample_counts(model: str, record: dict[str, Any] | str, path: Path) -> str:
         f"({listed}), with FID_inf",
         caption=f"{model}: from {path}",
     )
-    return _figure(picture, "sample-counts") + malformed
+    return figure_html(picture, "sample-counts") + malformed
 
 
 def _text(value: Any) -> str:
@@ -301,7 +303,7 @@ def comparability_cells(record: dict[str, Any]) -> dict[str, str]:
 def _comparability(records: dict[str, dict[str, Any] | str]) -> str:
     cells = {m: comparability_cells(r) for m, r in records.items() if isinstance(r, dict)}
     if not cells:
-        return _note("no metrics files: nothing to compare the evaluation settings of")
+        return note_html("no metrics files: nothing to compare the evaluation settings of")
     head = "".join(f"<th>{html.escape(h)}</th>" for h in COMPARABILITY_COLUMNS)
     body = []
     for model, row in cells.items():
@@ -330,14 +332,16 @@ def _table(board: dict[str, Any]) -> str:
     )
 
 
-def _figure(picture: Picture, css: str) -> str:
+def figure_html(picture: Picture, css: str) -> str:
+    """A chart or image with its alt text and caption (escaped), for any genlab page."""
     return (
         f'<figure class="{css}"><img src="{picture.data_uri}" alt="{html.escape(picture.alt)}">'
         f"<figcaption>{html.escape(picture.caption)}</figcaption></figure>"
     )
 
 
-def _note(text: str) -> str:
+def note_html(text: str) -> str:
+    """A one-line note (escaped) where something is missing or left out."""
     return f'<p class="note missing">{html.escape(text)}</p>'
 
 
@@ -348,7 +352,7 @@ def _model_pictures(model: str, run_id: str, runs_dir: Path) -> list[str]:
         latest = latest_step_file(samples_dir, pattern)
         if latest is None:
             if what == "samples":
-                parts.append(_note(f"{model}: no sample grid (step_*.png) in {samples_dir}"))
+                parts.append(note_html(f"{model}: no sample grid (step_*.png) in {samples_dir}"))
             continue
         step, path = latest
         picture = picture_from_file(
@@ -357,28 +361,28 @@ def _model_pictures(model: str, run_id: str, runs_dir: Path) -> list[str]:
             caption=f"{model}: {what}, step {step}",
         )
         if picture is None:
-            parts.append(_note(f"{model}: {path} is not a PNG image"))
+            parts.append(note_html(f"{model}: {path} is not a PNG image"))
         else:
-            parts.append(_figure(picture, f"grid {what}"))
+            parts.append(figure_html(picture, f"grid {what}"))
     return parts
 
 
 def _model_curves(model: str, runs_dir: Path) -> str:
     csv_path = RunLayout.at(runs_dir / model).metrics_csv
     if not csv_path.is_file():
-        return _note(
+        return note_html(
             f"{model}: no training curves: {csv_path} not found (train with the CSV logger "
             f"beside W&B, or re-run `dvc repro train@{model}`)"
         )
     curves = read_curves(csv_path)
     if not curves:
-        return _note(f"{model}: {csv_path} holds no logged training metrics")
+        return note_html(f"{model}: {csv_path} holds no logged training metrics")
     picture = Picture(
         png_data_uri(curves_png(model, curves)),
         alt=f"training curves of {model}: {', '.join(sorted(curves))} against step",
         caption=f"{model}: from {csv_path}",
     )
-    return _figure(picture, "curves")
+    return figure_html(picture, "curves")
 
 
 def _memorization(model: str, run_id: str, metrics_dir: Path | None) -> str:
@@ -392,7 +396,7 @@ def _memorization(model: str, run_id: str, metrics_dir: Path | None) -> str:
         caption=f"{model}: closest pairs, each generated sample then its nearest real training "
         "image",
     )
-    return _figure(picture, "nearest") if picture else _note(f"{model}: no {path}")
+    return figure_html(picture, "nearest") if picture else note_html(f"{model}: no {path}")
 
 
 STYLE = """

@@ -8,34 +8,39 @@ sweep folder that holds ``optuna.db``). Nothing here trains or scores: it reads 
 
 from __future__ import annotations
 
-import math
 import re
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from genlab.checks import as_mapping, is_number, printable
+from genlab.checks import as_mapping, finite_number, is_number, printable
 from genlab.config.redaction import redact_text
 from genlab.errors import StageInputError
 from genlab.io import read_json_object
 from genlab.layout import (
     CHECKPOINTS_DIR,
+    HYDRA_DIR,
+    HYDRA_OVERRIDES_FILE,
     JOB_STATUS_FILE,
     LAST_CHECKPOINT,
+    METRICS_DIR,
+    MULTIRUN_DIR,
     MULTIRUN_YAML,
     OPTUNA_STUDY_FILE,
     RUN_LINKS_FILE,
+    RUNS_DIR,
     SWEEP_JOB_RUN_DIR,
     TRAIN_SUMMARY_FILE,
     WANDB_DIR,
     RunLayout,
     metrics_file,
 )
-from genlab.metric_keys import HIGHER_IS_BETTER, REPORTED_SCORES, flat_scores
+from genlab.metric_keys import FIDELITY_SCORES, HIGHER_IS_BETTER, REPORTED_SCORES, flat_scores
+from genlab.reporting.leaderboard import SCORE_COLUMNS
 from genlab.tracking.sweep import JOB_FAILED, JOB_OK, JOB_RUNNING, process_alive
 
 # -- where a row comes from ------------------------------------------------------------------
@@ -87,16 +92,11 @@ class RunRow:
 
 
 # -- reading the records ----------------------------------------------------------------------
-# The workspace's folders as the default config puts them (conf/paths.yaml: paths.run_dir of a
-# single run, paths.metrics_dir; conf/hydra_run.yaml: hydra.sweep.dir), and Hydra's own record
-# of a job's overrides. A candidate for genlab.layout.
-RUNS_DIR = "runs"
-METRICS_DIR = "metrics"
-MULTIRUN_DIR = "multirun"
-HYDRA_DIR = ".hydra"
-HYDRA_OVERRIDES_FILE = "overrides.yaml"
-# the score columns of the terminal table: (key in RunRow.scores, header)
-TABLE_SCORES = (("kid_mean", "kid"), ("fid", "fid"), ("isc_mean", "is"))
+# The workspace's folders (runs/, metrics/, multirun/) and Hydra's record of a job's overrides
+# are named in genlab.layout.
+# the score columns of the terminal table: (key in RunRow.scores, header), headed as on the
+# leaderboard (which owns the headers)
+TABLE_SCORES = tuple((key, header) for key, header in SCORE_COLUMNS if key in FIDELITY_SCORES)
 _MAX_RECORD_BYTES = 4 << 20  # a record larger than this is not genlab's: refused unread
 _MAX_SWEEP_DEPTH = 4  # multirun/search/<name>/...: how deep sweep folders are looked for
 _NAME_LIMIT = 120
@@ -121,11 +121,13 @@ def _text(value: Any, limit: int = _TEXT_LIMIT) -> str:
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if is_number(value) and math.isfinite(value) else None
+    """A finite number from a record (checks.finite_number: a 400-digit integer is not)."""
+    return finite_number(value)
 
 
 def _count(value: Any) -> int | None:
-    return int(value) if is_number(value) and math.isfinite(value) and value == int(value) else None
+    number = finite_number(value)
+    return int(number) if number is not None and number == int(number) else None
 
 
 def _read_record(path: Path) -> tuple[dict[str, Any], str | None]:
@@ -197,7 +199,7 @@ def _hydra_overrides(output_dir: Path) -> tuple[str, ...] | None:
         if not path.is_file() or path.stat().st_size > _MAX_RECORD_BYTES:
             return None
         values = yaml.safe_load(path.read_text())
-    except (OSError, ValueError, yaml.YAMLError):
+    except (OSError, ValueError, RecursionError, yaml.YAMLError):  # "[[[[...": too deep
         return None
     return _overrides(values) if isinstance(values, list) else None
 
@@ -403,22 +405,38 @@ def _dirs(folder: Path) -> list[Path]:
         return []
 
 
-def sweep_folders(workspace: Path) -> list[Path]:
-    """Every sweep folder under multirun/ (search sweeps: multirun/search/<name>), without
-    walking into the jobs' own folders."""
-    found: list[Path] = []
-    pending = [(workspace / MULTIRUN_DIR, 0)]
+def sweep_folders(workspace: Path, extra: Iterable[Path] = ()) -> list[Path]:
+    """Every sweep folder under multirun/ (search sweeps: multirun/search/<name>) and under
+    each ``extra`` folder (a sweep folder itself, or one holding sweeps: a sweep written with
+    ``hydra.sweep.dir`` outside multirun/), without walking into the jobs' own folders. A
+    folder reached twice is listed once."""
+    found: dict[Path, Path] = {}
+    pending = [(workspace / MULTIRUN_DIR, 0), *((Path(folder), 0) for folder in extra)]
     while pending:
         folder, depth = pending.pop()
         if _is_sweep(folder):
-            found.append(folder)
+            found.setdefault(_resolved(folder), folder)
         elif depth < _MAX_SWEEP_DEPTH:
             pending.extend((child, depth + 1) for child in _dirs(folder) if not child.is_symlink())
-    return sorted(found)
+    return sorted(found.values())
+
+
+def _resolved(folder: Path) -> Path:
+    try:
+        return folder.resolve()
+    except (OSError, RuntimeError):
+        return folder.absolute()
+
+
+def _job_number(folder: Path) -> int | None:
+    """A job folder's number (Hydra names them 0, 1, ...): ASCII digits only ("²" is a digit
+    to str.isdigit, not to int)."""
+    name = folder.name
+    return int(name) if name.isascii() and name.isdigit() else None
 
 
 def _is_job(folder: Path) -> bool:
-    return folder.name.isdigit() or any(
+    return _job_number(folder) is not None or any(
         (folder / name).exists()
         for name in (JOB_STATUS_FILE, RUN_LINKS_FILE, SWEEP_JOB_RUN_DIR, HYDRA_DIR)
     )
@@ -453,16 +471,17 @@ def _job_status(record: Mapping[str, Any], why: str | None, sweep: str) -> tuple
 
 
 def _parsed(value: str) -> Any:
-    """An override's value: a number where it is one, else the text."""
+    """An override's value: a number where it is one, else the text (also inf, nan and an
+    integer too large for a float: checks.finite_number)."""
+    number: int | float
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
-        pass
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return number if math.isfinite(number) else value
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+    return number if finite_number(number) is not None else value
 
 
 def _swept(overrides: list[tuple[str, ...]]) -> set[str]:
@@ -526,7 +545,7 @@ def sweep_rows(workspace: Path, sweep_dir: Path) -> list[RunRow]:
             )
         metric, value = _objective(record)
         job = _count(record.get("job"))
-        job = job if job is not None else (int(folder.name) if folder.name.isdigit() else None)
+        job = job if job is not None else _job_number(folder)
         params = {}
         for override in overrides:
             key, _, text = override.partition("=")
@@ -564,16 +583,22 @@ def _mark_best(rows: list[RunRow]) -> list[RunRow]:
 
 
 def collect_runs(
-    workspace: Path, *, experiments: bool = True, warn: Warn | None = None
+    workspace: Path,
+    *,
+    experiments: bool = True,
+    warn: Warn | None = None,
+    sweeps: Iterable[Path] = (),
 ) -> list[RunRow]:
     """Every run genlab knows in ``workspace``, from records only: ``dvc repro`` runs, DVC
-    experiments (unless ``experiments`` is False), then each sweep's jobs. A broken record
-    becomes a row with a reason; a failure to read DVC's experiments, one ``warn`` line."""
+    experiments (unless ``experiments`` is False), then the jobs of each sweep under multirun/
+    and under ``sweeps`` (more folders to look for sweeps in; a relative one is taken from the
+    working directory). A broken record becomes a row with a reason; a failure to read DVC's
+    experiments, one ``warn`` line."""
     workspace = Path(workspace).absolute()
     rows = repro_rows(workspace)
     if experiments:
         rows += experiment_rows(workspace, warn)
-    for sweep_dir in sweep_folders(workspace):
+    for sweep_dir in sweep_folders(workspace, [Path(folder).absolute() for folder in sweeps]):
         rows += sweep_rows(workspace, sweep_dir)
     return rows
 
@@ -620,7 +645,8 @@ def sort_rows(rows: list[RunRow], key: str, *, descending: bool = False) -> list
 
     def order(row: RunRow) -> tuple[int, Any]:
         value = row_value(row, key)
-        return (0, float(value)) if is_number(value) else (1, str(value).lower())
+        number = finite_number(value)
+        return (0, number) if number is not None else (1, str(value).lower())
 
     return sorted(present, key=order, reverse=descending) + missing
 
@@ -640,19 +666,21 @@ class RowFilter:
             return self.op == "!="
         if self.op in ("=", "!="):
             try:
-                equal = is_number(actual) and float(actual) == float(self.value)
+                number = finite_number(actual)
+                equal = number is not None and number == float(self.value)
             except ValueError:
                 equal = False
             equal = equal or str(actual).lower() == self.value.lower()
             return equal if self.op == "=" else not equal
-        if not is_number(actual):
+        value = finite_number(actual)
+        if value is None:
             return False
         number = float(self.value)
         return {
-            "<": actual < number,
-            "<=": actual <= number,
-            ">": actual > number,
-            ">=": actual >= number,
+            "<": value < number,
+            "<=": value <= number,
+            ">": value > number,
+            ">=": value >= number,
         }[self.op]
 
 

@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from genlab.checks import is_number, printable
+from genlab.checks import finite_number, printable
+from genlab.errors import OutputPathError
 from genlab.io import write_text
 from genlab.layout import RUNS_PAGE
-from genlab.metric_keys import FIDELITY_SCORES, HIGHER_IS_BETTER
-from genlab.reporting.leaderboard import SCORE_COLUMNS, format_number
-from genlab.reporting.report import STYLE, Picture, _figure, _note, png_data_uri
+from genlab.metric_keys import HIGHER_IS_BETTER
+from genlab.reporting.leaderboard import format_number
+from genlab.reporting.report import STYLE, Picture, figure_html, note_html, png_data_uri
 from genlab.reporting.runs import (
     FAILED,
     FINISHED,
@@ -39,12 +40,15 @@ from genlab.reporting.runs import (
     ORIGIN_EXPERIMENT,
     ORIGIN_REPRO,
     RUNNING,
+    TABLE_SCORES,
     RunRow,
 )
 
 DEFAULT_TITLE = "genlab: every run in this workspace"
-# the score columns: KID / FID / IS, headed as on the leaderboard
-SCORES = tuple((key, header) for key, header in SCORE_COLUMNS if key in FIDELITY_SCORES)
+# the score columns: FID / KID / IS, headed as on the leaderboard (the terminal table's own)
+SCORES = TABLE_SCORES
+#: in the page's head: what marks a file as a runs page, the only file write_runs_page replaces
+GENERATOR_META = '<meta name="generator" content="genlab runs">'
 RUNS_COLUMNS = (
     "origin",
     "name",
@@ -83,7 +87,7 @@ def runs_page_html(rows: list[RunRow], title: str = DEFAULT_TITLE) -> str:
     """The page as a string: no I/O. ``rows`` in the order the table shows them."""
     parts = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
+        f'<html lang="en"><head><meta charset="utf-8">{GENERATOR_META}',
         f"<title>{html.escape(title)}</title><style>{PAGE_STYLE}</style></head><body>",
         f"<header><h1>{html.escape(title)}</h1>",
         "<p>Every run genlab found in this workspace: <code>dvc repro</code> runs, DVC "
@@ -107,7 +111,7 @@ def runs_page_html(rows: list[RunRow], title: str = DEFAULT_TITLE) -> str:
     charts = [_sweep_section(sweep, jobs) for sweep, jobs in sweeps.items()]
     parts += [
         '<section id="sweeps"><h2>Sweeps: hyperparameters against the objective</h2>',
-        *(charts or [_note("no sweep in this workspace: nothing to chart")]),
+        *(charts or [note_html("no sweep in this workspace: nothing to chart")]),
         "</section>",
         "</body></html>",
     ]
@@ -115,9 +119,39 @@ def runs_page_html(rows: list[RunRow], title: str = DEFAULT_TITLE) -> str:
 
 
 def write_runs_page(rows: list[RunRow], path: Path) -> Path:
-    """Write the page to ``path`` atomically (a browser never sees half a page)."""
+    """Write the page to ``path`` atomically (a browser never sees half a page). Only a new
+    file or an earlier runs page (one carrying GENERATOR_META) is written: any other file --
+    a README, the DVC report page -- is refused with OutputPathError, left as it was."""
+    path = Path(path)
+    _refuse_foreign(path)
     write_text(path, runs_page_html(rows))
-    return Path(path)
+    return path
+
+
+_MARKER_WINDOW = 4096  # the marker is in the page's first line or two: read no further
+
+
+def _refuse_foreign(path: Path) -> None:
+    if not path.exists() and not path.is_symlink():
+        return
+    why = None
+    if not path.is_file():
+        why = "it is not a file"
+    else:
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(_MARKER_WINDOW)
+        except OSError as error:
+            why = f"it cannot be read ({error.strerror or error})"
+        else:
+            if GENERATOR_META.encode() not in head:
+                why = "it is not a page `genlab runs --html` wrote"
+    if why:
+        shown = printable(str(path), 300)
+        raise OutputPathError(
+            f"refusing to overwrite {shown}: {why}. Give --html a new path (default "
+            f"{RUNS_PAGE}), or move that file away first."
+        )
 
 
 def _no_runs() -> str:
@@ -145,7 +179,7 @@ def _text(value: Any, digits: int = 4) -> str:
     """A cell's text from a row value: a string as it is, a number formatted, "n/a" otherwise."""
     if isinstance(value, str):
         return value or "n/a"
-    return format_number(value, digits)
+    return format_number(finite_number(value), digits)  # NaN, a 400-digit integer: n/a
 
 
 def _table(rows: list[RunRow], sweeps: dict[str, list[RunRow]]) -> str:
@@ -195,7 +229,7 @@ def _css_word(status: str) -> str:
 
 
 def _best_title(row: RunRow, metric: str) -> str:
-    value = format_number(row.objective)
+    value = _text(row.objective)
     best = "highest" if metric in HIGHER_IS_BETTER else "lowest"
     return f"the best run of sweep {row.sweep or 'n/a'}: {best} {metric} ({value})"
 
@@ -244,7 +278,7 @@ def _objective(row: RunRow) -> str:
     if row.objective is None and row.objective_metric is None:
         return "n/a"
     metric = html.escape(_text(row.objective_metric))
-    return f"{metric} {html.escape(format_number(row.objective))}"
+    return f"{metric} {html.escape(_text(row.objective))}"
 
 
 def _wandb(row: RunRow) -> str:
@@ -261,7 +295,7 @@ def _wandb(row: RunRow) -> str:
 
 
 def _finite(value: Any) -> bool:
-    return is_number(value) and math.isfinite(value)
+    return finite_number(value) is not None  # NaN, inf, a 400-digit integer: not
 
 
 def _label(value: Any) -> str:
@@ -294,9 +328,9 @@ def _sweep_section(sweep: str, jobs: list[RunRow]) -> str:
         f'<div class="sweep" data-sweep="{html.escape(sweep, True)}"><h3>{html.escape(sweep)}</h3>'
     )
     if not params:
-        body = _note(f"{sweep}: no swept hyperparameters recorded: nothing to chart")
+        body = note_html(f"{sweep}: no swept hyperparameters recorded: nothing to chart")
     elif metric is None or not scored:
-        body = _note(
+        body = note_html(
             f"{sweep}: no job has an objective value (a search sets train.objective.metric, "
             "e.g. search=optuna): nothing to chart"
         )
@@ -304,9 +338,7 @@ def _sweep_section(sweep: str, jobs: list[RunRow]) -> str:
         best = next((r for r in scored if r.best), None)
         png = sweep_png(sweep, metric, params, scored, unscored)
         listed = ", ".join(params)
-        best_text = (
-            f"; best: {best.name} ({metric} {format_number(best.objective)})" if best else ""
-        )
+        best_text = f"; best: {best.name} ({metric} {_text(best.objective)})" if best else ""
         picture = Picture(
             png_data_uri(png),
             alt=f"{metric} of the {len(scored)} scored jobs of sweep {sweep} against {listed}"
@@ -314,7 +346,7 @@ def _sweep_section(sweep: str, jobs: list[RunRow]) -> str:
             caption=f"{sweep}: {metric} ({_better(metric)}) against each swept hyperparameter; "
             f"{BEST_MARK} the best run, x on the axis: failed jobs",
         )
-        body = _figure(picture, "sweep-chart")
+        body = figure_html(picture, "sweep-chart")
     return head + body + _unscored_list(unscored, params) + "</div>"
 
 
