@@ -20,6 +20,12 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 
 from genlab.io import atomic_path
+from genlab.layout import (
+    HYDRA_CONFIG_FILE,
+    HYDRA_OVERRIDES_FILE,
+    HYDRA_SETTINGS_FILE,
+    MULTIRUN_YAML,
+)
 from genlab.urls import redact_url
 
 # A URL: a scheme ([A-Za-z][A-Za-z0-9+.-]*), "://", then up to whitespace, a quote or an angle
@@ -27,7 +33,7 @@ from genlab.urls import redact_url
 # every letter of a long word as a scheme's start (100,000 characters took 16 s).
 _SCHEME_CHARS = frozenset(string.ascii_letters + string.digits + "+.-")
 _URL_BODY = re.compile(r"[^\s'\"<>]+")
-HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
+HYDRA_FILES = (HYDRA_CONFIG_FILE, HYDRA_SETTINGS_FILE, HYDRA_OVERRIDES_FILE)
 # The loggers with which Hydra's launchers print every job's overrides as a sweep starts.
 LAUNCHER_LOGGERS = (
     "hydra._internal.core_plugins.basic_launcher",
@@ -125,4 +131,4 @@ class RedactUrls(Callback):
             for name in HYDRA_FILES:
                 redact_file(saved / name)
         if hydra.mode == RunMode.MULTIRUN:
-            redact_file(Path(hydra.sweep.dir) / "multirun.yaml")
+            redact_file(Path(hydra.sweep.dir) / MULTIRUN_YAML)

@@ -289,7 +289,8 @@ def _level(result: dict[str, Any]) -> float | None:
 
 
 def format_number(value: Any, digits: int = 4) -> str:
-    return f"{value:.{digits}g}" if is_number(value) else "n/a"
+    number = finite_number(value)
+    return "n/a" if number is None else f"{number:.{digits}g}"
 
 
 def format_percent(value: Any, digits: int = 1) -> str:

@@ -15,9 +15,10 @@ checkpoint fingerprint (same run id, so the same W&B run). An Optuna search does
 through its study (genlab.tracking.optuna_resume).
 
 On SLURM (``hydra/launcher=slurm``) two more cases: a job stopped by SIGTERM (pre-emption,
-``scontrol requeue``, ``scancel``) has saved ``last.ckpt`` and exits with its record still "running",
-so that the job SLURM requeues resumes and writes the final status; and a job that died without writing
-one (killed, cancelled, out of memory) gets a "failed" status written for it by
+``scontrol requeue``, ``scancel``) has saved ``last.ckpt`` and exits with its record still
+"running", so that the job SLURM requeues resumes and writes the final status; and a job that
+died without writing one (killed, cancelled, out of memory) gets a "failed" status written for
+it by
 :func:`report_dead_slurm_jobs`, instead of the sweep waiting or crashing on it.
 """
 
