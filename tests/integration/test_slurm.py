@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from genlab.layout import GENERATOR_FILE, TRAIN_SUMMARY_FILE
-from genlab.tracking.sweep import JOB_RUNNING
+from genlab.tracking.job_records import JOB_RUNNING
 
 from ..conftest import PROJECT_ROOT, tiny_model_overrides
 from ..support import slurm_cluster

@@ -18,12 +18,8 @@ from omegaconf import OmegaConf
 
 from genlab.errors import EXIT_FAILED
 from genlab.layout import JOB_STATUS_FILE, OPTUNA_STUDY_FILE, SWEEP_SUMMARY_FILE
-from genlab.tracking.sweep import (
-    JOB_INTERRUPTED,
-    JOB_RUNNING,
-    SweepSummary,
-    record_interrupted,
-)
+from genlab.tracking.job_records import JOB_RUNNING, record_interrupted
+from genlab.tracking.sweep import JOB_INTERRUPTED, SweepSummary
 
 from ..conftest import PROJECT_ROOT, tiny_model_overrides
 

@@ -44,7 +44,7 @@ from genlab.reporting.runs import (
     sort_rows,
 )
 from genlab.reporting.runs_page import GENERATOR_META, runs_page_html
-from genlab.tracking.sweep import JOB_FAILED, JOB_OK, JOB_RUNNING
+from genlab.tracking.job_records import JOB_FAILED, JOB_OK, JOB_RUNNING
 
 from ..support.cli import one_line, run_cli
 

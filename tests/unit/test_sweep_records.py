@@ -15,7 +15,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from genlab.layout import GENERATOR_FILE, JOB_STATUS_FILE, SWEEP_JOB_RUN_DIR
-from genlab.tracking.sweep import JOB_OK, JOB_RUNNING, record_job
+from genlab.tracking.job_records import JOB_OK, JOB_RUNNING
+from genlab.tracking.sweep import record_job
 
 SECRET_URL = "data.source.url=https://example.org/data.zip?token=first"
 

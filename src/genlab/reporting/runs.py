@@ -41,7 +41,7 @@ from genlab.layout import (
 )
 from genlab.metric_keys import FIDELITY_SCORES, HIGHER_IS_BETTER, REPORTED_SCORES, flat_scores
 from genlab.reporting.leaderboard import SCORE_COLUMNS
-from genlab.tracking.sweep import JOB_FAILED, JOB_OK, JOB_RUNNING, process_alive
+from genlab.tracking.job_records import JOB_FAILED, JOB_OK, JOB_RUNNING, process_alive
 
 # -- where a row comes from ------------------------------------------------------------------
 ORIGIN_REPRO = "dvc repro"

@@ -24,8 +24,6 @@ it by
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import os
@@ -45,15 +43,18 @@ from genlab.config.redaction import redact_config, redact_text
 from genlab.errors import EXIT_FAILED, GenlabError, TrainingInterrupted
 from genlab.io import write_json
 from genlab.layout import JOB_STATUS_FILE, SWEEP_JOB_RUN_DIR, SWEEP_SUMMARY_FILE, RunLayout
+from genlab.tracking.job_records import (
+    JOB_FAILED,
+    JOB_OK,
+    JOB_RUNNING,
+    overrides_digest,
+    process_alive,
+    read_record,
+)
 
 log = logging.getLogger("genlab")
 
-# A job record's "status" (JOB_STATUS_FILE): "running" is written when the job starts (with its
-# pid and host), then replaced by "ok" or "failed". A "running" record whose process is gone was
-# interrupted (killed, machine lost): re-running the sweep into the same folder resumes it.
-JOB_RUNNING = "running"
-JOB_OK = "ok"
-JOB_FAILED = "failed"
+
 # Only in sweep_summary.json: a "running" record left behind when the sweep ended.
 JOB_INTERRUPTED = "interrupted"
 
@@ -129,22 +130,6 @@ def record_job(run: Callable[[], Any]) -> Any:
     return result
 
 
-def read_record(path: Path) -> dict[str, Any] | None:
-    """A job record, or None when there is none (or it is unreadable: then the job re-runs)."""
-    try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, ValueError, RecursionError):
-        return None
-    return record if isinstance(record, dict) and "status" in record else None
-
-
-def overrides_digest(overrides: list[str]) -> str:
-    """What a job record keeps to recognise the same job: a hash of its overrides as given (in
-    any order). The record's own overrides are redacted, so two URLs that differ only in a
-    query value would read the same there."""
-    return hashlib.sha256("\n".join(sorted(overrides)).encode()).hexdigest()
-
-
 def _finished_result(
     record: dict[str, Any] | None, digest: str, output_dir: Path
 ) -> dict[str, Any] | None:
@@ -161,32 +146,12 @@ def _finished_result(
     return {key: record[key] for key in ("run_id", "objective") if key in record}
 
 
-def process_alive(record: dict[str, Any]) -> bool | None:
-    """Is the process of a "running" record alive? None when it ran on another host or the
-    record names no usable pid (the file may come from anywhere: checked before use)."""
-    pid = record.get("pid")
-    if record.get("host") != socket.gethostname() or type(pid) is not int or pid <= 0:
-        return None
-    try:
-        os.kill(pid, 0)
-    except PermissionError:  # someone else's process: alive
-        return True
-    except (OverflowError, OSError):  # ProcessLookupError, or a pid no process can have
-        return False
-    return True
-
-
 def _running_elsewhere(record: dict[str, Any]) -> bool:
     """A "running" record of a live process other than this one (not a SLURM requeue: the
     requeued job is the same job, and its earlier process is gone)."""
     if record.get("status") != JOB_RUNNING or in_slurm_job():
         return False
     return process_alive(record) is True and record.get("pid") != os.getpid()
-
-
-def record_interrupted(record: dict[str, Any]) -> bool:
-    """A "running" record whose process is gone (on this host): the job was interrupted."""
-    return record.get("status") == JOB_RUNNING and process_alive(record) is False
 
 
 def in_slurm_job() -> str | None:
