@@ -154,6 +154,15 @@ def test_grid_search_killed_mid_grid_runs_each_grid_point_once(tmp_path):
     }
 
 
+def test_a_seeded_search_resumed_does_not_replay_its_first_trials(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    space = {"x": "interval(0, 1)"}
+    sweep(make_sweeper(sweep_dir, RecordingLauncher(), space, n_trials=2))  # sampler seed 0
+    sweep(make_sweeper(sweep_dir, RecordingLauncher(), space, n_trials=4))  # seed 0 again
+    values = [trial.params["x"] for trial in load(sweep_dir).trials]
+    assert len(values) == 4 and len(set(values)) == 4, values
+
+
 def test_trial_killed_before_its_parameters_fails_uncounted_and_frees_its_grid_point(tmp_path):
     sweep_dir = tmp_path / "sweep"
     grid = {"x": "choice(1,2,3)"}

@@ -215,6 +215,10 @@ def resume_study(sweeper: Any, arguments: list[str]) -> None:
         )
     sweeper.n_trials = max(0, total - finished)
     sweeper.job_idx = len(study.trials)  # job number == trial number for the new trials
+    if study.trials and hasattr(sweeper.sampler, "reseed_rng"):
+        # A seeded sampler (hydra.sweeper.sampler.seed) starts its random stream again in a
+        # new process: TPE's first draws would repeat the trials the search already ran.
+        sweeper.sampler.reseed_rng()
 
 
 def trial_overrides(trial: Any, space: SearchSpace) -> tuple[str, ...] | None:
