@@ -70,7 +70,10 @@ PAGE_STYLE = (
     STYLE
     + """
 td:nth-child(4),td:nth-child(5),td:nth-child(13),td:nth-child(14){text-align:left}
-td.overrides code,td.folder code{font-size:.8rem;word-break:break-all}
+body{max-width:none}
+td.overrides{min-width:16rem}
+td.overrides code{display:block;font-size:.8rem;overflow-wrap:anywhere}
+td.folder code{font-size:.8rem;overflow-wrap:anywhere}
 tr.failed td.status{color:#a33}
 tr.interrupted td.status,tr.running td.status{color:#8a5a00}
 tr.best{background:#fff6d6;font-weight:600}
