@@ -6,47 +6,22 @@ decodes and paints."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from PIL import Image, ImageStat
 
 from genlab.reporting import build_report
 
+from ..support.browser import headless_chromium
 from ..unit.test_report import GRID_SIZES, write_project
 
 pytestmark = pytest.mark.timeout(120)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
 
 @pytest.fixture
 def browser(tmp_path):
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
-    if missing:
-        pytest.skip(
-            f"{', '.join(missing)} not found: `apt-get install chromium chromium-driver` "
-            "(Debian) to run the browser check"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)  # with Service's path: Selenium Manager never runs
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # CI runs as root
-        "--disable-gpu",
-        "--window-size=1280,900",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
+    with headless_chromium(tmp_path / "chromium-profile") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_table_and_every_image_render_in_chromium(browser, tmp_path):

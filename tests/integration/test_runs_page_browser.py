@@ -19,11 +19,11 @@ from genlab.reporting.runs import collect_runs
 from genlab.reporting.runs_page import RUNS_COLUMNS, write_runs_page
 
 from ..conftest import PROJECT_ROOT, tiny_model_overrides
+from ..support.browser import headless_chromium
+from ..support.training import train_quick_classifier
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 # four that train, the last one diverges (loss NaN): a failed trial; >1.5 decades: a log axis
 LEARNING_RATES = ("1e-4", "3e-4", "1e-3", "1e-2", "1e30")
 
@@ -31,44 +31,8 @@ LEARNING_RATES = ("1e-4", "3e-4", "1e-3", "1e-2", "1e30")
 @pytest.fixture
 def browser(tmp_path):
     """As in test_report_browser.py, with the console and the network logged."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
-    if missing:
-        pytest.skip(
-            f"{', '.join(missing)} not found: `apt-get install chromium chromium-driver` "
-            "(Debian) to run the browser check"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)  # with Service's path: Selenium Manager never runs
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # CI runs as root
-        "--disable-gpu",
-        "--window-size=1280,900",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
+    with headless_chromium(tmp_path / "chromium-profile", log_traffic=True) as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def _classifier(tmp_path: Path, digits_dir: Path) -> Path:
-    """The objective's feature extractor, trained here for one epoch (seconds)."""
-    from genlab.data.store import read_split
-    from genlab.evaluation.classifier_training import save_classifier, train_classifier
-
-    model, report = train_classifier(
-        read_split(digits_dir, "train"), read_split(digits_dir, "test"), epochs=1, seed=0
-    )
-    path = tmp_path / "classifier.pt"
-    save_classifier(model, path, report)
-    return path
 
 
 def _search(workspace: Path, digits_dir: Path, classifier: Path) -> Path:
@@ -110,7 +74,7 @@ def test_a_real_search_on_the_runs_page_in_chromium(browser, tmp_path, digits_di
 
     workspace = tmp_path / "workspace"
     workspace.mkdir()
-    sweep_dir = _search(workspace, digits_dir, _classifier(tmp_path, digits_dir))
+    sweep_dir = _search(workspace, digits_dir, train_quick_classifier(tmp_path, digits_dir))
     rows = collect_runs(workspace, experiments=False)
     page = write_runs_page(rows, workspace / RUNS_PAGE)
     browser.get_log("browser")  # start from an empty console and network log

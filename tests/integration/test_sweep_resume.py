@@ -22,6 +22,7 @@ from genlab.tracking.job_records import JOB_RUNNING, record_interrupted
 from genlab.tracking.sweep import JOB_INTERRUPTED, SweepSummary
 
 from ..conftest import PROJECT_ROOT, tiny_model_overrides
+from ..support.training import train_quick_classifier
 
 TRAIN = str(PROJECT_ROOT / "pipelines/train.py")
 # Enough steps that the kill lands mid-training, a checkpoint every few of them.
@@ -38,21 +39,7 @@ TINY_TRAINING = [
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory, digits_dir) -> str:
     """The objective's feature extractor, trained once for the module (one quick epoch)."""
-    weights = tmp_path_factory.mktemp("classifier") / "classifier.pt"
-    subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_ROOT / "pipelines/train_classifier.py"),
-            f"data.dir={digits_dir}",
-            "metrics=classifier",
-            "metrics.classifier.epochs=1",
-            f"paths.classifier={weights}",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return str(weights)
+    return str(train_quick_classifier(tmp_path_factory.mktemp("classifier"), digits_dir))
 
 
 def _search_command(tmp_path: Path, digits_dir: Path, classifier: str, *extra: str) -> list[str]:

@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from ..conftest import PROJECT_ROOT, tiny_model_overrides
+from ..support.training import train_quick_classifier
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -64,25 +65,6 @@ def test_sweep_with_one_failing_job_finishes_the_others(tmp_path, digits_dir, la
     assert len(run_ids) == 3, "one W&B run per job"
 
 
-def _train_classifier(tmp_path, digits_dir) -> str:
-    weights = tmp_path / "classifier.pt"
-    subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_ROOT / "pipelines/train_classifier.py"),
-            f"data.dir={digits_dir}",
-            "metrics=classifier",
-            "metrics.classifier.epochs=1",
-            f"paths.classifier={weights}",
-        ],
-        cwd=tmp_path,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return str(weights)
-
-
 def test_optuna_search_minimizes_the_objective_and_survives_a_diverging_trial(tmp_path, digits_dir):
     sweep_dir = tmp_path / "multirun"
     result = subprocess.run(
@@ -97,7 +79,7 @@ def test_optuna_search_minimizes_the_objective_and_survives_a_diverging_trial(tm
             "hydra.sweeper.n_trials=3",
             "model.optim.lr=choice(2e-4,1e30)",
             f"data.dir={digits_dir}",
-            f"paths.classifier={_train_classifier(tmp_path, digits_dir)}",
+            f"paths.classifier={train_quick_classifier(tmp_path, digits_dir)}",
             f"paths.cache_dir={tmp_path / 'cache'}",
             f"hydra.sweep.dir={sweep_dir}",
             "logger=csv",

@@ -37,3 +37,17 @@ def run_tiny_training(
         text=True,
         timeout=300,
     )
+
+
+def train_quick_classifier(folder: Path, digits_dir: Path) -> Path:
+    """The classifier a search's objective (and evaluation) extracts features with, trained
+    in this process for one epoch (seconds): ``folder/classifier.pt``."""
+    from genlab.data.store import read_split
+    from genlab.evaluation.classifier_training import save_classifier, train_classifier
+
+    model, report = train_classifier(
+        read_split(digits_dir, "train"), read_split(digits_dir, "test"), epochs=1, seed=0
+    )
+    path = Path(folder) / "classifier.pt"
+    save_classifier(model, path, report)
+    return path
