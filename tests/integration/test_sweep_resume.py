@@ -17,7 +17,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from genlab.errors import EXIT_FAILED
-from genlab.layout import JOB_STATUS_FILE, OPTUNA_STUDY_FILE, SWEEP_SUMMARY_FILE
+from genlab.layout import (
+    JOB_STATUS_FILE,
+    OPTIMIZATION_RESULTS_FILE,
+    OPTUNA_STUDY_FILE,
+    SWEEP_SUMMARY_FILE,
+)
 from genlab.tracking.job_records import JOB_RUNNING, record_interrupted
 from genlab.tracking.sweep import JOB_INTERRUPTED, SweepSummary
 
@@ -99,7 +104,9 @@ def _job_dirs(sweep_dir: Path) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_killed_optuna_search_resumes_with_the_same_trials(tmp_path, digits_dir, classifier):
+def test_killed_optuna_search_resumes_with_the_same_trials_and_keeps_its_space(
+    tmp_path, digits_dir, classifier
+):
     command = _search_command(tmp_path, digits_dir, classifier, "hydra.sweeper.n_trials=4")
     sweep_dir = tmp_path / "search"
     _kill_when_checkpointed(command, tmp_path, sweep_dir / "2/run/checkpoints/last.ckpt")
@@ -131,7 +138,20 @@ def test_killed_optuna_search_resumes_with_the_same_trials(tmp_path, digits_dir,
         finished[1]["run_id"],
         killed["run_id"],
     ]
-    assert (sweep_dir / "optimization_results.yaml").is_file()
+    assert (sweep_dir / OPTIMIZATION_RESULTS_FILE).is_file()
+
+    # The same folder with another search space: refused in one line, nothing runs.
+    other_space = "model.optim.lr=tag(log, interval(1e-3, 1e-2))"
+    refused = subprocess.run(
+        [*command, other_space], cwd=tmp_path, capture_output=True, text=True, timeout=240
+    )
+    assert refused.returncode == 2
+    message = refused.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"genlab: {sweep_dir.absolute()} holds Optuna study")
+    assert "interval(1e-3, 1e-2)" in message
+    assert "hydra.sweep.dir=" in message and "hydra.sweeper.study_name=" in message
+    with sqlite3.connect(sweep_dir / OPTUNA_STUDY_FILE) as db:
+        assert db.execute("SELECT count(*) FROM trials").fetchone() == (4,), "nothing ran"
 
 
 @pytest.mark.slow
@@ -167,38 +187,6 @@ def test_killed_basic_multirun_resumes_into_the_same_folder(tmp_path, digits_dir
     assert not fresh["resumed"] and fresh["steps"] == 40
     summary = json.loads((sweep_dir / SWEEP_SUMMARY_FILE).read_text())
     assert (summary["succeeded"], summary["failed"]) == (3, 0)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_resuming_a_search_with_another_search_space_is_refused(tmp_path, digits_dir, classifier):
-    tiny = ["hydra.sweeper.n_trials=1", "train.steps=4"]
-    first = subprocess.run(
-        _search_command(tmp_path, digits_dir, classifier, *tiny),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-
-    other_space = "model.optim.lr=tag(log, interval(1e-3, 1e-2))"
-    refused = subprocess.run(
-        _search_command(tmp_path, digits_dir, classifier, *tiny, other_space),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-
-    assert refused.returncode == 2
-    message = refused.stderr.strip().splitlines()[-1]
-    sweep_dir = tmp_path / "search"
-    assert message.startswith(f"genlab: {sweep_dir.absolute()} holds Optuna study")
-    assert "interval(1e-3, 1e-2)" in message
-    assert "hydra.sweep.dir=" in message and "hydra.sweeper.study_name=" in message
-    with sqlite3.connect(sweep_dir / OPTUNA_STUDY_FILE) as db:
-        assert db.execute("SELECT count(*) FROM trials").fetchone() == (1,), "nothing ran"
 
 
 def test_summary_reports_a_leftover_running_record_as_interrupted(tmp_path, capsys):

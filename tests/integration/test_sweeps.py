@@ -12,6 +12,8 @@ import pytest
 import torch
 import yaml
 
+from genlab.layout import OPTIMIZATION_RESULTS_FILE
+
 from ..conftest import PROJECT_ROOT, tiny_model_overrides
 from ..support.training import train_quick_classifier
 
@@ -102,6 +104,6 @@ def test_optuna_search_minimizes_the_objective_and_survives_a_diverging_trial(tm
     assert objective["metric"] == "kid_mean" and objective["num_samples"] == 100
     train = json.loads((sweep_dir / str(succeeded["job"]) / "run/train_summary.json").read_text())
     assert train["objective"] == objective
-    optuna_result = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    optuna_result = yaml.safe_load((sweep_dir / OPTIMIZATION_RESULTS_FILE).read_text())
     assert optuna_result["best_params"] == {"model.optim.lr": 2e-4}
     assert optuna_result["best_value"] == pytest.approx(objective["value"])
