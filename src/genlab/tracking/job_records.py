@@ -53,6 +53,16 @@ def process_alive(record: dict[str, Any]) -> bool | None:
     return True
 
 
+def running_elsewhere(record: dict[str, Any]) -> bool:
+    """A "running" record of a live process (on this host) other than this one: the job, or
+    its search, is still being run by someone else and must not be started twice."""
+    return (
+        record.get("status") == JOB_RUNNING
+        and record.get("pid") != os.getpid()
+        and process_alive(record) is True
+    )
+
+
 def record_interrupted(record: dict[str, Any]) -> bool:
     """A "running" record whose process is gone (on this host): the job was interrupted."""
     return record.get("status") == JOB_RUNNING and process_alive(record) is False

@@ -36,7 +36,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,10 +45,10 @@ from typing import Any
 from genlab.errors import ConfigError
 from genlab.layout import JOB_STATUS_FILE, OPTUNA_STUDY_FILE
 from genlab.tracking.job_records import (
-    JOB_RUNNING,
     overrides_digest,
-    process_alive,
     read_record,
+    record_interrupted,
+    running_elsewhere,
 )
 
 log = logging.getLogger("genlab")
@@ -244,12 +243,7 @@ def _refuse_live_search(
     this search (a second command into the same folder, or another worker)."""
     for trial in running:
         record = records[trial.number]
-        if (
-            record is not None
-            and record.get("status") == JOB_RUNNING
-            and record.get("pid") != os.getpid()
-            and process_alive(record) is True
-        ):
+        if record is not None and running_elsewhere(record):
             raise ConfigError(
                 f"{sweep_dir} is still being searched: trial {trial.number} runs in pid "
                 f"{record['pid']} on {record['host']}; wait for it or stop it first"
@@ -263,10 +257,9 @@ def _proven_dead(
     return (
         record is not None
         and overrides is not None
-        and record.get("status") == JOB_RUNNING
         and record.get("job") == trial.number
         and record.get("overrides_sha256") == overrides_digest(list(overrides))
-        and process_alive(record) is False
+        and record_interrupted(record)
     )
 
 
@@ -279,7 +272,7 @@ def _fail_never_launched(study: Any, trial: Any) -> None:
     study._storage.set_trial_system_attr(trial._trial_id, NEVER_LAUNCHED_ATTR, True)
     if "grid_id" in trial.system_attrs:  # GridSampler ignores a trial of another search space
         study._storage.set_trial_system_attr(trial._trial_id, "search_space", {})
-    _tell(study, trial.number, None, optuna.trial.TrialState.FAIL)
+    study.tell(trial.number, values=None, state=optuna.trial.TrialState.FAIL)
 
 
 def _batches(
@@ -321,19 +314,10 @@ def _rerun_interrupted(
             values = [float(value)] if n_directions == 1 else [float(v) for v in value]
             if len(values) != n_directions or not all(math.isfinite(v) for v in values):
                 raise ValueError(f"expected {n_directions} finite value(s), got {value!r}")
-            _tell(study, trial.number, values, optuna.trial.TrialState.COMPLETE)
+            study.tell(trial.number, values=values, state=optuna.trial.TrialState.COMPLETE)
         except Exception as error:
             log.warning("Failed experiment: %s", error)
-            _tell(study, trial.number, None, optuna.trial.TrialState.FAIL)
-
-
-def _tell(study: Any, number: int, values: list[float] | None, state: Any) -> None:
-    """study.tell, surviving GridSampler's ``study.stop()`` at the end of its grid."""
-    try:
-        study.tell(number, values=values, state=state)
-    except RuntimeError as error:
-        if STOP_OUTSIDE_OPTIMIZE not in str(error):
-            raise
+            study.tell(trial.number, values=None, state=optuna.trial.TrialState.FAIL)
 
 
 def _open_study(sweeper: Any, settings: dict[str, Any], sweep_dir: Path) -> Any:

@@ -50,6 +50,7 @@ from genlab.tracking.job_records import (
     overrides_digest,
     process_alive,
     read_record,
+    running_elsewhere,
 )
 
 log = logging.getLogger("genlab")
@@ -81,9 +82,10 @@ def record_job(run: Callable[[], Any]) -> Any:
     if kept is not None:
         log.info("job %s already finished (run %s); kept", status["job"], kept.get("run_id"))
         return kept
-    if previous is not None and _running_elsewhere(previous):
+    if previous is not None and not in_slurm_job() and running_elsewhere(previous):
         # A second sweep process into the same folder: two trainers must never share one
-        # checkpoint folder. The record stays the running job's; the summary lists it.
+        # checkpoint folder. The record stays the running job's; the summary lists it. (Not
+        # for a SLURM requeue: the requeued job is the same job, its earlier process gone.)
         log.error(
             "job %s is running in pid %s on %s (another sweep process); not started twice",
             status["job"],
@@ -144,14 +146,6 @@ def _finished_result(
     if not RunLayout.at(output_dir / SWEEP_JOB_RUN_DIR).generator.is_file():
         return None
     return {key: record[key] for key in ("run_id", "objective") if key in record}
-
-
-def _running_elsewhere(record: dict[str, Any]) -> bool:
-    """A "running" record of a live process other than this one (not a SLURM requeue: the
-    requeued job is the same job, and its earlier process is gone)."""
-    if record.get("status") != JOB_RUNNING or in_slurm_job():
-        return False
-    return process_alive(record) is True and record.get("pid") != os.getpid()
 
 
 def in_slurm_job() -> str | None:
