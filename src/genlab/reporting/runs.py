@@ -101,7 +101,6 @@ _MAX_RECORD_BYTES = 4 << 20  # a record larger than this is not genlab's: refuse
 _MAX_SWEEP_DEPTH = 4  # multirun/search/<name>/...: how deep sweep folders are looked for
 _NAME_LIMIT = 120
 _TEXT_LIMIT = 300
-_REDACT_WINDOW = 2000  # characters of one value that are redacted and may be shown
 # a metrics column of `dvc exp show` (``metrics/<model>.json:kid_mean``) names its model
 _METRICS_FILE = re.compile(rf"^(?:.*/)?{METRICS_DIR}/([^/]+)\.json$")
 _SUMMARY_FILE = re.compile(rf"^(?:.*/)?{RUNS_DIR}/([^/]+)/{re.escape(TRAIN_SUMMARY_FILE)}$")
@@ -110,19 +109,9 @@ Warn = Callable[[str], None]
 
 
 def _text(value: Any, limit: int = _TEXT_LIMIT) -> str:
-    """A string from someone else's file, safe for one line of a terminal, URLs redacted.
-
-    A long one is cut before redaction (whose URL search is slow on long words), its last
-    word dropped: a URL cut in half could no longer be recognised, and would keep its token."""
-    text = str(value)
-    if len(text) > _REDACT_WINDOW:
-        text = re.sub(r"\S*$", "", text[:_REDACT_WINDOW]) + f"... ({len(text)} characters)"
-    return printable(redact_text(text), limit=limit)
-
-
-def _number(value: Any) -> float | None:
-    """A finite number from a record (checks.finite_number: a 400-digit integer is not)."""
-    return finite_number(value)
+    """A string from someone else's file, safe for one line of a terminal, URLs redacted (the
+    whole value first, then cut short: a URL cut in half could no longer be recognised)."""
+    return printable(redact_text(str(value)), limit=limit)
 
 
 def _count(value: Any) -> int | None:
@@ -157,7 +146,9 @@ def _relative(path: Path | str, workspace: Path) -> str:
 def _scores(record: Mapping[str, Any]) -> dict[str, float]:
     """The model's own finite scores of a metrics record (metric_keys.REPORTED_SCORES)."""
     flat = flat_scores(dict(record))
-    return {key: value for key in REPORTED_SCORES if (value := _number(flat.get(key))) is not None}
+    return {
+        key: value for key in REPORTED_SCORES if (value := finite_number(flat.get(key))) is not None
+    }
 
 
 def _summary_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -167,7 +158,7 @@ def _summary_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
     model = summary.get("model")
     return {
         "steps": _count(summary.get("steps")),
-        "images_per_s": _number(summary.get("images_per_s")),
+        "images_per_s": finite_number(summary.get("images_per_s")),
         "run_id": _text(run_id, _NAME_LIMIT) if isinstance(run_id, str) and run_id else None,
         "model": _text(model, _NAME_LIMIT) if isinstance(model, str) and model else None,
     }
@@ -499,7 +490,7 @@ def _objective(record: Mapping[str, Any]) -> tuple[str | None, float | None]:
     objective = as_mapping(record.get("objective"))
     metric = objective.get("metric")
     metric = _text(metric, 60) if isinstance(metric, str) and metric else None
-    return metric, _number(objective.get("value"))
+    return metric, finite_number(objective.get("value"))
 
 
 def sweep_rows(workspace: Path, sweep_dir: Path) -> list[RunRow]:
