@@ -48,7 +48,6 @@ from genlab.tracking.job_records import (
     JOB_OK,
     JOB_RUNNING,
     overrides_digest,
-    process_alive,
     read_record,
     running_elsewhere,
 )
@@ -170,8 +169,7 @@ def summary_entry(job: dict[str, Any], sweep_dir: Path) -> dict[str, Any]:
     is an interrupted job (its process died, or ended without recording a result)."""
     if job["status"] != JOB_RUNNING:
         return job
-    alive = process_alive(job)
-    if alive and job.get("pid") != os.getpid():
+    if running_elsewhere(job):
         where = f"pid {job['pid']} on {job['host']}"
         return {**job, "error": f"still running in {where} (another process)"}
     where = f"pid {job.get('pid')} on {job.get('host')}, started {job.get('started')}"
