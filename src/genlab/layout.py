@@ -47,6 +47,16 @@ def grid_pattern(name_format: str) -> re.Pattern[str]:
     return re.compile(rf"^{re.escape(prefix)}(\d+){re.escape(suffix)}$")
 
 
+# -- one run = one model trained from one seed (params.yaml: pipeline.models x pipeline.seeds) ---
+RUN_NAME = "{model}-seed{seed}"  # runs/<run name>, metrics/<run name>.json, exports/<run name>
+
+
+def run_name(model: str, seed: int) -> str:
+    """The name of one (model, seed) run: its run, metrics and export files are named after it
+    (conf/paths.yaml's ``paths.run_name``; dvc.yaml spells the same for its stage instances)."""
+    return RUN_NAME.format(model=model, seed=seed)
+
+
 # -- the workspace's own folders, as the default config puts them: conf/paths.yaml holds the same
 # defaults (paths.run_dir = runs/<model>, paths.metrics_dir = metrics) for the stages, and
 # conf/hydra_run.yaml puts sweeps under multirun/ (hydra.sweep.dir); these names are for code
@@ -81,8 +91,8 @@ SIGNER_CERT_FILE = "signer.pem"  # the signing certificate, then the root: the c
 SIGNER_KEY_FILE = "signer.key"  # 0600
 
 # -- the evaluate stage (paths.metrics_dir) ---------------------------------------------------
-METRICS_FILE = "{model}.json"
-NEAREST_TRAINING_IMAGE = "{model}_nearest_training.png"
+METRICS_FILE = "{run}.json"  # {run}: run_name(model, seed)
+NEAREST_TRAINING_IMAGE = "{run}_nearest_training.png"
 
 # -- the export folder (paths.export_dir) -------------------------------------------------------
 EXPORT_TORCHSCRIPT = "generator.torchscript.pt"
@@ -166,12 +176,13 @@ class RunLayout:
         return {self.generator, self.samples, self.summary, self.metrics_csv}
 
 
-def metrics_file(metrics_dir: str | os.PathLike, model: str) -> Path:
-    return Path(metrics_dir) / METRICS_FILE.format(model=model)
+def metrics_file(metrics_dir: str | os.PathLike, run: str) -> Path:
+    """The evaluate stage's record of one run (``run``: ``run_name(model, seed)``)."""
+    return Path(metrics_dir) / METRICS_FILE.format(run=run)
 
 
-def nearest_training_image(metrics_dir: str | os.PathLike, model: str) -> Path:
-    return Path(metrics_dir) / NEAREST_TRAINING_IMAGE.format(model=model)
+def nearest_training_image(metrics_dir: str | os.PathLike, run: str) -> Path:
+    return Path(metrics_dir) / NEAREST_TRAINING_IMAGE.format(run=run)
 
 
 def leaderboard_files(out_dir: str | os.PathLike) -> dict[str, Path]:

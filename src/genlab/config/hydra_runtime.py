@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.layout import RUNS_DIR, SWEEP_JOB_RUN_DIR
+from genlab.layout import RUNS_DIR, SWEEP_JOB_RUN_DIR, run_name
 
 
 def hydra_config() -> Any | None:
@@ -60,12 +60,12 @@ def cpu_threads_per_job() -> int | None:
     return None
 
 
-def job_run_dir(model_name: str) -> str:
-    """`runs/<model>` for a single run; a sweep job's own folder otherwise (resolver
+def job_run_dir(run: str) -> str:
+    """`runs/<run name>` for a single run; a sweep job's own folder otherwise (resolver
     ``genlab_run_dir``), so two jobs of one sweep never share checkpoints."""
     if in_sweep():
         return str(Path(hydra_config().runtime.output_dir) / SWEEP_JOB_RUN_DIR)
-    return f"{RUNS_DIR}/{model_name}"  # conf/paths.yaml's default run folder
+    return f"{RUNS_DIR}/{run}"  # conf/paths.yaml's default run folder
 
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
@@ -74,5 +74,7 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
 
 
 def register_resolvers() -> None:
-    """``${genlab_run_dir:<model>}``: the run folder, in conf/paths.yaml."""
+    """``${genlab_run_name:<model>,<seed>}`` and ``${genlab_run_dir:<run name>}``: the run's
+    name and folder, in conf/paths.yaml."""
+    OmegaConf.register_new_resolver("genlab_run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("genlab_run_dir", job_run_dir, replace=True)

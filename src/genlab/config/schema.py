@@ -81,6 +81,7 @@ def _within(inner: Path, outer: Path) -> bool:
 
 @dataclass
 class PathsConfig:
+    run_name: str = MISSING
     data_dir: str = MISSING
     download_dir: str = MISSING
     run_dir: str = MISSING
@@ -89,6 +90,17 @@ class PathsConfig:
     classifier: str = MISSING
     cache_dir: str = MISSING
     outside_project: bool = MISSING
+
+    def __post_init__(self) -> None:
+        # a file name part (metrics/<run name>.json): no folder, no way out of its folder
+        name = self.run_name
+        _require(
+            bool(name) and name.isprintable() and "/" not in name and "\\" not in name
+            and name not in (".", ".."),
+            "paths.run_name",
+            "a plain name (no `/`, `\\`, `..` or control characters), like <model>-seed<seed>",
+            name,
+        )
 
 
 @dataclass
@@ -330,6 +342,7 @@ class LoggerConfig:
 @dataclass
 class CompareConfig:
     models: list[str] | None = MISSING  # null: pipeline.models from params_file
+    seeds: list[int] | None = MISSING  # null: pipeline.seeds from params_file
     params_file: str = MISSING
     out_dir: str = MISSING
     rank_by: str = MISSING
@@ -338,6 +351,8 @@ class CompareConfig:
         _require(self.rank_by in RANKABLE, "compare.rank_by", f"one of {RANKABLE}", self.rank_by)
         if self.models is not None:
             _require(len(self.models) > 0, "compare.models", "a non-empty list", self.models)
+        if self.seeds is not None:
+            _require(len(self.seeds) > 0, "compare.seeds", "a non-empty list", self.seeds)
 
 
 @dataclass

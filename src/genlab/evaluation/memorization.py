@@ -134,7 +134,7 @@ def check_memorization(
         num_pairs=settings.pairs,
     )
     path = save_pairs_grid(
-        pairs, nearest_training_image(cfg.paths.metrics_dir, cfg.model.name), provenance
+        pairs, nearest_training_image(cfg.paths.metrics_dir, cfg.paths.run_name), provenance
     )
     return {**report, "extractor": cfg.metrics.extractor, "pairs_image": str(path)}
 

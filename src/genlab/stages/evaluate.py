@@ -61,7 +61,7 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         cfg, samples, train, test, options["weights_path"], provenance
     )
     result = evaluation_record(cfg, record, scores, memorization, objective)
-    write_json(metrics_file(cfg.paths.metrics_dir, cfg.model.name), result)
+    write_json(metrics_file(cfg.paths.metrics_dir, cfg.paths.run_name), result)
     log_to_existing_run(
         cfg.logger, layout.root, record["run_id"], wandb_summary(result), job_type="evaluate"
     )
@@ -114,10 +114,12 @@ def evaluation_record(
     memorization: dict[str, Any],
     extractor_trained_for: str,
 ) -> dict[str, Any]:
-    """metrics/<model>.json: the scores, what they were measured against, and the run."""
+    """metrics/<run name>.json: the scores, what they were measured against, and the run."""
     model, floor, untrained = scores["model"], scores["floor"], scores["untrained"]
     return {
         "model": cfg.model.name,
+        "seed": cfg.seed,  # the training seed: the leaderboard's mean ± std over seeds
+        "run_name": cfg.paths.run_name,
         "run_id": record["run_id"],
         "dvc_experiment": record["train"].get("links", {}).get("dvc_experiment"),
         "extractor": cfg.metrics.extractor,

@@ -4,7 +4,6 @@ beside every model file and a model card, written into the export folder all at 
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from genlab.export.torchscript import export_torchscript
 from genlab.io import atomic_dir, file_digest, read_json_object, write_json
 from genlab.metric_keys import flat_scores
 from genlab.models.generator_file import load_generator
-from genlab.provenance import RUN_KEYS, save_grid
+from genlab.provenance import RUN_KEYS, claimed_time, save_grid
 from genlab.stages.entry import stage_main
 from genlab.tracking.wandb_setup import ModelArtifact, log_to_existing_run
 
@@ -39,14 +38,14 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 
 
 def run_export(cfg: DictConfig) -> dict[str, Any]:
-    generator, record = load_generator(
-        layout.RunLayout.at(cfg.paths.run_dir).generator, model=cfg.model.name
-    )
+    generator_file = layout.RunLayout.at(cfg.paths.run_dir).generator
+    generator, record = load_generator(generator_file, model=cfg.model.name)
     metrics = read_metrics(cfg)
     # a generator trained before a run key existed (dataset_hash) still exports, without it
     run_keys = {key: str(record[key]) for key in RUN_KEYS}
     provenance = {**run_keys, "model": cfg.model.name}
-    provenance["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # the training run's own time, never the clock: an export re-run writes the same bytes
+    provenance["created"] = claimed_time(run_finished(record), written=generator_file)
     # first: a missing or unusable signing identity fails before minutes of export, not after
     identity = credentials.signing_identity()
     export_dir = Path(cfg.paths.export_dir)
@@ -100,11 +99,19 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+def run_finished(record: dict[str, Any]) -> str | None:
+    """When the training run finished, as its train summary records it (None in a file
+    written before it did: the generator file's own time stands in)."""
+    train = record.get("train")
+    finished = train.get("finished") if isinstance(train, dict) else None
+    return str(finished) if finished else None
+
+
 def read_metrics(cfg: DictConfig) -> dict[str, Any] | None:
     """The evaluate stage's scores, for the model card (None when not evaluated). A file that
     is not a JSON object is refused: the export would otherwise carry whatever it holds."""
-    path = layout.metrics_file(cfg.paths.metrics_dir, cfg.model.name)
-    redo = f"re-run its evaluation (`dvc repro -f evaluate@{cfg.model.name}`)"
+    path = layout.metrics_file(cfg.paths.metrics_dir, cfg.paths.run_name)
+    redo = f"re-run its evaluation (`dvc repro -f evaluate@{cfg.model.name}-{cfg.seed}`)"
     return read_json_object(path, redo) if path.is_file() else None
 
 

@@ -134,8 +134,10 @@ def make_wandb_logger(
     run_name: str,
     config: dict[str, Any],
     job_type: str = "train",
+    group: str | None = None,
 ):
-    """A started WandbLogger, or None when W&B is disabled. Online failures fall back offline."""
+    """A started WandbLogger, or None when W&B is disabled. Online failures fall back offline.
+    The W&B group: logger.group when set, else the sweep's name, else ``group``."""
     from pytorch_lightning.loggers import WandbLogger
     from pytorch_lightning.utilities import rank_zero_only
 
@@ -153,7 +155,7 @@ def make_wandb_logger(
         wandb_logger = WandbLogger(
             project=logger_cfg.project,
             entity=logger_cfg.entity,
-            group=logger_cfg.group or sweep_name(),  # a sweep's runs share its name
+            group=logger_cfg.group or sweep_name() or group,  # a sweep's runs share its name
             tags=run_tags(logger_cfg, config),
             name=run_name,
             id=run_id,
@@ -200,8 +202,9 @@ def wandb_logger_for_run(context: RunContext):
         context.cfg.logger,
         context.run_dir,
         run_id=context.run_id,
-        run_name=f"{context.cfg.model.name}-{context.run_id}",
+        run_name=f"{context.cfg.paths.run_name}-{context.run_id}",
         config={**context.config, "links": context.links},
+        group=context.cfg.model.name,  # one model's seeds side by side in W&B
     )
 
 
