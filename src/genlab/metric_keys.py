@@ -52,6 +52,39 @@ def intervals_overlap(a: dict[str, float], b: dict[str, float]) -> bool:
     return a["low"] <= b["high"] and b["low"] <= a["high"]
 
 
+def seed_range(values: list[float]) -> dict[str, float]:
+    """A score's {low, high} over seeds: min..max of the runs' values. The leaderboard's rule
+    for seeds (beside intervals_overlap for bootstrap intervals): two models whose seed ranges
+    share a point are not told apart by training noise. min..max, not mean +- std: it needs no
+    distribution, holds every run, and with one seed is the value itself."""
+    return {"low": min(values), "high": max(values)}
+
+
+SEED_RANGE_RULE = "min..max over seeds"
+# what the leaderboard aggregates over a model's seeds, per rankable score (over_seeds.<score>)
+SEED_AGGREGATES = ("mean", "std", "min", "max", "n")
+
+# The power of ten a score is shown multiplied by, per feature space (metrics.extractor): KID in
+# Inception features is ~0.01 (x 10^3 reads as ~10), in genlab's classifier features it is in
+# the hundreds (x 1). Only the display is scaled; every file keeps the raw number.
+DISPLAY_EXPONENTS = {"kid_mean": {"inception": 3}, "kid_std": {"inception": 3}}
+
+
+def display_exponent(key: str, extractor: str | None) -> int:
+    """The power of ten ``key`` is multiplied by for display in ``extractor``'s feature space
+    (0 for every score but KID, and for a feature space without a rule)."""
+    return DISPLAY_EXPONENTS.get(key, {}).get(str(extractor), 0)
+
+
+def scaled_header(header: str, key: str, extractor: str | None) -> str:
+    """``KID x 10^3`` (Inception features) or ``KID x 1`` (classifier features): a KID column
+    always states its scale; other columns keep their header."""
+    if key not in DISPLAY_EXPONENTS:
+        return header
+    exponent = display_exponent(key, extractor)
+    return f"{header} x {'1' if exponent == 0 else f'10^{exponent}'}"
+
+
 # what compare.rank_by may name
 RANKABLE = ("kid_mean", "fid", "isc_mean", FID_INF)
 HIGHER_IS_BETTER = frozenset({"isc_mean", *MANIFOLD_SCORES})

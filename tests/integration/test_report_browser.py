@@ -1,7 +1,9 @@
 """The comparison page in a real browser (Debian's headless Chromium, offline): the leaderboard
-table (with its intervals, precision / recall / density / coverage, FID_inf and the sentence on
-ties) is laid out and visible, and every embedded picture, the sample-count plots included,
-decodes and paints."""
+table (with its intervals, precision / recall / density / coverage, FID_inf, KID's scale in its
+header and the sentence on ties) is laid out and visible, the table over three seeds and every
+run's W&B id (a link for the synced one) are shown, the training curves paint a smoothed line
+over a faint raw one, and every embedded picture, the sample-count plots included, decodes and
+paints."""
 
 from __future__ import annotations
 
@@ -10,10 +12,31 @@ import re
 import pytest
 from PIL import Image, ImageStat
 
+from genlab.io import write_json
+from genlab.layout import run_name
 from genlab.reporting import build_report
+from genlab.reporting.report import CURVE_COLOR, RAW_ALPHA
 
 from ..support.browser import headless_chromium
 from ..unit.test_report import GRID_SIZES, write_project
+
+SEEDS = (0, 1, 2)
+SYNCED_URL = "https://wandb.ai/team/genlab/runs/bbbb0002"
+# the pixels of each curve figure near the curve colour and near it at RAW_ALPHA over white,
+# read back from the painted image through a canvas
+CURVE_PIXELS_JS = """
+const [solid, faint] = arguments;
+return [...document.images].filter(i => i.alt.startsWith('training curves')).map(i => {
+  const c = document.createElement('canvas');
+  c.width = i.naturalWidth; c.height = i.naturalHeight;
+  const g = c.getContext('2d'); g.drawImage(i, 0, 0);
+  const d = g.getImageData(0, 0, c.width, c.height).data;
+  const near = (k, t) => Math.max(...[0, 1, 2].map(j => Math.abs(d[k + j] - t[j]))) <= 6;
+  let s = 0, f = 0;
+  for (let k = 0; k < d.length; k += 4) { if (near(k, solid)) s++; if (near(k, faint)) f++; }
+  return [s, f];
+});
+"""
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,13 +51,17 @@ def test_table_and_every_image_render_in_chromium(browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    leaderboard, runs, metrics = write_project(tmp_path)
+    leaderboard, runs, metrics = write_project(tmp_path, seeds=SEEDS)
+    write_json(
+        runs / run_name("vae", 2) / "train_summary.json", {"links": {"wandb_url": SYNCED_URL}}
+    )
     page = build_report(leaderboard, runs, tmp_path / "report.html", metrics_dir=metrics)
     browser.get(page.as_uri())
 
     header = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#leaderboard thead th")]
-    for column in ("FID", "KID", "precision", "recall", "density", "coverage", "FID_inf"):
+    for column in ("FID", "KID x 1", "precision", "recall", "density", "coverage", "FID_inf"):
         assert column in header, column
+    assert "KID" not in header, "KID's header states its scale"
     rows = browser.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")
     cells = [[td.text for td in row.find_elements(By.TAG_NAME, "td")] for row in rows]
     assert [c[1] for c in cells] == ["stylegan", "vae", "dcgan", "floor (real vs real)"]
@@ -50,6 +77,28 @@ def test_table_and_every_image_render_in_chromium(browser, tmp_path):
     assert "stylegan and vae" in sentence
     shown = browser.find_element(By.CSS_SELECTOR, "p.ties")
     assert shown.is_displayed() and shown.size["height"] > 0
+
+    seed_header = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#seeds thead th")]
+    assert seed_header[:3] == ["rank", "model", "seeds"] and "KID x 1" in seed_header
+    seed_rows = browser.find_elements(By.CSS_SELECTOR, "#seeds tbody tr")
+    seed_cells = [[td.text for td in row.find_elements(By.TAG_NAME, "td")] for row in seed_rows]
+    assert [c[1] for c in seed_cells] == ["stylegan", "vae", "dcgan"]
+    kid = seed_header.index("KID x 1")
+    for row, cells in zip(seed_rows, seed_cells, strict=True):
+        assert row.is_displayed() and row.size["height"] > 0
+        assert cells[2] == "0, 1, 2"
+        assert re.fullmatch(r"\S+ ± \S+ \(n=3\)", cells[kid]), cells[kid]
+    (seed_note,) = browser.find_elements(By.CSS_SELECTOR, "p.seed-ties")
+    assert "min..max" in seed_note.text and seed_note.is_displayed()
+
+    wandb = browser.find_elements(By.CSS_SELECTOR, "#runs td.wandb")
+    assert len(wandb) == len(GRID_SIZES) * len(SEEDS)
+    assert all(cell.is_displayed() and cell.size["width"] > 0 for cell in wandb)
+    (link,) = browser.find_elements(By.CSS_SELECTOR, "#runs td.wandb a")
+    assert link.get_attribute("href") == SYNCED_URL and link.text == "bbbb0002"
+    assert link.is_displayed() and link.size["width"] > 0
+    assert sum("(not synced)" in cell.text for cell in wandb) == len(wandb) - 1
+    assert any(cell.text.startswith("aaaa1111") for cell in wandb), "dcgan seed 0's W&B id"
 
     WebDriverWait(browser, 20).until(
         lambda d: d.execute_script("return [...document.images].every(i => i.complete)")
@@ -69,6 +118,14 @@ def test_table_and_every_image_render_in_chromium(browser, tmp_path):
         i["alt"].split(" (run")[0].split()[-1]: i for i in images if "samples grid" in i["alt"]
     }
     assert {m: (g["width"], g["height"]) for m, g in grids.items()} == GRID_SIZES
+
+    solid = [int(CURVE_COLOR[i : i + 2], 16) for i in (1, 3, 5)]
+    faint = [round(RAW_ALPHA * c + (1 - RAW_ALPHA) * 255) for c in solid]
+    painted = browser.execute_script(CURVE_PIXELS_JS, solid, faint)
+    assert len(painted) == 2, "dcgan's and vae's curves"
+    for smoothed, raw in painted:
+        # the solid line's antialiased edges alone give ~100 faint pixels; the raw line ~650
+        assert smoothed > 300 and raw > 300, (smoothed, raw)
 
     height = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(1280, height + 150)

@@ -91,9 +91,11 @@ def old_result(fid: float) -> dict:
     return record
 
 
-def table(markdown: str) -> list[dict[str, str]]:
-    """The Markdown table's rows as {column: cell}."""
-    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+def table(markdown: str, index: int = 0) -> list[dict[str, str]]:
+    """The rows of the Markdown's ``index``-th table (0: single runs, 1: over seeds) as
+    {column: cell}."""
+    tables = re.findall(r"(?:^\|.*\n)+", markdown, flags=re.MULTILINE)
+    lines = tables[index].splitlines()
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     return [
         dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True))

@@ -4,9 +4,11 @@ references, and a note (not a crash) where a run's files are missing."""
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import re
+import statistics
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,9 +18,12 @@ from PIL import Image
 
 from genlab.errors import StageInputError
 from genlab.io import write_json
+from genlab.layout import run_name
 from genlab.reporting import build_report
-from genlab.reporting.leaderboard import better_sentence, build_leaderboard
-from genlab.reporting.report import read_curves
+from genlab.reporting.curves import smooth
+from genlab.reporting.leaderboard import better_sentence
+from genlab.reporting.report import CURVE_COLOR, RAW_ALPHA, curves_png, read_curves
+from genlab.stages.compare import run_compare
 from genlab.stages.report import run_report
 
 SCORES = {"dcgan": 140.0, "vae": 60.0, "stylegan": 38.0}
@@ -117,26 +122,64 @@ def metrics_result(model: str) -> dict:
     }
 
 
-def write_project(root: Path, results: dict[str, dict] | None = None) -> tuple[Path, Path, Path]:
-    """leaderboard.json, runs/ and metrics/ as a finished `dvc repro` leaves them; stylegan
-    trained without the CSV logger (no metrics.csv)."""
+def seed_result(record: dict, model: str, seed: int) -> dict:
+    """The metrics record of another seed's run: its FID and KID moved by SEED_STEPS[seed]
+    (times the score), its own run name and run id."""
+    factor = 1 + SEED_STEPS[seed]
+    other = json.loads(json.dumps(record))
+    for key in ("fid", "kid_mean"):
+        if isinstance(other.get(key), (int, float)):
+            other[key] = record[key] * factor
+    other.update(model=model, seed=seed, run_name=run_name(model, seed))
+    if seed:
+        other["run_id"] = f"{record['run_id'][:4]}{seed:04d}"
+    return other
+
+
+# each seed's FID / KID relative to seed 0's: stylegan's (38 x 5) and vae's (60 x 5) KID ranges
+# [190, 209] and [300, 330] stay apart, as do dcgan's
+SEED_STEPS = {0: 0.0, 1: 0.1, 2: -0.05}
+
+
+def write_project(
+    root: Path, results: dict[str, dict] | None = None, seeds: tuple[int, ...] = (0,)
+) -> tuple[Path, Path, Path]:
+    """leaderboard.json (by the compare stage), runs/ and metrics/ as a finished `dvc repro`
+    leaves them, a run per model and seed (``results``: each model's first seed's record);
+    stylegan trained without the CSV logger (no metrics.csv). Pictures and curves are the
+    first seed's run's (later seeds' runs have none: the page shows the first seed's)."""
     results = results or {m: metrics_result(m) for m in SCORES}
-    board = build_leaderboard(results, "kid_mean")
-    leaderboard = root / "leaderboard" / "leaderboard.json"
-    write_json(leaderboard, board)
     runs, metrics = root / "runs", root / "metrics"
     for model, record in results.items():
-        write_json(metrics / f"{model}.json", record)
+        for seed in seeds:
+            write_json(metrics / f"{run_name(model, seed)}.json", seed_result(record, model, seed))
+    cfg = OmegaConf.create(
+        {
+            "paths": {"metrics_dir": str(metrics)},
+            "compare": {
+                "models": list(results),
+                "seeds": list(seeds),
+                "params_file": str(root / "no-params.yaml"),
+                "out_dir": str(root / "leaderboard"),
+                "rank_by": "kid_mean",
+            },
+        }
+    )
+    run_compare(cfg)
+    first = {model: run_name(model, seeds[0]) for model in SCORES}
     for model, size in GRID_SIZES.items():
-        png(runs / model / "samples" / "step_000010.png", (20, 20), 40)  # older: not shown
-        png(runs / model / "samples" / "step_000020.png", size, 200)
-        png(metrics / f"{model}_nearest_training.png", NEAREST_SIZE, 120)
-    png(runs / "vae" / "samples" / "reconstructions_step_000020.png", RECONSTRUCTION_SIZE, 90)
-    (runs / "dcgan" / "csv").mkdir(parents=True)
-    (runs / "dcgan" / "csv" / "metrics.csv").write_text(GAN_CSV)
-    (runs / "vae" / "csv").mkdir(parents=True)
-    (runs / "vae" / "csv" / "metrics.csv").write_text(VAE_CSV)
-    return leaderboard, runs, metrics
+        samples = runs / first[model] / "samples"
+        png(samples / "step_000010.png", (20, 20), 40)  # older: not shown
+        png(samples / "step_000020.png", size, 200)
+        png(metrics / f"{first[model]}_nearest_training.png", NEAREST_SIZE, 120)
+    png(
+        runs / first["vae"] / "samples" / "reconstructions_step_000020.png", RECONSTRUCTION_SIZE, 90
+    )
+    (runs / first["dcgan"] / "csv").mkdir(parents=True)
+    (runs / first["dcgan"] / "csv" / "metrics.csv").write_text(GAN_CSV)
+    (runs / first["vae"] / "csv").mkdir(parents=True)
+    (runs / first["vae"] / "csv" / "metrics.csv").write_text(VAE_CSV)
+    return root / "leaderboard" / "leaderboard.json", runs, metrics
 
 
 class PageParser(HTMLParser):
@@ -260,7 +303,8 @@ def test_a_missing_csv_is_a_note_not_a_crash(page):
 
 def test_written_atomically_and_missing_leaderboard_refused(page, tmp_path):
     out = page[1]
-    assert sorted(p.name for p in out.parent.iterdir()) == ["leaderboard.json", "report.html"]
+    written = ["leaderboard.json", "leaderboard.md", "report.html", "scores.csv"]
+    assert sorted(p.name for p in out.parent.iterdir()) == written, "no temporary file left"
     cfg = OmegaConf.create(
         {
             "paths": {"metrics_dir": str(tmp_path / "metrics")},
@@ -321,9 +365,10 @@ def test_markdown_and_page_show_the_same_rows_in_rank_order(page, tmp_path):
 
     board = json.loads((tmp_path / "leaderboard" / "leaderboard.json").read_text())
     assert list(board["models"]) != board["ranking"], "the file's order is not the ranking"
+    first_table = leaderboard_markdown(board).split("\n\n## ")[0]
     markdown_rows = [
         [cell.strip() for cell in line.strip("|").split("|")]
-        for line in leaderboard_markdown(board).splitlines()
+        for line in first_table.splitlines()
         if line.startswith("| ") and not line.startswith("| rank")
     ]
     page_rows = parse(page[0]).rows[1:]
@@ -400,3 +445,127 @@ def test_page_says_the_leaderboards_direction_sentence(page):
     intro = text.split('<section id="leaderboard-section">')[1].split("<table")[0]
     assert better_sentence() in intro
     assert "precision, recall, density and coverage: higher is better" in intro
+
+
+def seeds_table(page: str) -> tuple[list[str], list[list[str]]]:
+    """The over-seeds table: its header and rows of cell text."""
+    table = page.split('<table id="seeds">')[1].split("</table>")[0]
+    head = [html.unescape(h) for h in re.findall(r"<th>([^<]*)</th>", table)]
+    rows = [
+        [html.unescape(c) for c in re.findall(r"<td>([^<]*)</td>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1])
+    ]
+    return head, rows
+
+
+def test_page_shows_mean_and_std_over_seeds_and_every_runs_wandb_id(tmp_path):
+    """Three seeds per model: the over-seeds table gives each model's mean ± sample std
+    (n=3) of FID and KID computed from the three metrics files, the per-seed KIDs in seed
+    order, and the runs table every run's W&B id, linked where its train summary records a
+    W&B URL (a synced run) and only then."""
+    seeds = (0, 1, 2)
+    leaderboard, runs, metrics = write_project(tmp_path, seeds=seeds)
+    synced = run_name("vae", 1)
+    url = "https://wandb.ai/team/genlab/runs/bbbb0001"
+    write_json(runs / synced / "train_summary.json", {"links": {"wandb_url": url}})
+    write_json(
+        runs / run_name("dcgan", 2) / "train_summary.json",
+        {"links": {"wandb_url": "javascript:alert(1)"}},  # not a web page: not linked
+    )
+    text = build_report(leaderboard, runs, tmp_path / "r.html", metrics_dir=metrics).read_text()
+    head, rows = seeds_table(text)
+    assert head[:3] == ["rank", "model", "seeds"] and "KID x 1" in head
+    assert head[-1] == "per seed (KID x 1)"
+    by_model = {row[1]: dict(zip(head, row, strict=True)) for row in rows}
+    assert list(by_model) == ["stylegan", "vae", "dcgan"]
+    for model, row in by_model.items():
+        kids = [
+            json.loads((metrics / f"{run_name(model, s)}.json").read_text())["kid_mean"]
+            for s in seeds
+        ]
+        mean, std = statistics.fmean(kids), statistics.stdev(kids)
+        assert row["KID x 1"] == f"{mean:.4g} ± {std:.2g} (n=3)", row
+        assert row["seeds"] == "0, 1, 2"
+        assert row["per seed (KID x 1)"] == " / ".join(f"{k:.4g}" for k in kids)
+    seed_notes = re.findall(r'<p class="seed-ties">([^<]*)</p>', text)
+    assert any("do not overlap" in n and "min..max" in n for n in seed_notes), seed_notes
+    table = text.split('<table id="runs">')[1].split("</table>")[0]
+    cells = re.findall(r'<td class="wandb">(.*?)</td>', table)
+    assert len(cells) == len(SCORES) * len(seeds)
+    links = re.findall(r'<a href="([^"]*)"', table)
+    assert links == [url], "only the synced run is linked"
+    for model in SCORES:
+        for seed in seeds:
+            run_id = RUN_IDS[model] if seed == 0 else f"{RUN_IDS[model][:4]}{seed:04d}"
+            assert sum(run_id in c for c in cells) == 1, (model, seed)
+    assert sum("(not synced)" in c for c in cells) == len(cells) - 1
+
+
+@pytest.mark.parametrize(
+    ("extractor", "header", "factor"),
+    [("classifier", "KID x 1", 1), ("inception", "KID x 10^3", 1000)],
+)
+def test_kid_column_states_its_scale_and_is_scaled(tmp_path, extractor, header, factor):
+    """The KID header names the scale its numbers are shown in for the feature space
+    (metric_keys.display_exponent), in the page and in leaderboard.md, and the numbers are
+    the raw KIDs times that scale; the files keep the raw KID."""
+    results = {}
+    for model in SCORES:
+        record = metrics_result(model)
+        record["extractor"] = record["comparability"]["extractor"] = extractor
+        if extractor == "inception":  # Inception-feature KIDs are ~0.01
+            record["kid_mean"] = SCORES[model] / 4000
+            record["intervals"]["kid_mean"] = interval(record["kid_mean"])
+        results[model] = record
+    leaderboard, runs, metrics = write_project(tmp_path, results)
+    text = build_report(leaderboard, runs, tmp_path / "r.html", metrics_dir=metrics).read_text()
+    rows = parse(text).rows
+    assert header in rows[0] and "KID" not in rows[0], rows[0]
+    assert f"untrained {header}" in rows[0]
+    kid = rows[0].index(header)
+    for row in rows[1:4]:
+        raw = results[row[1]]["kid_mean"]
+        assert row[kid].split(" [")[0] == f"{raw * factor:.4g}", (row[kid], raw)
+    markdown = (tmp_path / "leaderboard" / "leaderboard.md").read_text()
+    assert f"| {header} |" in markdown
+    board = json.loads(leaderboard.read_text())
+    assert board["models"]["vae"]["kid_mean"] == results["vae"]["kid_mean"], "stored raw"
+
+
+def test_smoothing_is_a_debiased_ema_and_the_caption_says_so(page):
+    values = [4.0, 2.0, 6.0, 6.0]
+    weight = 0.6
+    expected, last = [], 0.0
+    for i, value in enumerate(values, start=1):
+        last = weight * last + (1 - weight) * value
+        expected.append(last / (1 - weight**i))
+    assert smooth(values, weight) == pytest.approx(expected)
+    assert smooth(values, weight)[0] == values[0], "no pull towards zero at the start"
+    assert smooth(values, 0.0) == values
+    assert smooth([3.0] * 5, 0.9) == pytest.approx([3.0] * 5)
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", page[0])
+    curves = [c for c in captions if "metrics.csv" in c]
+    assert len(curves) == 2 and all(
+        "smoothed (EMA weight 0.6)" in c and "faint: raw" in c for c in curves
+    )
+
+
+def test_the_curves_draw_the_smoothed_line_over_the_faint_raw_one(tmp_path):
+    """Both lines are in the picture: pixels of the curve colour (the smoothed line) and of
+    the same colour at RAW_ALPHA over white (the raw series), which smoothing 0 would not
+    have apart."""
+    steps = list(range(0, 400, 4))
+    noisy = [(float(s), 2.0 + (3.0 if i % 2 else -3.0)) for i, s in enumerate(steps)]
+    solid = tuple(int(CURVE_COLOR[i : i + 2], 16) for i in (1, 3, 5))
+    faint = tuple(round(RAW_ALPHA * c + (1 - RAW_ALPHA) * 255) for c in solid)
+
+    def pixels_near(weight: float, target: tuple[int, ...]) -> int:
+        png_bytes = curves_png("m", {"train/loss": noisy}, weight)
+        colors = Image.open(io.BytesIO(png_bytes)).convert("RGB").getcolors(maxcolors=1 << 20)
+        return sum(
+            n for n, c in colors if max(abs(a - b) for a, b in zip(c, target, strict=True)) <= 6
+        )
+
+    assert pixels_near(0.9, solid) > 200, "the smoothed line"
+    assert pixels_near(0.9, faint) > 200, "the raw series, faint behind it"
+    assert pixels_near(0.0, faint) < pixels_near(0.9, faint) / 2, "unsmoothed: drawn over it"

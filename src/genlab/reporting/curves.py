@@ -19,6 +19,22 @@ NOT_CURVE_PREFIXES = ("health/",)
 
 Curves = dict[str, list[tuple[float, float]]]
 
+# the report's curve smoothing when conf sets none (report.smoothing): TensorBoard's default
+DEFAULT_SMOOTHING = 0.6
+
+
+def smooth(values: list[float], weight: float) -> list[float]:
+    """TensorBoard's smoothing: an exponential moving average (``weight`` of the past, 0: the
+    raw series, towards 1: smoother) with its start-up bias removed, so the first points are
+    not pulled towards zero. GAN losses swing from step to step; the trend is what to read."""
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing weight {weight}: must be in [0, 1)")
+    smoothed, last = [], 0.0
+    for index, value in enumerate(values, start=1):
+        last = last * weight + (1.0 - weight) * value
+        smoothed.append(last / (1.0 - weight**index))
+    return smoothed
+
 
 def read_curves(csv_path: Path) -> Curves:
     """(step, value) per metric from a CSVLogger file. Lightning writes one row per log call
@@ -69,11 +85,15 @@ def curve_tables(curves_by_model: dict[str, Curves]) -> dict[str, str]:
     return tables
 
 
-def write_curve_tables(runs_dir: str | os.PathLike, models: list[str], out_dir: Path) -> list[Path]:
-    """One CSV per metric in ``out_dir`` (replacing the folder), from every model's run."""
+def write_curve_tables(
+    runs_dir: str | os.PathLike, runs: dict[str, str], out_dir: Path
+) -> list[Path]:
+    """One CSV per metric in ``out_dir`` (replacing the folder), a column per model (``runs``:
+    model -> the run folder its curves come from, the first seed's run): dvc.yaml's plots name
+    the columns by ``pipeline.models``."""
     curves_by_model = {}
-    for model in models:
-        csv_path = RunLayout.at(Path(runs_dir) / model).metrics_csv
+    for model, run in runs.items():
+        csv_path = RunLayout.at(Path(runs_dir) / run).metrics_csv
         curves_by_model[model] = read_curves(csv_path) if csv_path.is_file() else {}
     tables = curve_tables(curves_by_model)
     with atomic_dir(out_dir) as staging:  # the folder is swapped in whole: no stale tables

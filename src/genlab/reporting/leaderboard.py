@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import re
+import statistics
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from genlab.checks import as_mapping, finite_number, is_number, printable
 from genlab.errors import StageInputError
 from genlab.io import read_json_object
-from genlab.layout import metrics_file
+from genlab.layout import metrics_file, run_name
 from genlab.metric_keys import (
     FID_INF,
     FLAT_SCORE_KEYS,
@@ -25,8 +26,13 @@ from genlab.metric_keys import (
     MANIFOLD_SCORES,
     RANKABLE,
     REPORTED_SCORES,
+    SEED_AGGREGATES,
+    SEED_RANGE_RULE,
+    display_exponent,
     flat_scores,
     intervals_overlap,
+    scaled_header,
+    seed_range,
 )
 
 # the sets of scores a metrics record holds besides the model's own (top level)
@@ -35,8 +41,52 @@ SCORED_SETS = ("floor", "untrained")
 _EXTRACTOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
+def stage_instance(stage: str, model: str, seed: int | None) -> str:
+    """A per-run DVC stage (``evaluate@dcgan-0``: dvc.yaml's matrix over pipeline.models x
+    pipeline.seeds; ``evaluate@dcgan`` for a record without a seed)."""
+    return f"{stage}@{model}" if seed is None else f"{stage}@{model}-{seed}"
+
+
+def evaluate_stage(model: str, seed: int | None) -> str:
+    """The DVC stage that writes a run's metrics file."""
+    return stage_instance("evaluate", model, seed)
+
+
+def read_seed_metrics(
+    metrics_dir: Path, models: list[str], seeds: list[int]
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """{model: {seed: record}} from every run's metrics/<run name>.json (pipeline.models x
+    pipeline.seeds, seeds in the order given: the first is the model's single run). Refused
+    like read_metrics, and when a listed run's file is missing or holds another run."""
+    files = {(m, s): metrics_file(metrics_dir, run_name(m, s)) for m in models for s in seeds}
+    missing = [(m, s) for (m, s), path in files.items() if not path.is_file()]
+    if missing:
+        model, seed = missing[0]
+        raise StageInputError(
+            f"no metrics for {', '.join(run_name(m, s) for m, s in missing)}: "
+            f"{', '.join(str(files[run]) for run in missing)} not found: evaluate them first "
+            f"(`dvc repro {evaluate_stage(model, seed)}`)"
+        )
+    records = {run: _read_record(path, run[0], evaluate_stage(*run)) for run, path in files.items()}
+    for (model, seed), record in records.items():
+        _refuse_non_finite(record, model, files[(model, seed)], evaluate_stage(model, seed))
+        wrong = [
+            f"`{key}` is {_shown(record.get(key))}"
+            for key, wanted in (("model", model), ("seed", seed))
+            if key in record and record[key] != wanted
+        ]
+        if wrong:
+            raise StageInputError(
+                f"{files[(model, seed)]}: {' and '.join(wrong)}, not the run "
+                f"{run_name(model, seed)} it is named after: re-run "
+                f"`dvc repro -f {evaluate_stage(model, seed)}`"
+            )
+    _refuse_mixed_extractors({run_name(*run): r for run, r in records.items()})
+    return {m: {s: records[(m, s)] for s in seeds} for m in models}
+
+
 def read_metrics(metrics_dir: Path, models: list[str]) -> dict[str, dict[str, Any]]:
-    """Every model's metrics/<model>.json, refused (naming the file and the key) when it is
+    """Every model's metrics/<name>.json, refused (naming the file and the key) when it is
     not JSON, a score is not a finite number or the models used different extractors: the
     ranking needs numbers it can compare."""
     missing = [m for m in models if not metrics_file(metrics_dir, m).is_file()]
@@ -48,18 +98,22 @@ def read_metrics(metrics_dir: Path, models: list[str]) -> dict[str, dict[str, An
     results = {m: _read_record(metrics_file(metrics_dir, m), m) for m in models}
     for model, result in results.items():
         _refuse_non_finite(result, model, metrics_file(metrics_dir, model))
+    _refuse_mixed_extractors(results)
+    return results
+
+
+def _refuse_mixed_extractors(results: dict[str, dict[str, Any]]) -> None:
     extractors = {m: r["extractor"] for m, r in results.items()}
     if len(set(extractors.values())) > 1:
         raise StageInputError(
             f"models were evaluated with different feature extractors {extractors}: their "
             f"scores are not comparable. Re-run evaluate with one metrics= choice."
         )
-    return results
 
 
-def _read_record(path: Path, model: str) -> dict[str, Any]:
+def _read_record(path: Path, model: str, stage: str | None = None) -> dict[str, Any]:
     """One metrics file, its scores checked to be numbers (or null: not recorded)."""
-    redo = f"re-run its evaluation (`dvc repro -f evaluate@{model}`)"
+    redo = f"re-run its evaluation (`dvc repro -f {stage or evaluate_stage(model, None)}`)"
     record = read_json_object(path, redo)
     extractor = record.get("extractor")
     if not (isinstance(extractor, str) and _EXTRACTOR_NAME.fullmatch(extractor)):
@@ -133,7 +187,9 @@ def _non_finite(value: Any, key: str) -> tuple[str, float] | None:
     return None
 
 
-def _refuse_non_finite(result: dict[str, Any], model: str, path: Path) -> None:
+def _refuse_non_finite(
+    result: dict[str, Any], model: str, path: Path, stage: str | None = None
+) -> None:
     """NaN compares false with everything: a NaN score would land wherever the file order put
     it and decide the ranking. Python's json reads the ``NaN`` and ``Infinity`` it writes."""
     found = _non_finite(result, "")
@@ -143,7 +199,8 @@ def _refuse_non_finite(result: dict[str, Any], model: str, path: Path) -> None:
             f"{path}: metric `{printable(key, limit=80)}` of {model} is "
             f"{printable(str(value), limit=60)} (not a finite "
             f"number), so the models cannot be ranked. Re-run its evaluation (`dvc repro -f "
-            f"evaluate@{model}`); if it stays non-finite, the generator's samples are broken: "
+            f"{stage or evaluate_stage(model, None)}`); if it stays non-finite, the generator's "
+            "samples are broken: "
             f"retrain {model}."
         )
 
@@ -204,20 +261,80 @@ def find_ties(
     return {"pairs": pairs, "tied_with": tied_with, "shown_rank": shown, "with_floor": with_floor}
 
 
-def build_leaderboard(results: dict[str, dict[str, Any]], rank_by: str) -> dict[str, Any]:
-    """Rank the models by ``rank_by`` and say which of them its confidence intervals cannot
-    tell apart: a ranking of two models whose intervals overlap is noise at these sample
-    counts, so the board lists those pairs (``indistinguishable``) instead of letting the order
-    speak for itself."""
+def _seed_of(record: Any) -> int | None:
+    seed = as_mapping(record).get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+def over_seeds(runs: dict[Any, dict[str, Any]], model: str) -> dict[str, Any]:
+    """A model's runs over seeds (``over_seeds`` of its leaderboard row): the seeds, each
+    run's name, id and rankable scores (in seed order; the first is the single run), and per
+    rankable score its mean, sample std (None with one value), min, max and n (the runs that
+    recorded it)."""
+    listed = []
+    for seed, record in runs.items():
+        record = as_mapping(record)
+        listed.append(
+            {
+                "seed": seed,
+                # from the model and seed, never from the file: the report reads runs/<name>/
+                "run_name": model if seed is None else run_name(model, seed),
+                "run_id": record.get("run_id"),
+                **{key: record.get(key) for key in RANKABLE},
+            }
+        )
+    aggregates = {}
+    for key in RANKABLE:
+        values = [float(run[key]) for run in listed if finite_number(run[key]) is not None]
+        found = dict.fromkeys(SEED_AGGREGATES)
+        if values:
+            found.update(
+                mean=statistics.fmean(values),
+                std=statistics.stdev(values) if len(values) > 1 else None,  # sample std
+                min=min(values),
+                max=max(values),
+            )
+        found["n"] = len(values)
+        aggregates[key] = found
+    return {
+        "n": len(listed),
+        "seeds": [run["seed"] for run in listed],
+        "runs": listed,
+        **aggregates,
+    }
+
+
+def build_leaderboard(
+    results: dict[str, dict[str, Any]],
+    rank_by: str,
+    per_seed: dict[str, dict[Any, dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """Rank the models by the mean over seeds of ``rank_by`` and say which of them its
+    confidence intervals (of the single runs, ``results``: each model's first seed) or its
+    seed ranges cannot tell apart: a ranking of two models whose intervals overlap is noise
+    at these sample counts, one whose seed ranges overlap may be training noise, so the board
+    lists those pairs (``indistinguishable``, ``seed_ties.pairs``) instead of letting the order
+    speak for itself. ``per_seed`` ({model: {seed: record}}, the first seed's record being the
+    one in ``results``) defaults to the single runs (n=1)."""
+    if per_seed is None:
+        per_seed = {m: {_seed_of(r): r} for m, r in results.items()}
     for model, result in results.items():
-        _refuse_unrankable(model, result.get(rank_by), rank_by)
+        _refuse_unrankable(model, result.get(rank_by), rank_by, result)
+        for record in per_seed[model].values():
+            _refuse_unrankable(model, as_mapping(record).get(rank_by), rank_by, record)
+    seeds = {m: over_seeds(per_seed[m], m) for m in results}
     sign = -1 if rank_by in HIGHER_IS_BETTER else 1
-    ranking = sorted(results, key=lambda m: sign * results[m][rank_by])
+    ranking = sorted(results, key=lambda m: sign * seeds[m][rank_by]["mean"])
     first = results[ranking[0]]
     floor = _scored(first.get("floor"))
     intervals = {m: _interval(results[m], rank_by) for m in ranking}
     floor_interval = _interval(first.get("floor"), rank_by)
     ties = find_ties(ranking, intervals, floor_interval)
+    ranges = {
+        m: seed_range([run[rank_by] for run in seeds[m]["runs"]]) if seeds[m]["n"] > 1 else None
+        for m in ranking
+    }
+    seed_ties = find_ties(ranking, ranges, None)
     rows = {}
     for rank, model in enumerate(ranking, start=1):
         result = results[model]
@@ -239,9 +356,14 @@ def build_leaderboard(results: dict[str, dict[str, Any]], rank_by: str) -> dict[
             row["memorization_expected"] = memorization.get("expected_fraction_for_real_data")
         row.update(
             run_id=result.get("run_id"),
+            seed=seeds[model]["seeds"][0],
+            run_name=seeds[model]["runs"][0]["run_name"],
             train_steps=result.get("train_steps"),
             train_images_per_s=result.get("train_images_per_s"),
             train_wall_time_s=result.get("train_wall_time_s"),
+            over_seeds=seeds[model],
+            seed_shown_rank=seed_ties["shown_rank"][model],
+            seed_tied_with=seed_ties["tied_with"][model],
         )
         rows[model] = row
     levels = {_level(results[m]) for m in ranking}
@@ -259,12 +381,24 @@ def build_leaderboard(results: dict[str, dict[str, Any]], rank_by: str) -> dict[
             "without_interval": [m for m in ranking if intervals[m] is None],
             "floor_has_interval": floor_interval is not None,
         },
+        "seed_ties": {
+            "score": rank_by,
+            "rule": SEED_RANGE_RULE,
+            "pairs": seed_ties["pairs"],
+            "single_seed": [m for m in ranking if ranges[m] is None],
+        },
     }
 
 
-def _refuse_unrankable(model: str, value: Any, rank_by: str) -> None:
+def _refuse_unrankable(
+    model: str, value: Any, rank_by: str, record: dict[str, Any] | None = None
+) -> None:
     """A model without a finite ``rank_by`` number has no place in the ranking: say why and
     what makes one (read_metrics has refused the non-numbers, naming the file)."""
+    record = as_mapping(record)
+    seed = _seed_of(record)
+    name = model if seed is None else run_name(model, seed)
+    stage = evaluate_stage(model, seed)
     if value is None:
         needs = (
             " (it needs evaluate.sample_counts with two or more counts <= evaluate.num_samples)"
@@ -272,12 +406,12 @@ def _refuse_unrankable(model: str, value: Any, rank_by: str) -> None:
             else ""
         )
         raise StageInputError(
-            f"the metrics file of {model} (metrics/{model}.json) has no `{rank_by}`{needs}: "
-            f"re-run `dvc repro -f evaluate@{model}`, or rank by another score (compare.rank_by)"
+            f"the metrics file of {model} (metrics/{name}.json) has no `{rank_by}`{needs}: "
+            f"re-run `dvc repro -f {stage}`, or rank by another score (compare.rank_by)"
         )
     if finite_number(value) is None:  # NaN, inf, an integer too large for a float
         raise StageInputError(
-            f"`{rank_by}` of {model} is {_shown(value)}: re-run `dvc repro -f evaluate@{model}`; "
+            f"`{rank_by}` of {model} is {_shown(value)}: re-run `dvc repro -f {stage}`; "
             "only a finite number can be ranked"
         )
 
@@ -317,6 +451,9 @@ LEADERBOARD_COLUMNS = (
     "train img/s",
 )
 MARKDOWN_COLUMNS = tuple(column for column in LEADERBOARD_COLUMNS if column != "run id")
+# the scores aggregated over seeds, in the table's column order
+SEED_SCORE_COLUMNS = tuple((key, column) for key, column in SCORE_COLUMNS if key in RANKABLE)
+SEED_COLUMNS = ("rank", "model", "seeds", *(c for _, c in SEED_SCORE_COLUMNS), "per seed")
 LEFT_ALIGNED = frozenset({"model", "run id", "too close (feat / px)"})
 FLOOR_LABEL = "floor (real vs real)"
 
@@ -343,27 +480,65 @@ def better_sentence() -> str:
     return f"{_listed(lower)}: lower is better; {_listed(higher)}: higher is better."
 
 
-def with_interval(value: Any, interval: dict[str, float] | None, digits: int = 4) -> str:
-    """``137.9 [121.6, 155.4]``: the score, then its confidence interval when there is one."""
-    text = format_number(value, digits)
+def scaled(value: Any, exponent: int) -> Any:
+    """A score as shown: multiplied by 10^exponent (metric_keys.display_exponent); anything
+    that is not a finite number as it is (format_number says "n/a")."""
+    number = finite_number(value)
+    return value if number is None or exponent == 0 else number * 10**exponent
+
+
+def with_interval(
+    value: Any, interval: dict[str, float] | None, digits: int = 4, exponent: int = 0
+) -> str:
+    """``137.9 [121.6, 155.4]``: the score, then its confidence interval when there is one,
+    each multiplied by 10^exponent (the column header says so)."""
+    text = format_number(scaled(value, exponent), digits)
     if not is_number(value) or not isinstance(interval, Mapping):
         return text
-    low, high = (format_number(interval.get(end), digits) for end in INTERVAL_ENDS)
+    low, high = (
+        format_number(scaled(interval.get(end), exponent), digits) for end in INTERVAL_ENDS
+    )
     return f"{text} [{low}, {high}]"
 
 
-def _scores(row: Mapping[str, Any]) -> dict[str, str]:
+def _digits(key: str) -> int:
+    return 3 if key in MANIFOLD_SCORES else 4
+
+
+def _scores(row: Mapping[str, Any], extractor: Any) -> dict[str, str]:
     row = as_mapping(row)
     intervals = as_mapping(row.get("intervals"))
     cells = {
-        column: with_interval(row.get(key), intervals.get(key), 3 if key in MANIFOLD_SCORES else 4)
+        column: with_interval(
+            row.get(key), intervals.get(key), _digits(key), display_exponent(key, extractor)
+        )
         for key, column in SCORE_COLUMNS
     }
     kid = row.get("kid_mean")
     if "kid_mean" not in intervals and is_number(kid):
         # a metrics file without intervals: the spread over KID subsets, as it always said
-        cells["KID"] = f"{format_number(kid)} ± {format_number(row.get('kid_std'), 2)}"
+        mean = scaled(kid, display_exponent("kid_mean", extractor))
+        std = scaled(row.get("kid_std"), display_exponent("kid_std", extractor))
+        cells["KID"] = f"{format_number(mean)} ± {format_number(std, 2)}"
     return cells
+
+
+# the score key behind each column whose header may carry a display scale
+_COLUMN_KEYS = {
+    **{column: key for key, column in SCORE_COLUMNS},
+    "untrained FID": "fid",
+    "untrained KID": "kid_mean",
+}
+
+
+def column_headers(board: Mapping[str, Any]) -> dict[str, str]:
+    """{column: header as shown}: a KID column names its scale for the board's feature space
+    (``KID x 10^3``, ``KID x 1``: metric_keys.scaled_header); the others as they are."""
+    extractor = board.get("extractor")
+    return {
+        column: scaled_header(column, _COLUMN_KEYS.get(column, ""), extractor)
+        for column in (*LEADERBOARD_COLUMNS, *SEED_COLUMNS)
+    }
 
 
 def leaderboard_rows(board: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
@@ -372,24 +547,115 @@ def leaderboard_rows(board: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
     the report page both render these. A model tied with another shows "=" and the rank of the
     best model it is tied with."""
     rows = []
+    extractor = board.get("extractor")
     for model in board["ranking"]:
         row = board["models"][model]
+        untrained_kid = scaled(
+            row.get("untrained_kid_mean"), display_exponent("kid_mean", extractor)
+        )
         cells = {
             "rank": str(row.get("shown_rank", row.get("rank", ""))),
             "model": model,
             "run id": str(row.get("run_id", "n/a")),
-            **_scores(row),
+            **_scores(row, extractor),
             "untrained FID": format_number(row.get("untrained_fid")),
-            "untrained KID": format_number(row.get("untrained_kid_mean")),
+            "untrained KID": format_number(untrained_kid),
             "too close (feat / px)": _too_close(row),
             "steps": format_number(row.get("train_steps"), 12),
             "train img/s": format_number(row.get("train_images_per_s")),
         }
         rows.append(("model", cells))
     floor = dict.fromkeys(LEADERBOARD_COLUMNS, "")
-    floor.update(_scores(board["floor"]), model=FLOOR_LABEL)
+    floor.update(_scores(board["floor"], extractor), model=FLOOR_LABEL)
     rows.append(("floor", floor))
     return rows
+
+
+def mean_std(aggregate: Any, digits: int = 4, exponent: int = 0) -> str:
+    """``61.2 ± 3.4 (n=3)``: mean and sample std over seeds; ``61.2 (n=1)`` from one run
+    (no std); "n/a" when no run recorded the score."""
+    aggregate = as_mapping(aggregate)
+    n = aggregate.get("n")
+    if not is_number(n) or not n or finite_number(aggregate.get("mean")) is None:
+        return "n/a"
+    mean = format_number(scaled(aggregate["mean"], exponent), digits)
+    if n < 2 or finite_number(aggregate.get("std")) is None:
+        return f"{mean} (n={n})"
+    return f"{mean} ± {format_number(scaled(aggregate['std'], exponent), 2)} (n={n})"
+
+
+def seed_rows(board: dict[str, Any]) -> list[dict[str, str]]:
+    """The over-seeds table's text, one column -> text per model in rank order: each rankable
+    score's mean ± std over the model's seeds, and the ranked score of each seed's run. A model
+    whose seed range overlaps another's shows "=" and the rank of the best of them."""
+    extractor = board.get("extractor")
+    score = board.get("rank_by")
+    exponent = display_exponent(str(score), extractor)
+    rows = []
+    for model in board["ranking"]:
+        row = board["models"][model]
+        seeds = as_mapping(row.get("over_seeds"))
+        runs = [as_mapping(run) for run in seeds.get("runs") or []]
+        cells = {
+            "rank": str(row.get("seed_shown_rank", row.get("rank", ""))),
+            "model": model,
+            "seeds": ", ".join(_text_seed(run.get("seed")) for run in runs) or "n/a",
+            **{
+                column: mean_std(seeds.get(key), 4, display_exponent(key, extractor))
+                for key, column in SEED_SCORE_COLUMNS
+            },
+            "per seed": " / ".join(format_number(scaled(run.get(score), exponent)) for run in runs)
+            or "n/a",
+        }
+        rows.append(cells)
+    return rows
+
+
+def _text_seed(seed: Any) -> str:
+    return str(seed) if isinstance(seed, int) else "?"
+
+
+def seed_column_headers(board: Mapping[str, Any]) -> dict[str, str]:
+    """The over-seeds table's headers: the score columns name their scale, "per seed" names
+    the ranked score."""
+    headers = column_headers(board)
+    score = str(board.get("rank_by"))
+    column = dict(SCORE_COLUMNS).get(score, score)
+    headers["per seed"] = f"per seed ({scaled_header(column, score, board.get('extractor'))})"
+    return headers
+
+
+def seed_notes(board: dict[str, Any]) -> list[str]:
+    """Sentences for under the over-seeds table: which models' seed ranges of the ranked
+    score overlap (metric_keys.seed_range: their order may be training noise), or that they
+    do not, or that one seed makes no claim."""
+    ties = board.get("seed_ties")
+    if ties is None:  # a leaderboard.json written before seeds were compared
+        return ["This leaderboard predates the seeds axis: re-run `dvc repro compare`."]
+    score, rule = ties.get("score"), ties.get("rule", SEED_RANGE_RULE)
+    single = ties.get("single_seed") or []
+    checked = [m for m in board["ranking"] if m not in single]
+    notes = []
+    pairs = ties.get("pairs") or []
+    if pairs:
+        listed = "; ".join(f"{a} and {b}" for a, b in pairs)
+        notes.append(
+            f'Seed ranges overlap ({rule} of `{score}`; "=" in the rank over seeds), so '
+            f"their order may be training noise: {listed}."
+        )
+    elif len(checked) > 1:
+        notes.append(
+            f"The seed ranges ({rule}) of `{score}` of {_listed(checked)} do not overlap: "
+            "their order held on every seed."
+        )
+    if single and not checked:
+        notes.append(
+            "One seed per model (n=1): no claim about how far the scores move between seeds; "
+            "set `pipeline.seeds: [0, 1, 2]` in params.yaml for that."
+        )
+    elif single:
+        notes.append(f"One seed only (n=1), no seed-range claim: {_listed(single)}.")
+    return notes
 
 
 # the scores compare.rank_by may name that have a confidence interval
@@ -441,12 +707,39 @@ def tie_notes(board: dict[str, Any]) -> list[str]:
     return notes
 
 
+def _markdown_table(columns: tuple[str, ...], headers: dict[str, str]) -> list[str]:
+    align = ["---" if c in LEFT_ALIGNED else "---:" for c in columns]
+    return ["| " + " | ".join(headers[c] for c in columns) + " |", "|" + "|".join(align) + "|"]
+
+
+def _markdown_row(cells: dict[str, str], columns: tuple[str, ...]) -> str:
+    # An empty cell as "| |", the way Markdown tables are usually written by hand.
+    return "|" + "|".join(f" {cells[c]} " if cells[c] else " " for c in columns) + "|"
+
+
+def single_run_sentence(board: dict[str, Any]) -> str:
+    """Which run the single-run numbers are: each model's first listed seed."""
+    seeds = {as_mapping(board["models"][m]).get("seed") for m in board["ranking"]}
+    which = f" (seed {seeds.pop()})" if len(seeds) == 1 and None not in seeds else ""
+    return (
+        f"Single-run numbers: each model's first seed{which}; ranked by the mean over seeds of "
+        f"`{board['rank_by']}` (the table over seeds below)."
+    )
+
+
+SEEDS_SENTENCE = (
+    "Mean ± sample standard deviation over each model's seeds (n: the runs that recorded the "
+    "score; n=1 has no std); *per seed*: the ranked score of each seed's run, in seed order."
+)
+
+
 def leaderboard_markdown(board: dict[str, Any]) -> str:
-    align = ["---" if c in LEFT_ALIGNED else "---:" for c in MARKDOWN_COLUMNS]
+    headers = column_headers(board)
     lines = [
         "# Leaderboard",
         "",
         f"Feature extractor: `{board['extractor']}`; ranked by `{board['rank_by']}`.",
+        single_run_sentence(board),
         better_sentence(),
         "Brackets: the bootstrap confidence interval. *FID_inf*: FID extrapolated to infinitely",
         "many samples. *Floor* is real-vs-real (train split vs test split): what a perfect",
@@ -455,33 +748,44 @@ def leaderboard_markdown(board: dict[str, Any]) -> str:
         "(features / pixels) than the closest few percent of real test images are (that few",
         "percent is what a model that never copies scores).",
         "",
-        "| " + " | ".join(MARKDOWN_COLUMNS) + " |",
-        "|" + "|".join(align) + "|",
+        *_markdown_table(MARKDOWN_COLUMNS, headers),
     ]
     for kind, cells in leaderboard_rows(board):
         if kind == "floor":
             cells = {**cells, "model": f"*{cells['model']}*"}
-        # An empty cell as "| |", the way Markdown tables are usually written by hand.
-        lines.append(
-            "|" + "|".join(f" {cells[c]} " if cells[c] else " " for c in MARKDOWN_COLUMNS) + "|"
-        )
+        lines.append(_markdown_row(cells, MARKDOWN_COLUMNS))
     notes = tie_notes(board)
     if notes:
         lines += ["", *notes]
+    lines += ["", "## Over seeds", "", SEEDS_SENTENCE, ""]
+    lines += _markdown_table(SEED_COLUMNS, seed_column_headers(board))
+    lines += [_markdown_row(cells, SEED_COLUMNS) for cells in seed_rows(board)]
+    lines += ["", *seed_notes(board)]
     return "\n".join(lines) + "\n"
 
 
-SCORES_CSV_COLUMNS = ("model", *FLAT_SCORE_KEYS)
+# <score>_seeds_<aggregate>: a row's over_seeds.<score>.<aggregate> as a flat CSV column
+SEED_CSV_KEYS = tuple(f"{key}_seeds_{agg}" for key in RANKABLE for agg in SEED_AGGREGATES)
+SCORES_CSV_COLUMNS = ("model", *FLAT_SCORE_KEYS, *SEED_CSV_KEYS)
 
 
 def scores_csv(board: dict[str, Any]) -> str:
-    """One row per model (and the floor), for DVC's bar plots of FID and KID; an empty cell
-    where a score or interval is unknown."""
+    """One row per model (and the floor), for DVC's bar plots of FID and KID: the single run's
+    scores and bounds, then the aggregates over seeds; an empty cell where a score, interval
+    or aggregate is unknown (the floor has no seeds)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(SCORES_CSV_COLUMNS)
     named = [(model, board["models"][model]) for model in board["ranking"]]
     for name, row in [*named, ("real vs real (floor)", board["floor"])]:
-        values = flat_scores(row)
+        seeds = as_mapping(as_mapping(row).get("over_seeds"))
+        values = {
+            **flat_scores(row),
+            **{
+                f"{key}_seeds_{agg}": as_mapping(seeds.get(key)).get(agg)
+                for key in RANKABLE
+                for agg in SEED_AGGREGATES
+            },
+        }
         writer.writerow([name, *(values[c] for c in SCORES_CSV_COLUMNS[1:])])
     return out.getvalue()

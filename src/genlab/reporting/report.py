@@ -5,10 +5,13 @@ machine without internet (or behind a proxy, or opened from an archived artifact
 renders as an empty page. This page is built from the same files DVC tracks instead -- the
 `compare` stage's metrics file ``leaderboard/leaderboard.json``, the `train` stages' plots files
 ``runs/<model>/csv/metrics.csv`` (Lightning's CSVLogger), their sample grids, and the
-`evaluate` stages' ``metrics/<model>.json`` (scores against the sample count, what decides the
-numbers) and nearest-training-image pictures -- and has no external reference at all: the
-images are embedded as base64 data URIs and the curves are drawn here with matplotlib (Agg) into
-PNGs, embedded the same way. One file, written atomically, that any browser opens offline.
+`evaluate` stages' ``metrics/<run name>.json`` (scores against the sample count, what decides
+the numbers) and nearest-training-image pictures -- and loads nothing from outside: the images
+are embedded as base64 data URIs and the curves are drawn here with matplotlib (Agg) into PNGs,
+embedded the same way. One file, written atomically, that any browser opens offline. The only
+outside references are the links to synced W&B runs, which a reader may follow, never loads.
+A model's pictures, curves and per-model sections come from its first seed's run (the
+leaderboard row's ``run_name``); the tables give every seed's run.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from genlab.checks import as_mapping, finite_number, is_number
 from genlab.errors import StageInputError
@@ -35,15 +39,25 @@ from genlab.layout import (
     grid_pattern,
     metrics_file,
     nearest_training_image,
+    run_name,
 )
-from genlab.metric_keys import FID_INF
-from genlab.reporting.curves import read_curves
+from genlab.metric_keys import FID_INF, display_exponent, scaled_header
+from genlab.reporting.curves import DEFAULT_SMOOTHING, read_curves, smooth
 from genlab.reporting.leaderboard import (
     FLOOR_LABEL,
     LEADERBOARD_COLUMNS,
+    SEED_COLUMNS,
+    SEEDS_SENTENCE,
     better_sentence,
+    column_headers,
     format_number,
     leaderboard_rows,
+    scaled,
+    seed_column_headers,
+    seed_notes,
+    seed_rows,
+    single_run_sentence,
+    stage_instance,
     tie_notes,
 )
 
@@ -83,9 +97,17 @@ def latest_step_file(folder: Path, pattern: re.Pattern[str]) -> tuple[int, Path]
     return max(found) if found else None
 
 
-def curves_png(model: str, curves: dict[str, list[tuple[float, float]]]) -> bytes:
-    """One small panel per metric, step on x. Figure + Agg canvas directly: no pyplot state,
-    no display needed."""
+# a curve's colour; its raw series is drawn in the same colour at RAW_ALPHA behind the smoothed
+CURVE_COLOR = "#1f77b4"
+RAW_ALPHA = 0.25
+
+
+def curves_png(
+    model: str, curves: dict[str, list[tuple[float, float]]], smoothing: float = DEFAULT_SMOOTHING
+) -> bytes:
+    """One small panel per metric, step on x: the smoothed curve (curves.smooth, ``smoothing``
+    its weight) over the raw series drawn faint. Figure + Agg canvas directly: no pyplot
+    state, no display needed."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -101,12 +123,13 @@ def curves_png(model: str, curves: dict[str, list[tuple[float, float]]]) -> byte
             continue
         name = names[index]
         steps, values = zip(*curves[name], strict=True)
-        axis.plot(steps, values, linewidth=1.0, color="#1f77b4")
+        axis.plot(steps, values, linewidth=1.0, color=CURVE_COLOR, alpha=RAW_ALPHA)
+        axis.plot(steps, smooth(list(values), smoothing), linewidth=1.6, color=CURVE_COLOR)
         axis.set_title(name, fontsize=9)
         axis.set_xlabel("step", fontsize=8)
         axis.tick_params(labelsize=7)
         axis.grid(alpha=0.3)
-    figure.suptitle(f"{model}: training curves", fontsize=11)
+    figure.suptitle(f"{model}: training curves (EMA {smoothing:g}; raw faint behind)", fontsize=11)
     out = io.BytesIO()
     figure.savefig(out, format="png", metadata={"Software": None})
     return out.getvalue()
@@ -148,7 +171,9 @@ def malformed_curve_keys(sample_counts: Any) -> list[str]:
     return [f"sample_counts.{key}" for key in bad]
 
 
-def sample_count_png(model: str, sample_counts: dict[str, Any]) -> bytes:
+def sample_count_png(
+    model: str, sample_counts: dict[str, Any], extractor: str | None = None
+) -> bytes:
     """FID and KID against the number of samples, for the model and the real-vs-real floor,
     with each FID_inf (the extrapolation to infinitely many samples) as a dashed line: FID
     falls as N grows, so two numbers only compare at the same N, or as FID_inf."""
@@ -162,6 +187,7 @@ def sample_count_png(model: str, sample_counts: dict[str, Any]) -> bytes:
         for series, color, marker in SAMPLE_COUNT_SERIES:
             curve = as_mapping(as_mapping(sample_counts).get(series))
             counts, values = _series(curve.get("counts")) or [], _series(curve.get(key)) or []
+            values = [scaled(v, display_exponent(key, extractor)) for v in values]
             label = model if series == "model" else FLOOR_LABEL
             if counts and len(values) == len(counts):
                 axis.plot(
@@ -182,7 +208,9 @@ def sample_count_png(model: str, sample_counts: dict[str, Any]) -> bytes:
                     linewidth=0.8,
                     label=f"{label}: FID_inf {format_number(fid_inf)}",
                 )
-        axis.set_title(f"{title} against the sample count", fontsize=9)
+        axis.set_title(
+            f"{scaled_header(title, key, extractor)} against the sample count", fontsize=9
+        )
         axis.set_xlabel("samples N", fontsize=8)
         axis.tick_params(labelsize=7)
         axis.grid(alpha=0.3)
@@ -192,21 +220,60 @@ def sample_count_png(model: str, sample_counts: dict[str, Any]) -> bytes:
     return out.getvalue()
 
 
-def read_model_metrics(metrics_dir: Path, model: str) -> dict[str, Any] | str:
-    """metrics/<model>.json, or the sentence to show instead when it is missing or broken."""
-    path = metrics_file(metrics_dir, model)
+@dataclass(frozen=True)
+class FirstRun:
+    """The run a model's pictures, curves and per-model sections come from: its first seed's
+    (layout.run_name of the model and the leaderboard row's ``seed``; the model's name for a
+    board written before seeds)."""
+
+    model: str
+    name: str
+    seed: int | None
+
+    @property
+    def evaluate(self) -> str:
+        return stage_instance("evaluate", self.model, self.seed)
+
+    @property
+    def train(self) -> str:
+        return stage_instance("train", self.model, self.seed)
+
+
+def _run_of(model: str, seed: Any) -> tuple[str, int | None]:
+    """A run's folder name and seed, from the model and the seed only (a name read from a file
+    could point anywhere under runs/)."""
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return run_name(model, seed), seed
+    return model, None
+
+
+def first_runs(board: dict[str, Any]) -> dict[str, FirstRun]:
+    runs = {}
+    for model in board["ranking"]:
+        name, seed = _run_of(model, as_mapping(board["models"][model]).get("seed"))
+        runs[model] = FirstRun(model, name, seed)
+    return runs
+
+
+def read_model_metrics(metrics_dir: Path, run: FirstRun) -> dict[str, Any] | str:
+    """metrics/<run name>.json, or the sentence to show instead when it is missing or broken."""
+    model = run.model
+    path = metrics_file(metrics_dir, run.name)
     if not path.is_file():
-        return f"{model}: no {path} (re-run `dvc repro evaluate@{model}`)"
+        return f"{model}: no {path} (re-run `dvc repro {run.evaluate}`)"
     try:
-        return read_json_object(path, f"re-run `dvc repro -f evaluate@{model}`")
+        return read_json_object(path, f"re-run `dvc repro -f {run.evaluate}`")
     except StageInputError as error:
         return f"{model}: {error}"
 
 
-def _sample_counts(model: str, record: dict[str, Any] | str, path: Path) -> str:
+def _sample_counts(
+    run: FirstRun, record: dict[str, Any] | str, path: Path, extractor: str | None
+) -> str:
+    model = run.model
     if isinstance(record, str):
         return note_html(record)
-    redo = f"re-run `dvc repro -f evaluate@{model}`"
+    redo = f"re-run `dvc repro -f {run.evaluate}`"
     curves = record.get("sample_counts")
     if curves is not None and not isinstance(curves, Mapping):
         return note_html(f"{model}: {path}: `sample_counts` is not an object (malformed): {redo}")
@@ -227,7 +294,7 @@ def _sample_counts(model: str, record: dict[str, Any] | str, path: Path) -> str:
         )
     listed = ", ".join(format_number(n, 12) for n in counts)
     picture = Picture(
-        png_data_uri(sample_count_png(model, curves)),
+        png_data_uri(sample_count_png(model, curves, extractor)),
         alt=f"FID and KID of {model} and of the real-vs-real floor against the sample count "
         f"({listed}), with FID_inf",
         caption=f"{model}: from {path}",
@@ -320,7 +387,8 @@ def _comparability(records: dict[str, dict[str, Any] | str]) -> str:
 
 
 def _table(board: dict[str, Any]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in LEADERBOARD_COLUMNS)
+    headers = column_headers(board)
+    head = "".join(f"<th>{html.escape(headers[h])}</th>" for h in LEADERBOARD_COLUMNS)
     body = []
     for kind, cells in leaderboard_rows(board):
         tds = "".join(f"<td>{html.escape(cells[c])}</td>" for c in LEADERBOARD_COLUMNS)
@@ -330,6 +398,67 @@ def _table(board: dict[str, Any]) -> str:
         f"<tbody>{''.join(body)}</tbody></table>"
         + "".join(f'<p class="ties">{html.escape(note)}</p>' for note in tie_notes(board))
     )
+
+
+def _seeds_table(board: dict[str, Any]) -> str:
+    """Mean ± std over seeds per model, the ranked score of each seed, and the seed-range
+    sentence under it."""
+    headers = seed_column_headers(board)
+    head = "".join(f"<th>{html.escape(headers[c])}</th>" for c in SEED_COLUMNS)
+    body = [
+        "<tr>" + "".join(f"<td>{html.escape(cells[c])}</td>" for c in SEED_COLUMNS) + "</tr>"
+        for cells in seed_rows(board)
+    ]
+    return (
+        f'<table id="seeds"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        + "".join(f'<p class="seed-ties">{html.escape(n)}</p>' for n in seed_notes(board))
+    )
+
+
+def wandb_url(runs_dir: Path, run_name: str) -> str | None:
+    """The W&B page of a synced run, as its train summary records it (``links.wandb_url``);
+    None for an offline run, or when the summary is missing or holds no http(s) URL."""
+    path = RunLayout.at(runs_dir / run_name).summary
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    url = as_mapping(as_mapping(summary).get("links")).get("wandb_url")
+    if isinstance(url, str) and urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc:
+        return url
+    return None
+
+
+RUNS_COLUMNS = ("model", "seed", "run", "W&B id")
+
+
+def _runs_table(board: dict[str, Any], runs_dir: Path) -> str:
+    """Every run behind the board (each model's seeds, in rank order): its name, its W&B id
+    (the run id) and, once synced, a link to its W&B page; the ranked score of each run."""
+    score = str(board.get("rank_by"))
+    extractor = board.get("extractor")
+    column = scaled_header(score, score, extractor)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in (*RUNS_COLUMNS, column))
+    body = []
+    for model in board["ranking"]:
+        for run in as_mapping(board["models"][model].get("over_seeds")).get("runs") or []:
+            run = as_mapping(run)
+            name, _ = _run_of(model, run.get("seed"))
+            run_id = html.escape(str(run.get("run_id") or "n/a"))
+            url = wandb_url(runs_dir, name)
+            shown = (
+                f'<a href="{html.escape(url, True)}" rel="noreferrer">{run_id}</a>'
+                if url
+                else f'{run_id} <span class="offline">(not synced)</span>'
+            )
+            value = format_number(scaled(run.get(score), display_exponent(score, extractor)))
+            cells = [model, str(run.get("seed", "n/a")), name]
+            body.append(
+                "<tr>"
+                + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+                + f'<td class="wandb">{shown}</td><td>{html.escape(value)}</td></tr>'
+            )
+    return f'<table id="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
 def figure_html(picture: Picture, css: str) -> str:
@@ -345,8 +474,9 @@ def note_html(text: str) -> str:
     return f'<p class="note missing">{html.escape(text)}</p>'
 
 
-def _model_pictures(model: str, run_id: str, runs_dir: Path) -> list[str]:
-    samples_dir = RunLayout.at(runs_dir / model).samples
+def _model_pictures(run: FirstRun, run_id: str, runs_dir: Path) -> list[str]:
+    model = run.model
+    samples_dir = RunLayout.at(runs_dir / run.name).samples
     parts = []
     for pattern, what in ((SAMPLES_RE, "samples"), (RECONSTRUCTIONS_RE, "reconstructions")):
         latest = latest_step_file(samples_dir, pattern)
@@ -358,7 +488,7 @@ def _model_pictures(model: str, run_id: str, runs_dir: Path) -> list[str]:
         picture = picture_from_file(
             path,
             alt=f"{what} grid machine-generated by {model} (run {run_id}) at training step {step}",
-            caption=f"{model}: {what}, step {step}",
+            caption=f"{model}: {what}, step {step} (run {run.name})",
         )
         if picture is None:
             parts.append(note_html(f"{model}: {path} is not a PNG image"))
@@ -367,28 +497,31 @@ def _model_pictures(model: str, run_id: str, runs_dir: Path) -> list[str]:
     return parts
 
 
-def _model_curves(model: str, runs_dir: Path) -> str:
-    csv_path = RunLayout.at(runs_dir / model).metrics_csv
+def _model_curves(run: FirstRun, runs_dir: Path, smoothing: float) -> str:
+    model = run.model
+    csv_path = RunLayout.at(runs_dir / run.name).metrics_csv
     if not csv_path.is_file():
         return note_html(
             f"{model}: no training curves: {csv_path} not found (train with the CSV logger "
-            f"beside W&B, or re-run `dvc repro train@{model}`)"
+            f"beside W&B, or re-run `dvc repro {run.train}`)"
         )
     curves = read_curves(csv_path)
     if not curves:
         return note_html(f"{model}: {csv_path} holds no logged training metrics")
     picture = Picture(
-        png_data_uri(curves_png(model, curves)),
-        alt=f"training curves of {model}: {', '.join(sorted(curves))} against step",
-        caption=f"{model}: from {csv_path}",
+        png_data_uri(curves_png(model, curves, smoothing)),
+        alt=f"training curves of {model}: {', '.join(sorted(curves))} against step, "
+        f"smoothed (EMA weight {smoothing:g}) over the raw values drawn faint",
+        caption=f"{model}: from {csv_path}; solid: smoothed (EMA weight {smoothing:g}), faint: raw",
     )
     return figure_html(picture, "curves")
 
 
-def _memorization(model: str, run_id: str, metrics_dir: Path | None) -> str:
+def _memorization(run: FirstRun, run_id: str, metrics_dir: Path | None) -> str:
     if metrics_dir is None:
         return ""
-    path = nearest_training_image(metrics_dir, model)
+    model = run.model
+    path = nearest_training_image(metrics_dir, run.name)
     picture = picture_from_file(
         path,
         alt=f"the closest pairs: each sample of {model} (run {run_id}), then its nearest "
@@ -405,6 +538,7 @@ table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
 th,td{border:1px solid #bbb;padding:.3rem .6rem;text-align:right}
 td:nth-child(2),th:nth-child(2),td:nth-child(3){text-align:left}
 tr.floor{font-style:italic;background:#f3f3f3}
+.offline{color:#777;font-size:.8rem}
 .row{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
 figure{margin:0}
 figure.grid img,figure.nearest img{width:274px;image-rendering:pixelated;border:1px solid #ccc}
@@ -433,22 +567,29 @@ def runs_page_note() -> str:
 
 
 def render_html(
-    board: dict[str, Any], runs_dir: Path, metrics_dir: Path | None, title: str, sources: str
+    board: dict[str, Any],
+    runs_dir: Path,
+    metrics_dir: Path | None,
+    title: str,
+    sources: str,
+    smoothing: float = DEFAULT_SMOOTHING,
 ) -> str:
     """The page as a string: no I/O besides reading the run files."""
     models = list(board["ranking"])
+    runs = first_runs(board)
     run_ids = {m: str(board["models"][m].get("run_id", "n/a")) for m in models}
     provenance = ", ".join(f"{m} = {r}" for m, r in run_ids.items())
     samples, curves, nearest = [], [], []
     for model in models:
+        pictures = "".join(_model_pictures(runs[model], run_ids[model], runs_dir))
         samples.append(
             f'<div class="model" data-model="{html.escape(model)}">'
-            f"<h3>{html.escape(model)}</h3>"
-            f'<div class="row">{"".join(_model_pictures(model, run_ids[model], runs_dir))}</div>'
+            f"<h3>{html.escape(model)} <small>(run {html.escape(runs[model].name)})</small></h3>"
+            f'<div class="row">{pictures}</div>'
             "</div>"
         )
-        curves.append(_model_curves(model, runs_dir))
-        nearest.append(_memorization(model, run_ids[model], metrics_dir))
+        curves.append(_model_curves(runs[model], runs_dir, smoothing))
+        nearest.append(_memorization(runs[model], run_ids[model], metrics_dir))
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -462,6 +603,7 @@ def render_html(
         '<section id="leaderboard-section"><h2>Leaderboard</h2>',
         f"<p>Feature extractor: <code>{html.escape(str(board.get('extractor')))}</code>; ranked "
         f"by <code>{html.escape(str(board.get('rank_by')))}</code>. "
+        f"{html.escape(single_run_sentence(board))} "
         f"{html.escape(better_sentence())} Brackets: the bootstrap confidence interval; "
         "<em>=</em> in the rank: not distinguishable from the model ranked there. "
         "<em>FID_inf</em>: FID extrapolated to infinitely many samples. <em>Floor</em>: real "
@@ -471,22 +613,38 @@ def render_html(
         "are.</p>",
         _table(board),
         "</section>",
-        '<section id="samples"><h2>Latest sample grids</h2>',
+        '<section id="seeds-section"><h2>Over seeds</h2>',
+        f"<p>{html.escape(SEEDS_SENTENCE)}</p>",
+        _seeds_table(board),
+        "<p>Every run: its W&amp;B id (the run id), a link once the run is synced to W&amp;B "
+        "(an offline run: <code>wandb sync</code> its folder).</p>",
+        _runs_table(board, runs_dir),
+        "</section>",
+        '<section id="samples"><h2>Latest sample grids (each model\'s first seed)</h2>',
         '<div class="row">',
         *samples,
         "</div></section>",
-        '<section id="curves"><h2>Training curves</h2>',
+        '<section id="curves"><h2>Training curves (each model\'s first seed)</h2>',
+        f"<p>Solid: smoothed, an exponential moving average with weight {smoothing:g} "
+        "(TensorBoard's smoothing, start-up bias removed); faint behind it: the raw logged "
+        "values.</p>",
         *curves,
         "</section>",
     ]
     if metrics_dir is not None:
-        records = {m: read_model_metrics(metrics_dir, m) for m in models}
+        records = {m: read_model_metrics(metrics_dir, runs[m]) for m in models}
+        extractor = board.get("extractor")
         parts += [
             '<section id="sample-counts"><h2>Scores against the sample count</h2>',
             "<p>FID and KID fall as the number of samples grows, so two numbers compare only at "
             "the same count; FID_inf (dashed) is the straight-line fit in 1/N extrapolated to "
             "infinitely many samples.</p>",
-            *(_sample_counts(m, records[m], metrics_file(metrics_dir, m)) for m in models),
+            *(
+                _sample_counts(
+                    runs[m], records[m], metrics_file(metrics_dir, runs[m].name), extractor
+                )
+                for m in models
+            ),
             "</section>",
             '<section id="comparability-section"><h2>What decides the numbers</h2>',
             "<p>Scores compare only when these match (a differing cell is shaded).</p>",
@@ -510,19 +668,23 @@ def build_report(
     *,
     metrics_dir: Path | None = None,
     title: str = "genlab: model comparison",
+    smoothing: float = DEFAULT_SMOOTHING,
 ) -> Path:
     """Write the comparison page to ``out_html`` (atomically) and return its path.
 
-    ``leaderboard_json`` is the compare stage's output; ``runs_dir`` holds ``<model>/samples``
-    and ``<model>/csv/metrics.csv``; ``metrics_dir`` the evaluate stage's ``<model>.json``
-    and ``<model>_nearest_training.png`` (None leaves the sample-count, comparability and
-    memorization sections out). A model's missing or older files
+    ``leaderboard_json`` is the compare stage's output; ``runs_dir`` holds ``<run>/samples``
+    and ``<run>/csv/metrics.csv``; ``metrics_dir`` the evaluate stage's ``<run>.json``
+    and ``<run>_nearest_training.png`` (None leaves the sample-count, comparability and
+    memorization sections out), ``<run>`` being each model's first seed's run name.
+    ``smoothing``: the training curves' EMA weight (curves.smooth). A model's missing or older files
     become a note on the page; a missing leaderboard raises FileNotFoundError.
     """
     leaderboard_json, runs_dir = Path(leaderboard_json), Path(runs_dir)
     board = json.loads(leaderboard_json.read_text())
     sources = _sources(leaderboard_json, runs_dir, metrics_dir)
-    page = render_html(board, runs_dir, metrics_dir and Path(metrics_dir), title, sources)
+    page = render_html(
+        board, runs_dir, metrics_dir and Path(metrics_dir), title, sources, smoothing
+    )
     write_text(out_html, page)
     return Path(out_html)
 
@@ -530,13 +692,14 @@ def build_report(
 def _sources(leaderboard_json: Path, runs_dir: Path, metrics_dir: Path | None) -> str:
     files: Iterable[str] = (
         str(leaderboard_json),
-        f"{runs_dir}/<model>/csv/metrics.csv",
-        f"{runs_dir}/<model>/samples/",
+        f"{runs_dir}/<run>/csv/metrics.csv",
+        f"{runs_dir}/<run>/samples/",
+        f"{runs_dir}/<run>/train_summary.json",
     )
     if metrics_dir is not None:
         files = (
             *files,
-            f"{metrics_dir}/<model>.json",
-            f"{metrics_dir}/<model>_nearest_training.png",
+            f"{metrics_dir}/<run>.json",
+            f"{metrics_dir}/<run>_nearest_training.png",
         )
     return ", ".join(files) + " (the files DVC tracks as metrics, plots and outputs)"

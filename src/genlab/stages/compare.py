@@ -16,7 +16,7 @@ from genlab.layout import leaderboard_files
 from genlab.reporting.leaderboard import (
     build_leaderboard,
     leaderboard_markdown,
-    read_metrics,
+    read_seed_metrics,
     scores_csv,
 )
 from genlab.stages.entry import stage_main
@@ -28,26 +28,44 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     return stage_main(run_compare, cfg, INSTANTIATES)
 
 
-def models_to_compare(cfg: DictConfig) -> list[str]:
-    if cfg.compare.models is not None:
-        return list(cfg.compare.models)
+def _from_params(cfg: DictConfig, key: str, example: str) -> list[Any]:
+    """compare.<key>, or (null) params.yaml's pipeline.<key>: the list dvc.yaml runs."""
+    given = OmegaConf.select(cfg, f"compare.{key}")
+    if given is not None:
+        return list(given)
     path = Path(cfg.compare.params_file)
     if not path.is_file():
         raise StageInputError(
-            f"{path} not found: give the models with compare.models=[dcgan,vae] or point "
-            f"compare.params_file at the params.yaml whose pipeline.models lists them"
+            f"{path} not found: give the {key} with compare.{key}={example} or point "
+            f"compare.params_file at the params.yaml whose pipeline.{key} lists them"
         )
-    models = OmegaConf.select(OmegaConf.load(path), "pipeline.models")
-    if not models:
-        raise StageInputError(f"{path} has no pipeline.models list; set compare.models=[...]")
-    return list(models)
+    listed = OmegaConf.select(OmegaConf.load(path), f"pipeline.{key}")
+    if not listed:
+        raise StageInputError(f"{path} has no pipeline.{key} list; set compare.{key}={example}")
+    return list(listed)
+
+
+def models_to_compare(cfg: DictConfig) -> list[str]:
+    return [str(model) for model in _from_params(cfg, "models", "[dcgan,vae]")]
+
+
+def seeds_to_compare(cfg: DictConfig) -> list[int]:
+    """The seeds each model ran with; the first one's run gives the single-run numbers."""
+    seeds = _from_params(cfg, "seeds", "[0,1,2]")
+    bad = [s for s in seeds if not isinstance(s, int) or isinstance(s, bool)]
+    if bad or len(set(seeds)) != len(seeds):
+        raise StageInputError(
+            f"seeds {seeds}: not a list of distinct integers (compare.seeds or "
+            f"{cfg.compare.params_file}'s pipeline.seeds), e.g. [0, 1, 2]"
+        )
+    return seeds
 
 
 def run_compare(cfg: DictConfig) -> dict[str, Any]:
-    models = models_to_compare(cfg)
-    board = build_leaderboard(
-        read_metrics(Path(cfg.paths.metrics_dir), models), cfg.compare.rank_by
-    )
+    models, seeds = models_to_compare(cfg), seeds_to_compare(cfg)
+    per_seed = read_seed_metrics(Path(cfg.paths.metrics_dir), models, seeds)
+    first = {model: runs[seeds[0]] for model, runs in per_seed.items()}
+    board = build_leaderboard(first, cfg.compare.rank_by, per_seed)
     files = leaderboard_files(cfg.compare.out_dir)
     write_json(files["json"], board)
     write_text(files["markdown"], leaderboard_markdown(board))

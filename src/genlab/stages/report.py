@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from genlab.errors import StageInputError
 from genlab.reporting import build_report
-from genlab.reporting.curves import write_curve_tables
+from genlab.reporting.curves import DEFAULT_SMOOTHING, write_curve_tables
+from genlab.reporting.report import first_runs
 from genlab.stages.entry import stage_main
 
 INSTANTIATES: tuple[str, ...] = ()  # builds nothing from a _target_ node
@@ -28,15 +29,23 @@ def run_report(cfg: DictConfig) -> Path:
         raise StageInputError(
             f"{leaderboard} not found: build the leaderboard first (`dvc repro compare`)"
         )
+    smoothing = OmegaConf.select(cfg, "report.smoothing", default=DEFAULT_SMOOTHING)
+    if not (isinstance(smoothing, (int, float)) and 0 <= smoothing < 1):
+        raise StageInputError(
+            f"report.smoothing is {smoothing!r}: the curves' EMA weight must be a number in "
+            f"[0, 1) (0: raw curves; TensorBoard's default is {DEFAULT_SMOOTHING})"
+        )
     out_html = build_report(
         leaderboard,
         Path(settings.runs_dir),
         Path(settings.out_html),
         metrics_dir=Path(cfg.paths.metrics_dir),
         title=settings.title,
+        smoothing=float(smoothing),
     )
-    models = json.loads(leaderboard.read_text())["ranking"]
-    tables = write_curve_tables(settings.runs_dir, models, Path(settings.curves_dir))
+    # a column per model (dvc.yaml's plots name them by pipeline.models): its first seed's run
+    runs = {m: run.name for m, run in first_runs(json.loads(leaderboard.read_text())).items()}
+    tables = write_curve_tables(settings.runs_dir, runs, Path(settings.curves_dir))
     print(f"report: {out_html} (open it in any browser; it loads nothing from the network)")
     print(f"report: {len(tables)} cross-model curve tables in {settings.curves_dir} (dvc plots)")
     return out_html
