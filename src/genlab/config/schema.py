@@ -95,7 +95,10 @@ class PathsConfig:
         # a file name part (metrics/<run name>.json): no folder, no way out of its folder
         name = self.run_name
         _require(
-            bool(name) and name.isprintable() and "/" not in name and "\\" not in name
+            bool(name)
+            and name.isprintable()
+            and "/" not in name
+            and "\\" not in name
             and name not in (".", ".."),
             "paths.run_name",
             "a plain name (no `/`, `\\`, `..` or control characters), like <model>-seed<seed>",
@@ -362,6 +365,10 @@ class ReportConfig:
     out_html: str = MISSING
     curves_dir: str = MISSING
     title: str = MISSING
+    smoothing: float = MISSING
+
+    def __post_init__(self) -> None:
+        _require(0.0 <= self.smoothing < 1.0, "report.smoothing", "in [0, 1)", self.smoothing)
 
 
 @dataclass

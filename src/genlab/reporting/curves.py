@@ -19,7 +19,7 @@ NOT_CURVE_PREFIXES = ("health/",)
 
 Curves = dict[str, list[tuple[float, float]]]
 
-# the report's curve smoothing when conf sets none (report.smoothing): TensorBoard's default
+# TensorBoard's default smoothing: the functions' default (the pipeline sets report.smoothing)
 DEFAULT_SMOOTHING = 0.6
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from genlab.errors import StageInputError
 from genlab.reporting import build_report
-from genlab.reporting.curves import DEFAULT_SMOOTHING, write_curve_tables
+from genlab.reporting.curves import write_curve_tables
 from genlab.reporting.report import first_runs
 from genlab.stages.entry import stage_main
 
@@ -29,19 +29,13 @@ def run_report(cfg: DictConfig) -> Path:
         raise StageInputError(
             f"{leaderboard} not found: build the leaderboard first (`dvc repro compare`)"
         )
-    smoothing = OmegaConf.select(cfg, "report.smoothing", default=DEFAULT_SMOOTHING)
-    if not (isinstance(smoothing, (int, float)) and 0 <= smoothing < 1):
-        raise StageInputError(
-            f"report.smoothing is {smoothing!r}: the curves' EMA weight must be a number in "
-            f"[0, 1) (0: raw curves; TensorBoard's default is {DEFAULT_SMOOTHING})"
-        )
     out_html = build_report(
         leaderboard,
         Path(settings.runs_dir),
         Path(settings.out_html),
         metrics_dir=Path(cfg.paths.metrics_dir),
         title=settings.title,
-        smoothing=float(smoothing),
+        smoothing=settings.smoothing,  # range checked by config/schema.py
     )
     # a column per model (dvc.yaml's plots name them by pipeline.models): its first seed's run
     runs = {m: run.name for m, run in first_runs(json.loads(leaderboard.read_text())).items()}

@@ -28,7 +28,7 @@ from genlab.models.generator_file import require_shareable, save_generator
 from genlab.stages.entry import stage_main
 from genlab.tracking.identity import RunContext, code_state, run_links
 from genlab.tracking.sweep import sweeper_return
-from genlab.tracking.wandb_setup import finish_wandb_runs
+from genlab.tracking.wandb_setup import finish_wandb_runs, wandb_run_url
 from genlab.training.checkpoints import (
     prepare_checkpoint_dir,
     training_code,
@@ -76,6 +76,7 @@ def run_train(cfg: DictConfig) -> dict[str, Any]:
         )
         batch_sizes = log_batch_sizes(trainer, loggers, cfg.data.batch_size)
         elapsed = fit(trainer, module, datamodule, layout, resume)
+        context.links["wandb_url"] = wandb_run_url(loggers)
         summary = training_summary(context, module, trainer, resume, elapsed, batch_sizes)
         summary.update(cpu_threads=threads, **run_summaries([*callbacks, *loggers]))
         images_per_step = trainer.world_size * cfg.data.batch_size

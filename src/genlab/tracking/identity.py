@@ -119,6 +119,7 @@ def run_links(run_id: str, run_dir: str | os.PathLike) -> dict[str, str | None]:
     return {
         "run_id": run_id,
         "wandb_run_id": run_id,
+        "wandb_url": None,  # the run's W&B page once it is online (train stage, after fit)
         "run_dir": str(run_dir),
         "hydra_output_dir": hydra_output_dir(),
         "dvc_experiment": dvc_experiment(),

@@ -208,6 +208,20 @@ def wandb_logger_for_run(context: RunContext):
     )
 
 
+def wandb_run_url(loggers: list[Any]) -> str | None:
+    """The W&B page of the run these loggers logged to, when it was online (an offline run has
+    none until `wandb sync`): the report links each run's id to it."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and getattr(logger, "_experiment", None) is not None:
+            run = logger.experiment
+            if not getattr(run, "offline", True):
+                url = getattr(run, "url", None)
+                return url if isinstance(url, str) and url.startswith("https://") else None
+    return None
+
+
 def finish_wandb_runs(loggers: list[Any], succeeded: bool) -> None:
     """Close the W&B runs these loggers started (exit code 1 for a failed job)."""
     from pytorch_lightning.loggers import WandbLogger
