@@ -24,6 +24,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import CredentialsError
-from genlab.io import atomic_path
+from genlab.io import atomic_path, file_digest
 from genlab.layout import (
     DETACHED_MANIFEST_SUFFIX,
     ROOT_CERT_FILE,
@@ -253,7 +254,11 @@ def manifest_definition(
     provenance field (model, run id, training fingerprint, code version, dataset hash, seed...)."""
     fields = {str(k): str(v) for k, v in provenance.items()}
     run_fields = {key: fields[key] for key in ("model", "run_id") if key in fields}
-    agent = {"name": "genlab", "version": fields.get("code_version", "unknown"), **run_fields}
+    # c2pa-rs keeps an agent's fields beyond name and version in a hash map, written in a
+    # random order: one such field (the run id; the model is in the description and the
+    # genlab assertion) keeps the claim's bytes the same from one signing to the next
+    agent = {"name": "genlab", "version": fields.get("code_version", "unknown")}
+    agent |= {"run_id": fields["run_id"]} if "run_id" in fields else {}
     run = ", ".join(f"{key} {value}" for key, value in run_fields.items())
     return {
         "claim_generator_info": [{"name": "genlab", "version": _package_version()}],
@@ -289,9 +294,8 @@ def sign_bytes(
     byte, so anything written into the file after this breaks it."""
     import c2pa
 
-    builder = c2pa.Builder(
-        manifest_definition(provenance, title, source_type), context=_builder_context()
-    )
+    definition = manifest_definition(provenance, title, source_type)
+    builder = c2pa.Builder(_content_ids(definition, data, mime), context=_builder_context())
     out = io.BytesIO()
     signer = _signer(identity)
     try:
@@ -311,7 +315,11 @@ def sign_detached(
     import c2pa
 
     source = Path(path)
-    builder = c2pa.Builder(manifest_definition(provenance, source.name), context=_builder_context())
+    definition = manifest_definition(provenance, source.name)
+    content = file_digest(source).encode()  # the file's SHA-256 stands in for its bytes
+    builder = c2pa.Builder(
+        _content_ids(definition, content, mime_type(source)), context=_builder_context()
+    )
     builder.set_no_embed()
     signer = _signer(identity)
     with open(source, "rb") as asset:
@@ -323,6 +331,19 @@ def sign_detached(
     with atomic_path(target) as tmp:
         tmp.write_bytes(manifest)
     return target
+
+
+def _content_ids(definition: dict[str, Any], content: bytes, mime: str) -> dict[str, Any]:
+    """``definition`` with its manifest label and instance id derived from what is signed
+    (the content, its type and the claim), not drawn at random as c2pa does by default: the
+    same bytes signed twice carry the same ids. (The signed manifest still differs: c2pa-rs
+    salts every assertion with 16 random bytes and ECDSA signatures are randomised.)"""
+    digest = hashlib.sha256()
+    for part in (content, mime.encode(), json.dumps(definition, sort_keys=True).encode()):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    # in the shape of a random (version 4) UUID, the only kind c2pa-rs accepts in a label
+    ident = uuid.UUID(bytes=digest.digest()[:16], version=4)
+    return {**definition, "label": f"urn:c2pa:{ident}", "instance_id": f"xmp.iid:{ident}"}
 
 
 def detached_manifest_path(path: str | os.PathLike) -> Path:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,30 @@ def write_json(path: str | os.PathLike, payload: Any) -> None:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def torch_archive(save: Callable[[io.BytesIO], None]) -> bytes:
+    """The bytes ``save`` (``torch.save`` / ``torch.jit.save`` bound to an object) writes into
+    a buffer. Given a path, torch names the zip archive's root folder after the file, and
+    :func:`atomic_path` hands out a random temporary name: identical weights would make a
+    different file each time (and DVC would re-run everything downstream). Into a buffer the
+    root folder is always ``archive``, so the same object gives the same bytes."""
+    buffer = io.BytesIO()
+    save(buffer)
+    return buffer.getvalue()
+
+
+def save_torch(payload: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` of a published file (not a checkpoint): byte-identical for an identical
+    payload (see :func:`torch_archive`), and written atomically."""
+    import torch
+
+    write_bytes(path, torch_archive(lambda buffer: torch.save(payload, buffer)))
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:

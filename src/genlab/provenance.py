@@ -14,6 +14,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -22,6 +23,7 @@ import torch
 from PIL import Image, PngImagePlugin
 
 from genlab import credentials
+from genlab.errors import ConfigError
 from genlab.io import atomic_path
 
 # One spelling of each IPTC digital source type: credentials' (the C2PA manifest uses the same)
@@ -38,10 +40,43 @@ IPTC_EXT_NS = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 GENLAB_NS = "urn:genlab:provenance:1.0#"
 # What identifies the run that made an image or an export, in every record genlab writes
 RUN_KEYS = ("model", "run_id", "training_fingerprint", "code_version", "dataset_hash")
+# The reproducible-builds convention: integer seconds since the epoch, the time outputs claim
+SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"
 _PNG_KEYWORD_MAX = 79  # PNG spec limit on text-chunk keywords
 _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 ImageLike = torch.Tensor | np.ndarray
+
+
+def claimed_time(recorded: str | None = None, written: str | os.PathLike | None = None) -> str:
+    """The time an output claims (its ``created``), as ISO 8601 UTC seconds: the one home.
+
+    ``SOURCE_DATE_EPOCH`` when set (reproducible builds: integer seconds since the epoch);
+    else ``recorded``, a time the run itself recorded (its start, its finish); else the
+    modification time of ``written``, the file the run wrote that this output is made from.
+    Never the clock at write time: re-running a stage on the same inputs then writes the same
+    bytes, and DVC skips everything downstream. ``ValueError`` when none of the three is given.
+    """
+    text = os.environ.get(SOURCE_DATE_EPOCH)
+    if text is not None and text.strip():
+        try:
+            seconds = int(text.strip())
+            if seconds < 0:
+                raise ValueError("before the epoch")
+            moment = datetime.fromtimestamp(seconds, timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            raise ConfigError(
+                f"{SOURCE_DATE_EPOCH}={text!r} is not a time: set it to whole seconds since "
+                f"1970-01-01 UTC (e.g. `export {SOURCE_DATE_EPOCH}=$(git log -1 --format=%ct)`)"
+                f" or unset it"
+            ) from None
+        return moment.isoformat(timespec="seconds")
+    if recorded:
+        return str(recorded)
+    if written is not None:
+        moment = datetime.fromtimestamp(int(os.stat(written).st_mtime), timezone.utc)
+        return moment.isoformat(timespec="seconds")
+    raise ValueError("claimed_time needs a recorded time or a written file when unset")
 
 
 def save_png(

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from genlab.checks import require_positive
 from genlab.data.store import Split
 from genlab.errors import ClassifierError
-from genlab.io import atomic_path
+from genlab.io import save_torch
 from genlab.networks.classifier import DomainClassifier, to_classifier_input
 
 # What the classifier learns from labelled data (train_classifier records it; evaluate reads it).
@@ -143,8 +143,7 @@ def save_classifier(model: DomainClassifier, path: str | os.PathLike, report: di
         "config": classifier_config(model),
         "report": report,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, path)
 
 
 def _fail(path: Path, problem: str) -> ClassifierError:

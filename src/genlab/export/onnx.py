@@ -93,7 +93,9 @@ def _stamp_and_check(tmp: Path, metadata: Mapping[str, str]) -> None:
     """Add provenance to the graph file, then validate it before anything runs it."""
     model = onnx.load(str(tmp))
     if metadata:
-        onnx.helper.set_model_props(model, {str(k): str(v) for k, v in metadata.items()})
+        onnx.helper.set_model_props(
+            model, {str(k): str(v) for k, v in sorted(metadata.items())}
+        )  # one order
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:

@@ -16,7 +16,7 @@ from torch import nn
 
 from genlab.checks import require_positive
 from genlab.errors import ExportError
-from genlab.io import atomic_path
+from genlab.io import atomic_path, torch_archive
 from genlab.layout import EXPORT_METADATA_ENTRY
 
 
@@ -111,11 +111,16 @@ def export_torchscript(
     target = Path(path)
     sizes = _batch_sizes(parity_batch)
     latents = _latents(input_shape, sizes, parity_seed)
-    extra_files = {METADATA_FILE: json.dumps(dict(metadata or {}))}
+    extra_files = {METADATA_FILE: json.dumps(dict(metadata or {}), sort_keys=True)}
     with _eval_on_cpu(generator) as model, atomic_path(target) as tmp:
         traced = _trace(model, latents[0])
         with _quiet_torch():
-            torch.jit.save(traced, str(tmp), _extra_files=extra_files)
+            # into a buffer, not the temporary file: its random name would name the archive
+            tmp.write_bytes(
+                torch_archive(
+                    lambda buffer: torch.jit.save(traced, buffer, _extra_files=extra_files)
+                )
+            )
             reloaded = torch.jit.load(str(tmp), map_location="cpu")
         diff = _max_abs_diff(model, reloaded, latents)
         _check_parity("TorchScript", diff, atol, target)

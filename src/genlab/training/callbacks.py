@@ -12,7 +12,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 from genlab.credentials import COMPOSITE
 from genlab.layout import RECONSTRUCTION_GRID, SAMPLE_GRID
-from genlab.provenance import save_grid
+from genlab.provenance import claimed_time, save_grid
 from genlab.tracking.identity import RunContext
 
 
@@ -38,6 +38,11 @@ class SampleGridCallback(pl.Callback):
         self.out_dir = Path(out_dir)
         self.seed = seed
         self.provenance = provenance
+        # the time every grid of this run claims (unless SOURCE_DATE_EPOCH says otherwise):
+        # when the run started, as its record says or as this callback saw it, not each render
+        self.started = provenance.get("started") or datetime.now(timezone.utc).isoformat(
+            timespec="seconds"
+        )
 
     @classmethod
     def for_run(
@@ -58,7 +63,7 @@ class SampleGridCallback(pl.Callback):
         z = pl_module.sample_latents(self.num_images, torch.Generator().manual_seed(self.seed))
         images = pl_module.generate(z).cpu()
         path = self.out_dir / SAMPLE_GRID.format(step=step)
-        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        created = claimed_time(self.started)
         provenance = {**self.provenance, "step": str(step), "created": created}
         save_grid(images, path, provenance)
         self._log_image(trainer, "samples", path, f"sampling generator, step {step}")
