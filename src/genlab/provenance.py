@@ -71,8 +71,14 @@ def claimed_time(recorded: str | None = None, written: str | os.PathLike | None 
                 f" or unset it"
             ) from None
         return moment.isoformat(timespec="seconds")
-    if recorded:
-        return str(recorded)
+    if recorded:  # from a run record, someone else's file: only a real time is taken
+        try:
+            moment = datetime.fromisoformat(str(recorded)[:64])
+        except ValueError:
+            moment = None
+        if moment is not None:
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+            return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
     if written is not None:
         moment = datetime.fromtimestamp(int(os.stat(written).st_mtime), timezone.utc)
         return moment.isoformat(timespec="seconds")

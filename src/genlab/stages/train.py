@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from datetime import datetime, timezone
 from typing import Any
 
 import pytorch_lightning as pl
@@ -136,11 +137,16 @@ def start_run(cfg: DictConfig, layout: RunLayout, max_steps: int) -> tuple[RunCo
         "code_version": code.version,
         # A record of the data as read, not a resume key: the fingerprint covers meta.json.
         "dataset_hash": dataset_digest(cfg.data.dir),
+        "started": _now(),  # what its sample grids claim (provenance.claimed_time)
     }
     context = RunContext(
         cfg, config, run_id, layout, links, provenance, data_meta, code_changes=code.changes
     )
     return context, resume
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def log_batch_sizes(trainer: pl.Trainer, loggers: list[Any], batch_size: int) -> dict[str, int]:
@@ -189,6 +195,7 @@ def training_summary(
         "resumed": resume,
         "resumed_from_step": module.start_step,
         "wall_time_s": round(elapsed, 2),
+        "finished": _now(),  # what its export claims (provenance.claimed_time)
         **batch_sizes,
         "links": context.links,
         "code_changes": list(context.code_changes),
