@@ -7,13 +7,14 @@ import torch
 from torch import nn
 
 from genlab.errors import NonFiniteLossError
+from genlab.models.standing_statistics import with_standing_statistics
 
 
 class GenerativeModule(pl.LightningModule):
     """A LightningModule that turns latents into images in [-1, 1].
 
     Subclasses set ``optimizer_steps_per_iteration`` (Lightning's global_step counts optimizer
-    steps, genlab's budgets count training iterations) and implement ``sampling_generator``.
+    steps, genlab's budgets count training iterations) and implement ``sampling_network``.
     """
 
     optimizer_steps_per_iteration = 1
@@ -35,9 +36,14 @@ class GenerativeModule(pl.LightningModule):
         """Completed training iterations."""
         return self.trainer.global_step // self.optimizer_steps_per_iteration
 
-    def sampling_generator(self) -> nn.Module:
-        """The z -> image network that evaluation and export use."""
+    def sampling_network(self) -> nn.Module:
+        """The trained z -> image network (the EMA generator, the VAE decoder)."""
         raise NotImplementedError
+
+    def sampling_generator(self) -> nn.Module:
+        """The z -> image network that sample grids, evaluation and export use: the trained one
+        with BatchNorm statistics of its own final weights (models/standing_statistics.py)."""
+        return with_standing_statistics(self.sampling_network(), self.latent_dim)
 
     def sample_latents(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(count, self.latent_dim, generator=generator).to(self.device)

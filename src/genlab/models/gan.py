@@ -100,6 +100,6 @@ class GANModule(GenerativeModule):
 
         self.log_dict({**logs, "train/loss_g": g_loss.detach()}, prog_bar=True)
 
-    def sampling_generator(self) -> nn.Module:
+    def sampling_network(self) -> nn.Module:
         """The EMA generator: smoother samples than the live weights, used for eval and export."""
         return self.ema_generator.module

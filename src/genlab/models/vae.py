@@ -87,7 +87,7 @@ class VAEModule(GenerativeModule):
         )
         return loss
 
-    def sampling_generator(self) -> nn.Module:
+    def sampling_network(self) -> nn.Module:
         """The decoder: samples come from the prior, z ~ N(0, I)."""
         return self.decoder
 
