@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "model",
         type=Path,
-        help=f"exports/<model>/generator.onnx (a TorchScript .pt needs {TRUST_FLAG})",
+        help=f"exports/<run>/generator.onnx (a TorchScript .pt needs {TRUST_FLAG})",
     )
     generate.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
     generate.add_argument(
@@ -397,7 +397,7 @@ def _print_runs(args: argparse.Namespace, rows: list, every: list, workspace: Pa
         print(f"genlab runs: none of the {len(every)} runs in {workspace} match the filters")
     else:
         print(
-            f"genlab runs: no runs in {workspace} (no runs/<model>, DVC experiments or "
+            f"genlab runs: no runs in {workspace} (no runs/<run>, DVC experiments or "
             f"{MULTIRUN_DIR}/ sweeps yet; a sweep folder elsewhere: --sweeps DIR)"
         )
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ..support.dvc_project import PROJECT_ROOT, make_project_repo, run
+from ..support.dvc_project import PROJECT_ROOT, make_project_repo, run, run_files
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -29,7 +29,13 @@ MODELS = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["pipeline"][
 
 @pytest.mark.parametrize("model", MODELS)
 def test_metrics_are_finite_and_recorded(repo, model):
-    metrics = json.loads((repo / f"metrics/{model}.json").read_text())
+    files = run_files(model, root=repo)
+    metrics = json.loads(files.metrics.read_text())
+    assert (metrics["model"], metrics["seed"], metrics["run_name"]) == (
+        model,
+        files.seed,
+        files.name,
+    )
     for key in ("fid", "isc_mean", "kid_mean"):
         assert math.isfinite(metrics[key]) and math.isfinite(metrics["floor"][key]), key
         assert math.isfinite(metrics["untrained"][key]), key
@@ -53,7 +59,8 @@ def test_metrics_are_finite_and_recorded(repo, model):
 def test_metrics_have_intervals_manifold_scores_and_fid_inf(repo, model):
     from genlab.metric_keys import FID_INF, INTERVAL_SCORES, MANIFOLD_SCORES
 
-    metrics = json.loads((repo / f"metrics/{model}.json").read_text())
+    files = run_files(model)  # relative to the repo, as `dvc exp show` names them
+    metrics = json.loads((repo / files.metrics).read_text())
     for scored in (metrics, metrics["floor"]):
         for key in MANIFOLD_SCORES:
             assert 0 <= scored[key] <= (math.inf if key == "density" else 1), key
@@ -68,7 +75,7 @@ def test_metrics_have_intervals_manifold_scores_and_fid_inf(repo, model):
     assert comparability["versions"]["torch-fidelity"]
     # `dvc exp show` lists the new scores as columns of the workspace's metrics
     shown = run(["dvc", "exp", "show", "--json"], repo).stdout
-    workspace = json.loads(shown)[0]["data"]["metrics"][f"metrics/{model}.json"]["data"]
+    workspace = json.loads(shown)[0]["data"]["metrics"][str(files.metrics)]["data"]
     assert workspace["precision"] == metrics["precision"]
     assert workspace["intervals"]["fid"]["low"] == metrics["intervals"]["fid"]["low"]
     assert workspace[FID_INF] == metrics[FID_INF]
@@ -108,10 +115,11 @@ def test_exports_load_and_match(repo, model):
 
     from genlab.models.generator_file import load_generator
 
-    export = repo / f"exports/{model}"
+    files = run_files(model, root=repo)
+    export = files.export
     summary = json.loads((export / "export.json").read_text())
     assert summary["onnx"]["max_abs_diff"] < 1e-4 and summary["torchscript"]["max_abs_diff"] < 1e-4
-    generator, record = load_generator(repo / f"runs/{model}/generator.safetensors")
+    generator, record = load_generator(files.run.generator)
     assert not record["code_version"].endswith("-dirty"), record["train"]["code_changes"]
     z = torch.randn(3, generator.latent_dim, generator=torch.Generator().manual_seed(7))
     expected = generator(z).detach().numpy()
@@ -123,10 +131,10 @@ def test_exports_load_and_match(repo, model):
     assert record["run_id"] in card and "Intended use" in card
     assert "## Memorization" in card and "Samples closer than threshold" in card
     assert (export / "samples.png").is_file()
-    grids = sorted(p.name for p in (repo / f"runs/{model}/samples").glob("step_*.png"))
-    assert grids == ["step_000020.png", "step_000040.png"]
+    grids = sorted(p.name for p in files.run.samples.glob("step_*.png"))
+    assert grids == [files.run.sample_grid(20).name, files.run.sample_grid(40).name]
     if model == "vae":
-        assert (repo / "runs/vae/samples/reconstructions_step_000040.png").is_file()
+        assert files.run.reconstruction_grid(40).is_file()
     if model == "stylegan":
         for part in ("mapping.onnx", "synthesis.onnx", "mapping.torchscript.pt"):
             assert (export / part).is_file(), part
@@ -141,7 +149,7 @@ def test_generate_then_verify_each_exported_model(repo, model, tmp_path):
         [
             "genlab",
             "generate",
-            f"exports/{model}/generator.onnx",
+            str(run_files(model).export / "generator.onnx"),
             "--out",
             str(out),
             "--seeds",
@@ -158,7 +166,7 @@ def test_generate_then_verify_each_exported_model(repo, model, tmp_path):
     assert len(images) == 4 + 2 + (1 if model == "stylegan" else 0)
     verified = run(["genlab", "verify", *map(str, images)], repo).stdout
     assert verified.count("verdict: Trusted") == len(images), verified
-    assert (repo / f"runs/{model}/checkpoints/last.ckpt").is_file()
+    assert run_files(model, root=repo).run.last_checkpoint.is_file()
 
 
 def test_every_image_and_model_file_the_pipeline_wrote_verifies_as_trusted(repo):
@@ -180,9 +188,10 @@ def test_every_image_and_model_file_the_pipeline_wrote_verifies_as_trusted(repo)
 
 
 def test_training_logged_offline_to_wandb(repo):
-    runs = list((repo / "runs/dcgan/wandb").glob("offline-run-*/run-*.wandb"))
+    dcgan = run_files("dcgan", root=repo).run
+    runs = list(dcgan.wandb.glob("offline-run-*/run-*.wandb"))
     assert runs, "no offline W&B run recorded"
-    record = json.loads((repo / "runs/dcgan/train_summary.json").read_text())
+    record = json.loads(dcgan.summary.read_text())
     assert any(record["run_id"] in str(path) for path in runs)
 
 
@@ -198,9 +207,11 @@ def test_model_parameter_change_reruns_only_that_model(repo):  # last: it change
     try:
         path.write_text(original.replace("lr: 1.0e-3", "lr: 5.0e-4"))
         status = run(["dvc", "status", "--json"], repo).stdout
-        assert set(json.loads(status)) == {"train@vae"}
+        vae = run_files("vae")
+        assert set(json.loads(status)) == {vae.stage("train")}
         ran = run(["dvc", "repro"], repo).stdout
         executed = set(re.findall(r"Running stage '([^']+)'", ran))
-        assert executed == {"train@vae", "evaluate@vae", "export@vae", "compare", "report"}, ran
+        per_run = {vae.stage(stage) for stage in ("train", "evaluate", "export")}
+        assert executed == {*per_run, "compare", "report"}, ran
     finally:
         path.write_text(original)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import PROJECT_ROOT
-from ..support.dvc_project import make_project_repo, run
+from ..support.dvc_project import make_project_repo, run, run_files
 from ..support.training import run_tiny_training
 
 pytestmark = pytest.mark.timeout(600)
@@ -78,13 +78,14 @@ def test_dvc_status_lists_training_after_a_datamodule_edit_and_not_after_a_repor
     tmp_path,
 ):
     root = make_project_repo(tmp_path, models=["dcgan"])
-    run(["dvc", "repro", "train@dcgan"], root)
-    assert "up to date" in stages_out_of_date(root, "train@dcgan")
+    train = run_files("dcgan").stage("train")
+    run(["dvc", "repro", train], root)
+    assert "up to date" in stages_out_of_date(root, train)
 
     touch_code(root / "src/genlab/reporting/report.py")
-    assert "up to date" in stages_out_of_date(root, "train@dcgan")
+    assert "up to date" in stages_out_of_date(root, train)
     assert "report:" in stages_out_of_date(root, "report")  # the report does see it
 
     touch_code(root / "src/genlab/data/datamodule.py")
-    status = stages_out_of_date(root, "train@dcgan")
-    assert "train@dcgan:" in status and "src/genlab/data" in status, status
+    status = stages_out_of_date(root, train)
+    assert f"{train}:" in status and "src/genlab/data" in status, status

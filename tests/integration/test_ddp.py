@@ -13,7 +13,7 @@ import time
 import pytest
 import yaml
 
-from ..support.dvc_project import edit_yaml, git_commit, make_project_repo, run
+from ..support.dvc_project import edit_yaml, git_commit, make_project_repo, run, run_files
 from .test_resume import run_to_end, start_training, train_command, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -68,12 +68,14 @@ def test_dvc_repro_with_the_ddp_trainer(tmp_path):
     edit_yaml(root / "params.yaml", {"pipeline": {"trainer": "ddp"}})
     edit_yaml(root / "conf/trainer/ddp.yaml", {"accelerator": "cpu"})
     git_commit(root, "ddp")
-    run(["dvc", "repro", "train@dcgan"], root)
-    summary = json.loads((root / "runs/dcgan/train_summary.json").read_text())
+    dcgan = run_files("dcgan", root=root)
+    train = dcgan.stage("train")
+    run(["dvc", "repro", train], root)
+    summary = json.loads(dcgan.run.summary.read_text())
     assert summary["world_size"] == 2 and summary["replica_max_abs_diff"] == 0.0
     lock = yaml.safe_load((root / "dvc.lock").read_text())
-    assert "train@dcgan" in lock["stages"]
-    assert run(["dvc", "status", "train@dcgan"], root).stdout.strip().endswith("up to date.")
+    assert train in lock["stages"]
+    assert run(["dvc", "status", train], root).stdout.strip().endswith("up to date.")
 
 
 def test_other_ranks_wait_for_rank_zero_to_prepare_the_folder(tmp_path):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ..support.dvc_project import make_project_repo, run
+from ..support.dvc_project import make_project_repo, run, run_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -36,6 +36,9 @@ def _experiments(root) -> dict[str, dict]:
                 if revision.get("name"):
                     found[revision["name"]] = revision["data"]
     return found
+
+
+DCGAN = run_files("dcgan")  # its files, relative to the project repo
 
 
 def test_queued_grid_of_conf_parameters_runs_and_shows_its_metrics(tmp_path):
@@ -67,12 +70,12 @@ def test_queued_grid_of_conf_parameters_runs_and_shows_its_metrics(tmp_path):
         data = experiments[name]
         params = data["params"]["conf/model/dcgan.yaml"]["data"]
         assert params["optim"]["lr"] == float(lr)
-        metrics = data["metrics"]["metrics/dcgan.json"]["data"]
+        metrics = data["metrics"][str(DCGAN.metrics)]["data"]
         for column in ("fid", "kid_mean", "isc_mean"):
             assert isinstance(metrics[column], float), column
         # One identity: DVC's experiment name is recorded with the run id it produced.
         assert metrics["dvc_experiment"] == name
-        summary = data["metrics"]["runs/dcgan/train_summary.json"]["data"]
+        summary = data["metrics"][str(DCGAN.run.summary)]["data"]
         assert summary["links"]["dvc_experiment"] == name
         assert summary["links"]["wandb_run_id"] == summary["run_id"] == metrics["run_id"]
         run_ids.add(metrics["run_id"])
@@ -83,7 +86,7 @@ def test_queued_grid_of_conf_parameters_runs_and_shows_its_metrics(tmp_path):
         assert header in table
     # Training curves of both experiments in one plot (vega specs, one per plot definition).
     diff = json.loads(run(["dvc", "plots", "diff", *LEARNING_RATES, "--json"], root).stdout)
-    (curves,) = diff["data"]["runs/dcgan/csv/metrics.csv"]
+    (curves,) = diff["data"][str(DCGAN.run.metrics_csv)]
     assert sorted(curves["revisions"]) == sorted(LEARNING_RATES)
     plotted = {point["rev"] for point in curves["content"]["data"]["values"]}
     assert plotted == set(LEARNING_RATES)

@@ -11,11 +11,19 @@ import pytest
 import torch
 import yaml
 
-from ..support.dvc_project import edit_yaml, git_commit, make_project_repo, project_env, run
+from ..support.dvc_project import (
+    edit_yaml,
+    git_commit,
+    make_project_repo,
+    project_env,
+    run,
+    run_files,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 DIVERGES_AT = 25
+DCGAN, VAE = run_files("dcgan"), run_files("vae")  # relative to a project repo
 
 
 def recorded_stages(root: Path) -> set[str]:
@@ -38,20 +46,18 @@ def test_divergence_fails_the_stage_keeps_the_good_checkpoint_and_never_evaluate
 
     assert result.returncode != 0
     assert f"loss_d became nan at training step {DIVERGES_AT}" in result.stderr
-    assert "failed to reproduce 'train@dcgan'" in result.stderr
-    checkpoint = torch.load(
-        root / "runs/dcgan/checkpoints/last.ckpt", map_location="cpu", weights_only=True
-    )
+    assert f"failed to reproduce '{DCGAN.stage('train')}'" in result.stderr
+    checkpoint = torch.load(root / DCGAN.run.last_checkpoint, map_location="cpu", weights_only=True)
     assert checkpoint["global_step"] // 2 == 20, "the last periodic checkpoint before the NaN"
     weights = [v for v in checkpoint["state_dict"].values() if v.is_floating_point()]
     assert weights and all(torch.isfinite(v).all() for v in weights)
-    assert not (root / "runs/dcgan/generator.safetensors").exists()
-    assert not (root / "metrics/dcgan.json").exists(), "evaluate must never run on it"
+    assert not (root / DCGAN.run.generator).exists()
+    assert not (root / DCGAN.metrics).exists(), "evaluate must never run on it"
     recorded = recorded_stages(root)
-    assert "train@dcgan" not in recorded and "evaluate@dcgan" not in recorded
+    assert DCGAN.stage("train") not in recorded and DCGAN.stage("evaluate") not in recorded
     assert "fetch" in recorded
     status = json.loads(run(["dvc", "status", "--json"], root).stdout)
-    assert "train@dcgan" in status
+    assert DCGAN.stage("train") in status
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +81,7 @@ def start(args: list[str], root: Path) -> subprocess.Popen:
     )
 
 
-def wait_until_locked(root: Path, model: str, process: subprocess.Popen) -> None:
+def wait_until_locked(root: Path, run_dir: Path, process: subprocess.Popen) -> None:
     """Until DVC holds the write lock on the stage's outputs (recorded in .dvc/tmp/rwlock)."""
     deadline = time.monotonic() + 120
     while True:
@@ -85,17 +91,18 @@ def wait_until_locked(root: Path, model: str, process: subprocess.Popen) -> None
             locks = json.loads((root / ".dvc/tmp/rwlock").read_text())
         except (OSError, json.JSONDecodeError):
             locks = {}
-        if any(f"runs/{model}/" in path for path in locks.get("write", {})):
+        if any(f"{run_dir}/" in path for path in locks.get("write", {})):
             return
         time.sleep(0.1)
 
 
 def test_second_repro_of_a_running_stage_fails_fast_with_dvcs_lock_message(prepared_repo):
     root = prepared_repo
-    first = start(["dvc", "repro", "-f", "-s", "train@dcgan"], root)
-    wait_until_locked(root, "dcgan", first)
+    train = DCGAN.stage("train")
+    first = start(["dvc", "repro", "-f", "-s", train], root)
+    wait_until_locked(root, DCGAN.run.root, first)
     started = time.monotonic()
-    second = run(["dvc", "repro", "-f", "-s", "train@dcgan"], root, check=False, timeout=60)
+    second = run(["dvc", "repro", "-f", "-s", train], root, check=False, timeout=60)
     waited = time.monotonic() - started
     assert first.poll() is None, "the first run must still be training for this to test a clash"
     assert second.returncode != 0
@@ -103,21 +110,22 @@ def test_second_repro_of_a_running_stage_fails_fast_with_dvcs_lock_message(prepa
     assert waited < 30, f"the second run should fail fast, took {waited:.1f}s"
     out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err[-3000:]
-    assert "train@dcgan" in recorded_stages(root)
+    assert train in recorded_stages(root)
 
 
 def test_different_models_train_in_parallel(prepared_repo):
     root = prepared_repo
+    files = {files.model: files for files in (DCGAN, VAE)}
     runs = {
-        model: start(["dvc", "repro", "-f", "-s", f"train@{model}"], root)
-        for model in ("dcgan", "vae")
+        model: start(["dvc", "repro", "-f", "-s", run.stage("train")], root)
+        for model, run in files.items()
     }
     for model, process in runs.items():
-        wait_until_locked(root, model, process)
+        wait_until_locked(root, files[model].run.root, process)
     assert all(p.poll() is None for p in runs.values()), "both stages run at the same time"
     for model, process in runs.items():
         out, err = process.communicate(timeout=600)
         assert process.returncode == 0, f"{model}: {err[-3000:]}"
-    summaries = {m: json.loads((root / f"runs/{m}/train_summary.json").read_text()) for m in runs}
-    assert all(s["steps"] == 150 for s in summaries.values())
-    assert {"train@dcgan", "train@vae"} <= recorded_stages(root)
+    summaries = [json.loads((root / files[m].run.summary).read_text()) for m in runs]
+    assert all(s["steps"] == 150 for s in summaries)
+    assert {run.stage("train") for run in files.values()} <= recorded_stages(root)

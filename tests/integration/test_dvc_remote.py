@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from ..support.dvc_project import git_commit, make_project_repo, run
+from ..support.dvc_project import git_commit, make_project_repo, run, run_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 MODEL = "dcgan"
+RUN = run_files(MODEL)  # its files relative to a project: runs/..., metrics/..., exports/...
 EXPERIMENT = "lr-5e-4"
 
 
@@ -73,21 +74,21 @@ def test_push_clone_pull_reruns_nothing_and_carries_experiments(tmp_path):
     # Everything the pipeline's stages depend on or produce came back: nothing is out of date.
     assert json.loads(run(["dvc", "status", "--json"], clone).stdout) == {}
     stages = run(["dvc", "stage", "list", "--name-only"], clone).stdout.split()
-    assert f"train@{MODEL}" in stages and "report" in stages
+    assert RUN.stage("train") in stages and "report" in stages
     noop, noop_s = _timed(["dvc", "repro"], clone)
     assert "Running stage" not in noop.stdout, noop.stdout
     for stage in stages:
         assert f"Stage '{stage}' didn't change, skipping" in noop.stdout, (stage, noop.stdout)
     # The checkpoint folder is the training machine's crash-recovery area: never pushed.
-    assert (root / f"runs/{MODEL}/checkpoints/last.ckpt").is_file()
-    assert not (clone / f"runs/{MODEL}/checkpoints").exists()
+    assert (root / RUN.run.last_checkpoint).is_file()
+    assert not (clone / RUN.run.checkpoints).exists()
 
     images = tmp_path / "generated"
     run(
         [
             "genlab",
             "generate",
-            str(clone / f"exports/{MODEL}/generator.onnx"),
+            str(clone / RUN.export / "generator.onnx"),
             "--seeds",
             "0-3",
             "--out",
@@ -108,13 +109,13 @@ def test_push_clone_pull_reruns_nothing_and_carries_experiments(tmp_path):
     original = _experiment_metrics(root)[EXPERIMENT]
     pulled = _experiment_metrics(clone)
     assert EXPERIMENT in pulled, pulled.keys()
-    scores = pulled[EXPERIMENT][f"metrics/{MODEL}.json"]["data"]
+    scores = pulled[EXPERIMENT][str(RUN.metrics)]["data"]
     for key in ("fid", "kid_mean", "isc_mean"):
         assert isinstance(scores[key], float), key
     assert pulled[EXPERIMENT] == original
     run(["dvc", "exp", "apply", EXPERIMENT], clone)
     run(["dvc", "checkout"], clone)
-    assert json.loads((clone / f"metrics/{MODEL}.json").read_text())["fid"] == scores["fid"]
+    assert json.loads((clone / RUN.metrics).read_text())["fid"] == scores["fid"]
 
     print(
         f"\n[dvc remote round trip, {MODEL}] dvc repro {repro_s:.1f} s; "

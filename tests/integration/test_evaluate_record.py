@@ -1,4 +1,4 @@
-"""The evaluate stage on a tiny trained model: metrics/<model>.json holds precision / recall /
+"""The evaluate stage on a tiny trained model: metrics/<run name>.json holds precision / recall /
 density / coverage, bootstrap intervals, FID / KID against the sample count with FID_inf and
 what decides the numbers; the headline, the W&B summary, export.json and the model card show
 them, and a record without intervals or curves (bootstrap.rounds=0, sample_counts=[], or a
@@ -16,6 +16,7 @@ import pytest
 
 from genlab.evaluation.classifier_training import load_classifier
 from genlab.export.model_card import NOT_RECORDED, render_model_card
+from genlab.layout import metrics_file, run_name
 from genlab.metric_keys import FID_INF, FIDELITY_SCORES, INTERVAL_SCORES, MANIFOLD_SCORES
 from genlab.stages import evaluate
 from genlab.stages.export import run_export
@@ -87,8 +88,14 @@ def evaluated(trained):
 def test_record_holds_intervals_curves_and_what_decides_the_numbers(trained, evaluated):
     result, _ = evaluated
     cfg = config(trained)
-    written = json.loads((trained / "metrics/dcgan.json").read_text())
+    written = json.loads(metrics_file(cfg.paths.metrics_dir, cfg.paths.run_name).read_text())
     assert written["fid"] == result["fid"] and written["intervals"] == result["intervals"]
+    # the run it scored: one model trained from one seed, under the run's name
+    assert (written["model"], written["seed"], written["run_name"]) == (
+        "dcgan",
+        cfg.seed,
+        run_name("dcgan", cfg.seed),
+    )
 
     for scored in (written, written["floor"]):
         for key in (*FIDELITY_SCORES, *MANIFOLD_SCORES, FID_INF):
@@ -184,7 +191,7 @@ def test_no_bootstrap_and_no_sample_counts_write_nulls(trained, tmp_path):
         "evaluate.sample_counts=[]",
     )
     result = evaluate.main(cfg)
-    written = json.loads((tmp_path / "dcgan.json").read_text())
+    written = json.loads(metrics_file(tmp_path, cfg.paths.run_name).read_text())
     assert written["intervals"] is None and written["floor"]["intervals"] is None
     assert written["sample_counts"] is None
     assert written[FID_INF] is None and written["floor"][FID_INF] is None

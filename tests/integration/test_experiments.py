@@ -59,7 +59,7 @@ def test_preset_composes_validates_and_overrides_the_defaults(name):
     cfg = compose_config_dir(f"experiment={name}")
     validate_config(cfg)
     assert "experiment" not in cfg  # a _global_ preset adds values, not a section
-    assert cfg.model.name == name  # its own runs/<name>, metrics/<name>.json
+    assert cfg.model.name == name  # its own runs/<name>-seed<seed>, metrics/<name>-seed<seed>.json
     # it comes last in the defaults list: its values win over conf/config.yaml's
     assert cfg.train.steps != default.train.steps
     # the command line still wins over the preset, group choices and values alike

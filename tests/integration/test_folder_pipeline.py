@@ -10,7 +10,7 @@ import re
 import pytest
 from PIL import Image
 
-from ..support.dvc_project import edit_yaml, git_commit, make_project_repo, run
+from ..support.dvc_project import edit_yaml, git_commit, make_project_repo, run, run_files
 from ..support.images import write_shapes_folder
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -34,11 +34,12 @@ def test_folder_dataset_through_dvc_repro_and_a_changed_image(tmp_path):
     )
     duplicates = json.loads((root / "data/folder/duplicates.json").read_text())
     assert set(duplicates["exact_groups"][0]) == planted["duplicates"]
-    metrics = json.loads((root / "metrics/dcgan.json").read_text())
+    dcgan = run_files("dcgan", root=root)
+    metrics = json.loads(dcgan.metrics.read_text())
     assert metrics["counts"]["samples"] == 200
-    card = (root / "exports/dcgan/MODEL_CARD.md").read_text()
+    card = (dcgan.export / "MODEL_CARD.md").read_text()
     assert "**Duplicates:** 1 exact" in card and "**Unreadable files skipped:** 1" in card
-    with Image.open(root / "exports/dcgan/samples.png") as grid:
+    with Image.open(dcgan.export / "samples.png") as grid:
         assert grid.size[0] > 4 * 64
 
     image = root / "images/circles/circles_010.png"
@@ -46,7 +47,7 @@ def test_folder_dataset_through_dvc_repro_and_a_changed_image(tmp_path):
     status = json.loads(run(["dvc", "status", "--json"], root).stdout)
     assert "fetch" in status, status
     ran = set(re.findall(r"Running stage '([^']+)'", run(["dvc", "repro"], root).stdout))
-    assert "fetch" in ran and "train@dcgan" in ran, ran
+    assert "fetch" in ran and dcgan.stage("train") in ran, ran
     manifest = json.loads((root / "data/folder/manifest.json").read_text())
     changed = next(e for e in manifest if e["file"] == "circles/circles_010.png")
     assert changed["sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()

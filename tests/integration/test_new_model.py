@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ..support.dvc_project import edit_yaml, git_commit, make_project_repo, run
+from ..support.dvc_project import edit_yaml, git_commit, make_project_repo, run, run_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -27,11 +27,12 @@ def test_a_new_model_config_goes_through_every_stage(tmp_path):
 
     run(["dvc", "repro"], root)
 
-    assert (root / f"runs/{NEW}/generator.safetensors").is_file()
-    metrics = json.loads((root / f"metrics/{NEW}.json").read_text())
+    new = run_files(NEW, root=root)
+    assert new.run.generator.is_file()
+    metrics = json.loads(new.metrics.read_text())
     assert metrics["model"] == NEW and metrics["fid"] > 0
-    assert (root / f"exports/{NEW}/MODEL_CARD.md").is_file()
-    assert (root / f"exports/{NEW}/generator.onnx").is_file()
+    assert (new.export / "MODEL_CARD.md").is_file()
+    assert (new.export / "generator.onnx").is_file()
     board = json.loads((root / "leaderboard/leaderboard.json").read_text())
     assert sorted(board["ranking"]) == sorted(["vae", NEW])
     assert f"| {NEW} |" in (root / "leaderboard/leaderboard.md").read_text()
@@ -39,9 +40,10 @@ def test_a_new_model_config_goes_through_every_stage(tmp_path):
     assert f'data-model="{NEW}"' in page and f"training curves of {NEW}" in page
     # DVC templates the new model's training curves from the train stage's plots
     plots = json.loads(run(["dvc", "plots", "show", "--json"], root).stdout)
-    assert f"runs/{NEW}/csv/metrics.csv" in plots["data"] or any(
-        f"runs/{NEW}/csv/metrics.csv" in key for key in plots["data"]
-    ), sorted(plots["data"])
+    curves = str(run_files(NEW).run.metrics_csv)  # as dvc.yaml names it
+    assert curves in plots["data"] or any(curves in key for key in plots["data"]), sorted(
+        plots["data"]
+    )
     # ... and overlays them on the others' (a column per model in the report's tables)
     header = (root / "leaderboard/curves/train_loss_g.csv").read_text().splitlines()[0]
     assert header.split(",") == ["step", *board["ranking"]] and NEW in header

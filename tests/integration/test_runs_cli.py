@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from genlab.layout import JOB_STATUS_FILE, MULTIRUN_YAML, RUNS_PAGE, SWEEP_JOB_RUN_DIR
+from genlab.layout import (
+    JOB_STATUS_FILE,
+    METRICS_DIR,
+    MULTIRUN_YAML,
+    RUNS_DIR,
+    RUNS_PAGE,
+    SWEEP_JOB_RUN_DIR,
+    metrics_file,
+    run_name,
+)
 from genlab.reporting.runs import (
     FAILED,
     FINISHED,
@@ -27,6 +36,8 @@ from ..support.dvc_project import run as run_in
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 BATCH_SIZES = ["8", "16", "0"]  # 0: refused by the config schema (data.batch_size > 0)
+SEED = 0
+RUN = run_name("dcgan", SEED)  # the `dvc repro` run: runs/<run name>
 
 
 def genlab_runs(workspace: Path, *args: str) -> subprocess.CompletedProcess:
@@ -64,7 +75,8 @@ def train(
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, digits_dir) -> Path:
     root = tmp_path_factory.mktemp("workspace")
-    single = train(root, digits_dir, "model=dcgan")  # what `dvc repro train@dcgan` runs
+    # what `dvc repro train@dcgan-0` runs
+    single = train(root, digits_dir, "model=dcgan", f"seed={SEED}")
     assert single.returncode == 0, single.stderr[-3000:]
     sweep = train(
         root,
@@ -83,7 +95,7 @@ def test_table_lists_the_repro_run_and_every_sweep_job(workspace):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split()[:3] == ["origin", "name", "status"]
-    assert any(line.startswith(f"{ORIGIN_REPRO}  dcgan ") for line in lines)
+    assert any(line.startswith(f"{ORIGIN_REPRO}  {RUN} ") for line in lines)
     for job in range(3):
         assert any(f"{ORIGIN_MULTIRUN}  " in line and f" bs#{job} " in line for line in lines)
     failed = next(i for i, line in enumerate(lines) if " bs#2 " in line)
@@ -98,14 +110,16 @@ def test_json_rows_match_the_records_on_disk(workspace):
     result = genlab_runs(workspace, "--json", "--no-experiments")
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
-    assert set(rows) == {"dcgan", "bs#0", "bs#1", "bs#2"}
-    repro = rows["dcgan"]
-    summary = json.loads((workspace / "runs/dcgan/train_summary.json").read_text())
+    assert set(rows) == {RUN, "bs#0", "bs#1", "bs#2"}
+    repro = rows[RUN]
+    folder = f"{RUNS_DIR}/{RUN}"
+    summary = json.loads((workspace / folder / "train_summary.json").read_text())
     assert repro["origin"] == ORIGIN_REPRO and repro["status"] == FINISHED
+    assert repro["model"] == "dcgan", "the model its train summary records"
     assert (repro["run_id"], repro["steps"]) == (summary["run_id"], 10)
-    assert repro["images_per_s"] == summary["images_per_s"] and repro["folder"] == "runs/dcgan"
-    assert "model=dcgan" in repro["overrides"] and "train.steps=10" in repro["overrides"]
-    assert repro["wandb_dir"].startswith("runs/dcgan/wandb/offline-run-")
+    assert repro["images_per_s"] == summary["images_per_s"] and repro["folder"] == folder
+    assert {"model=dcgan", f"seed={SEED}", "train.steps=10"} <= set(repro["overrides"])
+    assert repro["wandb_dir"].startswith(f"{folder}/wandb/offline-run-")
     assert repro["wandb_dir"].endswith(summary["run_id"])
     sweep = workspace / "multirun/bs"
     assert (sweep / MULTIRUN_YAML).is_file()
@@ -148,25 +162,28 @@ def test_bad_arguments_exit_2_with_one_line(workspace):
         assert result.stderr.strip().splitlines()[-1].startswith("genlab runs: error: argument")
 
 
-STAGE_SCRIPT = """\
+# a stage that writes what train@dcgan-0 and evaluate@dcgan-0 record, where they write it
+RUN_DIR, METRICS = f"{RUNS_DIR}/{RUN}", str(metrics_file(METRICS_DIR, RUN))
+STAGE_SCRIPT = f"""\
 import json, os, yaml
 lr = yaml.safe_load(open("params.yaml"))["lr"]
-os.makedirs("runs/dcgan", exist_ok=True)
-os.makedirs("metrics", exist_ok=True)
-summary = {"run_id": f"run-{lr}", "model": "dcgan", "steps": 7, "images_per_s": 12.5}
-json.dump(summary, open("runs/dcgan/train_summary.json", "w"))
-json.dump({"extractor": "x", "kid_mean": lr * 2, "fid": lr * 100}, open("metrics/dcgan.json", "w"))
+os.makedirs("{RUN_DIR}", exist_ok=True)
+os.makedirs("{METRICS_DIR}", exist_ok=True)
+summary = {{"run_id": f"run-{{lr}}", "model": "dcgan", "steps": 7, "images_per_s": 12.5}}
+json.dump(summary, open("{RUN_DIR}/train_summary.json", "w"))
+scores = {{"extractor": "x", "kid_mean": lr * 2, "fid": lr * 100}}
+json.dump(scores, open("{METRICS}", "w"))
 """
-DVC_YAML = """\
+DVC_YAML = f"""\
 stages:
   train:
     cmd: python stage.py
     deps: [stage.py]
     params: [lr]
     metrics:
-      - runs/dcgan/train_summary.json:
+      - {RUN_DIR}/train_summary.json:
           cache: false
-      - metrics/dcgan.json:
+      - {METRICS}:
           cache: false
 """
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from genlab.errors import StageInputError
+from genlab.layout import metrics_file
 from genlab.stages.evaluate import run_evaluate
 from genlab.stages.export import run_export
 from genlab.stages.fetch import run_fetch
@@ -56,7 +57,8 @@ def test_unlabelled_folder_trains_evaluates_and_exports(tmp_path):
     assert metrics["extractor_objective"].startswith("self-supervised: predict the rotation")
     assert metrics["isc_mean"] is None and metrics["floor"]["isc_mean"] is None
     assert math.isfinite(metrics["fid"]) and math.isfinite(metrics["kid_mean"])
-    assert json.loads((tmp_path / "metrics/dcgan.json").read_text())["isc_mean"] is None
+    written = metrics_file(cfg.paths.metrics_dir, cfg.paths.run_name)
+    assert json.loads(written.read_text())["isc_mean"] is None
     run_export(cfg)
     card = (tmp_path / "export/MODEL_CARD.md").read_text()
     assert "**Extractor trained for:** self-supervised" in card

@@ -28,6 +28,8 @@ from genlab.reporting.leaderboard import (
     scores_csv,
 )
 
+from ..support.dvc_project import run_files
+
 SCRIPT = "<script>alert(1)</script>"
 COUNTS = [250, 500, 1000]
 
@@ -349,13 +351,14 @@ def test_flat_scores_of_malformed_intervals_have_no_bounds(intervals):
 
 
 @pytest.mark.parametrize("text", ["not json {", "[1, 2]", '"a string"', "\udcff"])
-def test_export_refuses_a_metrics_file_that_is_not_a_json_object(tmp_path, text):
-    from omegaconf import OmegaConf
-
+def test_export_refuses_a_metrics_file_that_is_not_a_json_object(tmp_path, text, compose_config):
     from genlab.errors import StageInputError
     from genlab.stages.export import read_metrics
 
-    (tmp_path / "dcgan.json").write_bytes(text.encode("utf-8", "surrogateescape"))
-    cfg = OmegaConf.create({"paths": {"metrics_dir": str(tmp_path)}, "model": {"name": "dcgan"}})
-    with pytest.raises(StageInputError, match=r"dcgan\.json is refused.*evaluate@dcgan"):
+    cfg = compose_config("model=dcgan", f"paths.metrics_dir={tmp_path / 'metrics'}")
+    run = run_files("dcgan", cfg.seed, root=tmp_path)  # metrics/<run name>.json, evaluate@...
+    run.metrics.parent.mkdir(parents=True, exist_ok=True)
+    run.metrics.write_bytes(text.encode("utf-8", "surrogateescape"))
+    refused = rf"{re.escape(run.metrics.name)} is refused.*{re.escape(run.stage('evaluate'))}"
+    with pytest.raises(StageInputError, match=refused):
         read_metrics(cfg)

@@ -21,6 +21,7 @@ from genlab.io import atomic_dir, write_text
 from genlab.layout import OUTPUT_MARKER
 
 from ..conftest import PROJECT_ROOT
+from ..support.dvc_project import run_files
 from ..support.images import shape_image
 from ..support.training import run_tiny_training
 
@@ -472,7 +473,7 @@ def test_bare_urls_and_emails_from_others_are_not_turned_into_links():
 # -- row 14 (ranking): NaN metrics -----------------------------------------------------------
 
 
-def metrics_file(kid: float, fid: float) -> dict:
+def metrics_record(kid: float, fid: float) -> dict:
     return {
         "extractor": "classifier",
         "fid": fid,
@@ -492,22 +493,25 @@ def test_compare_refuses_a_non_finite_metric_whatever_the_order(tmp_path, bad):
     file order left it: ranking by fid with one NaN gave a different winner per order."""
     metrics = tmp_path / "metrics"
     metrics.mkdir()
+    runs = {model: run_files(model, 0, root=tmp_path) for model in "abc"}  # one seed each
     for model, (kid, fid) in {"a": (10.0, 50.0), "b": (5.0, bad), "c": (7.0, 20.0)}.items():
-        (metrics / f"{model}.json").write_text(json.dumps(metrics_file(kid, fid)))
-    assert ("NaN" if bad != bad else "Infinity") in (metrics / "b.json").read_text()
+        runs[model].metrics.write_text(json.dumps(metrics_record(kid, fid)))
+    bad_file = runs["b"].metrics
+    assert ("NaN" if bad != bad else "Infinity") in bad_file.read_text()
     for order in ("[a,b,c]", "[c,b,a]", "[b,c,a]"):
         result = stage_script(
             "compare",
             tmp_path,
             f"compare.models={order}",
+            "compare.seeds=[0]",
             "compare.rank_by=fid",
             f"paths.metrics_dir={metrics}",
             f"compare.out_dir={tmp_path / 'leaderboard'}",
         )
         assert result.returncode != 0, result.stdout[-2000:]
         message = result.stderr
-        assert "`fid`" in message and str(metrics / "b.json") in message, message[-2000:]
-        assert "evaluate@b" in message
+        assert "`fid`" in message and str(bad_file) in message, message[-2000:]
+        assert runs["b"].stage("evaluate") in message
         assert not (tmp_path / "leaderboard").exists()
 
 

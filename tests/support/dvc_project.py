@@ -7,11 +7,14 @@ import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from genlab import layout
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FILES = [
@@ -85,8 +88,12 @@ def git_commit(root: Path, message: str) -> None:
     run(["git", *identity, "commit", "-qm", message], root)
 
 
-def make_project_repo(root: Path, models: list[str] | None = None) -> Path:
-    """Copy the project into ``root`` with the tiny budget, as a git repo with one commit."""
+def make_project_repo(
+    root: Path, models: list[str] | None = None, seeds: list[int] | None = None
+) -> Path:
+    """Copy the project into ``root`` with the tiny budget, as a git repo with one commit
+    (``models`` / ``seeds``: params.yaml's pipeline.models / pipeline.seeds instead of the
+    project's)."""
     for name in PROJECT_FILES:
         source = PROJECT_ROOT / name
         if source.is_dir():
@@ -100,6 +107,8 @@ def make_project_repo(root: Path, models: list[str] | None = None) -> Path:
         edit_yaml(root / relative, changes)
     if models is not None:
         edit_yaml(root / "params.yaml", {"pipeline": {"models": models}})
+    if seeds is not None:
+        edit_yaml(root / "params.yaml", {"pipeline": {"seeds": seeds}})
     run(["git", "init", "-q"], root)
     git_commit(root, "init")
     return root
@@ -132,3 +141,58 @@ def stage_command(address: str) -> tuple[Path, dict[str, Any]]:
     overrides = [word for word in words[2:] if "=" in word]
     config = OmegaConf.to_container(compose_config_dir(*overrides), resolve=True)
     return Path(words[1]), config
+
+
+@cache
+def pipeline_seed() -> int:
+    """The seed a test repo runs when it names none: the first of params.yaml's pipeline.seeds."""
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    return int(params["pipeline"]["seeds"][0])
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Where the pipeline keeps one (model, seed) run, as conf/paths.yaml composes it (relative
+    to the project, under ``root`` when given), and its DVC stage instances: tests spell no
+    run folder, metrics file or stage name, so renaming them needs no test edit."""
+
+    model: str
+    seed: int
+    name: str  # layout.run_name(model, seed)
+    run: layout.RunLayout  # paths.run_dir
+    metrics: Path  # layout.metrics_file(paths.metrics_dir, name)
+    nearest_training: Path
+    export: Path  # paths.export_dir
+
+    def stage(self, stage: str) -> str:
+        """dvc.yaml's instance of ``stage`` (train, evaluate, export) for this run: DVC names
+        a matrix instance by its values (model, seed), joined with '-'."""
+        return f"{stage}@{self.model}-{self.seed}"
+
+
+@cache
+def _composed_paths(model: str, seed: int) -> dict[str, str]:
+    from omegaconf import OmegaConf
+
+    from ..conftest import compose_config_dir
+
+    # model.name alone decides the paths: a model the project's conf/ lacks composes too
+    cfg = compose_config_dir(f"model.name={model}", f"seed={seed}")
+    return OmegaConf.to_container(cfg.paths, resolve=True)
+
+
+def run_files(model: str, seed: int | None = None, root: Path | str = "") -> RunFiles:
+    """The files of the run of ``model`` trained from ``seed`` (default: pipeline_seed())."""
+    seed = pipeline_seed() if seed is None else seed
+    paths = _composed_paths(model, seed)
+    base = Path(root)
+    name = paths["run_name"]
+    return RunFiles(
+        model=model,
+        seed=seed,
+        name=name,
+        run=layout.RunLayout.at(base / paths["run_dir"]),
+        metrics=layout.metrics_file(base / paths["metrics_dir"], name),
+        nearest_training=layout.nearest_training_image(base / paths["metrics_dir"], name),
+        export=base / paths["export_dir"],
+    )

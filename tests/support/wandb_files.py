@@ -72,3 +72,16 @@ def artifacts(run_file: Path) -> list[dict[str, Any]]:
         }
         for artifact in _records(run_file, "artifact")
     ]
+
+
+def run_records(run_file: Path) -> list[dict[str, Any]]:
+    """The run as ``wandb.init`` declared it (id, name, group, job type), once per start."""
+    return [
+        {
+            "id": run.run_id,
+            "name": run.display_name,
+            "group": run.run_group,
+            "job_type": run.job_type,
+        }
+        for run in _records(run_file, "run")
+    ]

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from genlab.code_deps import import_closure, stage_code, stage_modules
 
 from ..conftest import PROJECT_ROOT, compose_config_dir
-from ..support.dvc_project import dvc_stages, stage_command
+from ..support.dvc_project import dvc_stages, run_files, stage_command
 
 SRC = PROJECT_ROOT / "src"
 
@@ -101,7 +101,7 @@ def test_the_resume_fingerprint_hashes_code_the_train_stage_deps_cover():
 
     config = resolved("model=dcgan")
     code = training_code(config)
-    deps = dvc_stages()["train@dcgan"]["deps"]
+    deps = dvc_stages()[run_files("dcgan").stage("train")]["deps"]
     assert [str(f) for f in code if not covered(f, deps)] == []
     assert {"genlab/networks/dcgan.py", "genlab/training/reproducibility.py"} <= relative(code)
     assert not any(f.startswith(("genlab/reporting", "genlab/evaluation")) for f in relative(code))

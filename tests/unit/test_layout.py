@@ -10,12 +10,18 @@ import pytest
 from genlab import layout
 from genlab.layout import RunLayout
 
-from ..support.dvc_project import PROJECT_ROOT, dvc_stages, stage_command
+from ..support.dvc_project import (
+    PROJECT_ROOT,
+    dvc_stages,
+    edit_yaml,
+    run_files,
+    stage_command,
+)
 
 
 def expected_outputs(stage: str, cfg: dict) -> set[Path]:
     paths = cfg["paths"]
-    model = cfg["model"]["name"]
+    run = paths["run_name"]
     return {
         "fetch": {Path(cfg["data"]["dir"])},
         "train_classifier": {
@@ -24,8 +30,8 @@ def expected_outputs(stage: str, cfg: dict) -> set[Path]:
         },
         "train": RunLayout.at(paths["run_dir"]).dvc_outputs(),
         "evaluate": {
-            layout.metrics_file(paths["metrics_dir"], model),
-            layout.nearest_training_image(paths["metrics_dir"], model),
+            layout.metrics_file(paths["metrics_dir"], run),
+            layout.nearest_training_image(paths["metrics_dir"], run),
         },
         "export": {Path(paths["export_dir"])},
         "compare": set(layout.leaderboard_files(cfg["compare"]["out_dir"]).values()),
@@ -38,6 +44,69 @@ def test_dvc_outputs_are_the_files_the_layout_names(address):
     script, cfg = stage_command(address)
     declared = {Path(out) for out in dvc_stages()[address]["outs"]}
     assert declared == expected_outputs(script.stem, cfg)
+
+
+PER_RUN_STAGES = ("train", "evaluate", "export")
+
+
+def resolved_stages(root: Path) -> dict[str, dict]:
+    """The stages DVC resolves from ``root``'s dvc.yaml and params.yaml: command, outputs."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return {
+            stage.name: {
+                "cmd": stage.cmd,
+                "outs": {Path(str(o.def_path)) for o in stage.outs},
+            }
+            for stage in repo.index.stages
+        }
+
+
+def test_each_model_and_seed_is_one_run_named_by_the_layout(tmp_path, compose_config):
+    """dvc.yaml spells the run name (<model>-seed<seed>) itself: its train / evaluate / export
+    instances, one per model and seed of params.yaml, write exactly the files that
+    layout.run_name(model, seed) names, and are named train@<model>-<seed>."""
+    for name in ("dvc.yaml", "params.yaml"):
+        (tmp_path / name).write_text((PROJECT_ROOT / name).read_text())
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc/config").write_text("[core]\n    no_scm = true\n")  # DVC without git
+    models, seeds = ["dcgan", "vae"], [0, 3]
+    edit_yaml(tmp_path / "params.yaml", {"pipeline": {"models": models, "seeds": seeds}})
+    stages = resolved_stages(tmp_path)
+    exports = Path(compose_config().paths.export_dir).parent  # conf/paths.yaml's exports/
+
+    for stage in PER_RUN_STAGES:
+        instances = {address for address in stages if address.startswith(f"{stage}@")}
+        # as tests/support names them (RunFiles.stage), so every DVC test addresses real stages
+        assert instances == {run_files(m, s).stage(stage) for m in models for s in seeds}
+    for model in models:
+        for seed in seeds:
+            run = layout.run_name(model, seed)
+            run_dir = Path(layout.RUNS_DIR) / run
+            expected = {
+                "train": RunLayout.at(run_dir).dvc_outputs(),
+                "evaluate": {
+                    layout.metrics_file(layout.METRICS_DIR, run),
+                    layout.nearest_training_image(layout.METRICS_DIR, run),
+                },
+                "export": {exports / run},
+            }
+            for stage in PER_RUN_STAGES:
+                instance = stages[run_files(model, seed).stage(stage)]
+                assert instance["outs"] == expected[stage], (stage, model, seed)
+                assert {f"model={model}", f"seed={seed}"} <= set(instance["cmd"].split())
+
+
+def test_paths_run_name_is_the_layouts_run_name(compose_config):
+    """conf/paths.yaml names a run as genlab.layout does, and puts its folders under that name."""
+    cfg = compose_config("model=vae", "seed=3")
+    run = layout.run_name("vae", 3)
+    assert cfg.paths.run_name == run
+    assert Path(cfg.paths.run_dir) == Path(layout.RUNS_DIR) / run
+    assert Path(cfg.paths.export_dir).name == run
+    default = compose_config("model=vae")  # the default config's seed
+    assert default.paths.run_name == layout.run_name("vae", default.seed)
 
 
 def test_checkpoints_and_logger_extras_are_neither_outputs_nor_hashed_as_dependencies():

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from genlab.errors import OutputPathError
-from genlab.layout import RUNS_PAGE
+from genlab.layout import RUNS_DIR, RUNS_PAGE, run_name
 from genlab.reporting.runs import (
     FAILED,
     FINISHED,
@@ -57,6 +57,10 @@ def sweep_job(sweep: str, job: int, lr: float, kid: float | None, **fields) -> R
     )
 
 
+VAE_RUN = run_name("vae", 0)  # a `dvc repro` run: one model, one seed
+VAE_FOLDER = f"{RUNS_DIR}/{VAE_RUN}"
+
+
 def rows() -> list[RunRow]:
     jobs = [
         sweep_job("lr", job, lr, kid, best=kid == min(KIDS))
@@ -65,7 +69,7 @@ def rows() -> list[RunRow]:
     failed = sweep_job("lr", 3, 1e30, None, reason="training diverged: loss became nan")
     repro = RunRow(
         origin=ORIGIN_REPRO,
-        name="vae",
+        name=VAE_RUN,
         status=FINISHED,
         model="vae",
         scores={"kid_mean": 0.05, "fid": 60.5, "isc_mean": 4.25},
@@ -73,7 +77,7 @@ def rows() -> list[RunRow]:
         images_per_s=1500.0,
         run_id="bbbb2222",
         wandb_url="https://wandb.ai/me/genlab/runs/bbbb2222",
-        folder="runs/vae",
+        folder=VAE_FOLDER,
     )
     # a plain multirun without an objective: no chart
     plain = [
@@ -155,10 +159,10 @@ def test_the_table_has_a_row_per_run_with_its_facts(page):
     _, parsed = page
     assert len(parsed.rows) == len(rows())
     by_name = {cell(c, "name").lstrip("\u2605"): (css, c) for css, c in parsed.rows}
-    _, vae = by_name["vae"]
+    _, vae = by_name[VAE_RUN]
     assert cell(vae, "origin") == ORIGIN_REPRO and cell(vae, "status") == FINISHED
     assert (cell(vae, "KID"), cell(vae, "FID"), cell(vae, "IS")) == ("0.05", "60.5", "4.25")
-    assert cell(vae, "steps") == "3000" and cell(vae, "folder") == "runs/vae"
+    assert cell(vae, "steps") == "3000" and cell(vae, "folder") == VAE_FOLDER
     assert cell(vae, "overrides") == "defaults"
     _, job = by_name["lr#0"]
     assert cell(job, "objective") == "kid_mean 0.31"

@@ -1,5 +1,5 @@
 """genlab.reporting.runs: every run of a workspace as one table, from the records genlab
-writes (train_summary.json, metrics/<model>.json, a sweep job's genlab_job.json), sorted,
+writes (train_summary.json, metrics/<run name>.json, a sweep job's genlab_job.json), sorted,
 filtered and shown; a broken or hostile record is a row with a reason, never a traceback."""
 
 from __future__ import annotations
@@ -18,12 +18,15 @@ from genlab.layout import (
     HYDRA_DIR,
     HYDRA_OVERRIDES_FILE,
     JOB_STATUS_FILE,
+    METRICS_DIR,
     MULTIRUN_YAML,
     OPTUNA_STUDY_FILE,
     RUN_LINKS_FILE,
+    RUNS_DIR,
     SWEEP_JOB_RUN_DIR,
     RunLayout,
     metrics_file,
+    run_name,
 )
 from genlab.reporting.runs import (
     FAILED,
@@ -68,6 +71,19 @@ def train_summary(run_id: str, model: str = "dcgan", steps: int = 20, **extra) -
         "images_per_s": 320.0,
         **extra,
     }
+
+
+# `dvc repro` runs: one model trained from one seed, named by genlab.layout
+DCGAN = run_name("dcgan", 0)
+VAE = run_name("vae", 1)
+
+
+def repro_dir(workspace: Path, run: str) -> Path:
+    return workspace / RUNS_DIR / run
+
+
+def repro_metrics(workspace: Path, run: str) -> Path:
+    return metrics_file(workspace / METRICS_DIR, run)
 
 
 def write_run(run_dir: Path, summary: dict) -> None:
@@ -148,36 +164,43 @@ def test_repro_run_row_reads_summary_metrics_and_hydra_overrides(tmp_path):
     (output_dir / ".hydra/overrides.yaml").write_text("- data=digits\n- model=dcgan\n")
     summary = train_summary("abc123", steps=40)
     summary["links"]["hydra_output_dir"] = "outputs/train/2026-01-01_00-00-00"
-    write_run(tmp_path / "runs/dcgan", summary)
+    write_run(repro_dir(tmp_path, DCGAN), summary)
     scores = {"extractor": "x", "fid": 41.5, "kid_mean": 0.031, "isc_mean": 2.25, "isc_std": 0.1}
-    write_json(metrics_file(tmp_path / "metrics", "dcgan"), {**scores, "floor": {"fid": 1.0}})
-    write_json(metrics_file(tmp_path / "metrics", "vae"), {"extractor": "x", "fid": 60.0})
+    write_json(repro_metrics(tmp_path, DCGAN), {**scores, "floor": {"fid": 1.0}})
+    vae = {"model": "vae", "seed": 1, "run_name": VAE, "extractor": "x", "fid": 60.0}
+    write_json(repro_metrics(tmp_path, VAE), vae)
 
     rows = by_name(collect_runs(tmp_path))
 
-    dcgan = rows["dcgan"]
+    assert sorted(rows) == sorted([DCGAN, VAE]), "a row per run, named after it"
+    dcgan = rows[DCGAN]
     assert dcgan.origin == ORIGIN_REPRO and dcgan.status == FINISHED and dcgan.reason is None
+    assert dcgan.model == "dcgan", "the model its train summary records"
     assert dcgan.overrides == ("data=digits", "model=dcgan")
     assert dcgan.scores == {k: v for k, v in scores.items() if k != "extractor"}
     assert (dcgan.steps, dcgan.images_per_s, dcgan.run_id) == (40, 320.0, "abc123")
-    assert dcgan.folder == "runs/dcgan"
-    assert dcgan.wandb_dir == "runs/dcgan/wandb/offline-run-20260101_000000-abc123"
-    # scored, its run folder not here (trained elsewhere): the scores, no folder
-    assert rows["vae"].scores == {"fid": 60.0} and rows["vae"].folder is None
-    assert rows["vae"].overrides == ("model=vae",)
+    assert dcgan.folder == f"{RUNS_DIR}/{DCGAN}"
+    assert dcgan.wandb_dir == f"{RUNS_DIR}/{DCGAN}/wandb/offline-run-20260101_000000-abc123"
+    # scored, its run folder not here (trained elsewhere): the scores, no folder; the model
+    # and seed its metrics record names
+    assert rows[VAE].scores == {"fid": 60.0} and rows[VAE].folder is None
+    assert rows[VAE].model == "vae" and rows[VAE].overrides == ("model=vae", "seed=1")
 
 
 def test_paths_are_relative_to_a_workspace_given_relative(tmp_path, monkeypatch):
-    write_run(tmp_path / "runs/vae", train_summary("r1", model="vae"))
+    write_run(repro_dir(tmp_path, VAE), train_summary("r1", model="vae"))
     monkeypatch.chdir(tmp_path.parent)
     (row,) = collect_runs(Path(tmp_path.name))
-    assert row.folder == "runs/vae" and row.wandb_dir.startswith("runs/vae/wandb/")
+    folder = f"{RUNS_DIR}/{VAE}"
+    assert row.folder == folder and row.wandb_dir.startswith(f"{folder}/wandb/")
 
 
 def test_unfinished_repro_run_is_interrupted_and_says_how_to_resume(tmp_path):
-    (RunLayout.at(tmp_path / "runs/vae").checkpoints).mkdir(parents=True)
+    (RunLayout.at(repro_dir(tmp_path, VAE)).checkpoints).mkdir(parents=True)
     (row,) = collect_runs(tmp_path)
     assert row.status == INTERRUPTED and "dvc repro" in row.reason and "last.ckpt" in row.reason
+    # nothing recorded yet: the model and seed its run's name says
+    assert (row.name, row.model, row.overrides) == (VAE, "vae", ("model=vae", "seed=1"))
 
 
 # -- sweeps ------------------------------------------------------------------------------------
@@ -266,11 +289,11 @@ def test_hostile_records_become_rows_with_reasons(tmp_path):
         objective={"metric": "kid_mean", "value": float("nan")},
     )
     write_json(sweep / "3" / JOB_STATUS_FILE, {**_record(sweep / "3"), "pid": "12"})
-    (tmp_path / "runs/dcgan").mkdir(parents=True)
-    (tmp_path / "runs/dcgan/train_summary.json").write_text('"a string"')
-    (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics/dcgan.json").write_bytes(b"\xff\xfe not utf-8")
-    write_json(tmp_path / "metrics/vae.json", {"fid": "40", "kid_mean": True, "isc_mean": 3})
+    RunLayout.at(repro_dir(tmp_path, DCGAN)).summary.parent.mkdir(parents=True)
+    RunLayout.at(repro_dir(tmp_path, DCGAN)).summary.write_text('"a string"')
+    repro_metrics(tmp_path, DCGAN).parent.mkdir()
+    repro_metrics(tmp_path, DCGAN).write_bytes(b"\xff\xfe not utf-8")
+    write_json(repro_metrics(tmp_path, VAE), {"fid": "40", "kid_mean": True, "isc_mean": 3})
 
     rows = by_name(collect_runs(tmp_path))
 
@@ -288,10 +311,11 @@ def test_hostile_records_become_rows_with_reasons(tmp_path):
     nan = rows["s#3"]
     assert nan.status == FINISHED and nan.overrides == () and nan.objective is None
     assert nan.steps is None and nan.images_per_s is None and not nan.best
-    broken = rows["dcgan"]
+    broken = rows[DCGAN]
     assert broken.status == FINISHED
-    assert "train_summary.json" in broken.reason and "dcgan.json" in broken.reason
-    assert rows["vae"].scores == {"isc_mean": 3.0}, "a string or a bool is not a score"
+    assert "train_summary.json" in broken.reason
+    assert repro_metrics(tmp_path, DCGAN).name in broken.reason
+    assert rows[VAE].scores == {"isc_mean": 3.0}, "a string or a bool is not a score"
     table = format_table(list(rows.values()))
     assert "\x1b" not in table and "s3cret" not in table
 
@@ -333,9 +357,9 @@ def test_crafted_records_cannot_crash_the_table(tmp_path):
     (output / HYDRA_DIR / HYDRA_OVERRIDES_FILE).write_text(DEEP)
     summary = train_summary("r9", steps=HUGE)
     summary["links"]["hydra_output_dir"] = "outputs/train/x"
-    write_run(tmp_path / "runs/dcgan", summary)
-    write_json(metrics_file(tmp_path / "metrics", "dcgan"), {"fid": HUGE, "kid_mean": 0.02})
-    (tmp_path / "metrics/vae.json").write_text(DEEP)
+    write_run(repro_dir(tmp_path, DCGAN), summary)
+    write_json(repro_metrics(tmp_path, DCGAN), {"fid": HUGE, "kid_mean": 0.02, "seed": HUGE})
+    repro_metrics(tmp_path, VAE).write_text(DEEP)
 
     rows = by_name(collect_runs(tmp_path))
 
@@ -351,10 +375,11 @@ def test_crafted_records_cannot_crash_the_table(tmp_path):
     assert rows["s#3"].best and rows["s#3"].params == {"model.optim.lr": 2e-4}
     odd = rows["s#\u00b2"]
     assert odd.status == INTERRUPTED and odd.job is None
-    dcgan = rows["dcgan"]
+    dcgan = rows[DCGAN]
     assert dcgan.steps is None and dcgan.scores == {"kid_mean": 0.02}
-    assert dcgan.overrides == ("model=dcgan",), "unreadable Hydra record: the default"
-    assert "vae.json" in rows["vae"].reason and "not JSON" in rows["vae"].reason
+    assert dcgan.overrides == ("model=dcgan",), "unreadable Hydra record, huge seed: the default"
+    vae = rows[VAE]
+    assert repro_metrics(tmp_path, VAE).name in vae.reason and "not JSON" in vae.reason
     # rows built by others (the page's contract) may carry such numbers too
     every = [
         *rows.values(),
@@ -401,7 +426,8 @@ def test_experiment_rows_from_dvc_table_columns():
     ``file:key`` where models share a key; params compared with the baseline commit's."""
     from genlab.reporting.runs import _experiment_rows
 
-    metric_headers = ["metrics/dcgan.json:kid_mean", "metrics/vae.json:kid_mean", "steps"]
+    dcgan, vae = (f"{metrics_file(METRICS_DIR, run)}:kid_mean" for run in (DCGAN, VAE))
+    metric_headers = [dcgan, vae, "steps"]
     records = [
         {"Experiment": None, "rev": "workspace", "typ": "baseline", "lr": 0.5},
         {"Experiment": None, "rev": "main", "typ": "baseline", "lr": 0.1, "seed": 1},
@@ -410,8 +436,8 @@ def test_experiment_rows_from_dvc_table_columns():
             "rev": "abc",
             "typ": "branch_base",
             "State": None,
-            "metrics/dcgan.json:kid_mean": 0.02,
-            "metrics/vae.json:kid_mean": "!",
+            dcgan: 0.02,
+            vae: "!",
             "lr": 0.2,
             "seed": 1,
         },

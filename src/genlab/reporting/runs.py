@@ -1,9 +1,10 @@
 """Every run genlab knows in a workspace, as one table: ``genlab runs`` and its page.
 
-A row comes from one of four origins: a ``dvc repro`` run (``runs/<model>`` with
-``metrics/<model>.json``), a DVC experiment (``dvc exp show``), a multirun job (a sweep folder's
-``<job>/genlab_job.json`` with ``<job>/run/train_summary.json``) or an Optuna trial (the same, in a
-sweep folder that holds ``optuna.db``). Nothing here trains or scores: it reads records.
+A row comes from one of four origins: a ``dvc repro`` run (one model trained from one seed:
+``runs/<run name>`` with ``metrics/<run name>.json``), a DVC experiment (``dvc exp show``), a
+multirun job (a sweep folder's ``<job>/genlab_job.json`` with ``<job>/run/train_summary.json``)
+or an Optuna trial (the same, in a sweep folder that holds ``optuna.db``). Nothing here trains
+or scores: it reads records.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from genlab.layout import (
     MULTIRUN_YAML,
     OPTUNA_STUDY_FILE,
     RUN_LINKS_FILE,
+    RUN_NAME,
     RUNS_DIR,
     SWEEP_JOB_RUN_DIR,
     TRAIN_SUMMARY_FILE,
@@ -66,7 +68,7 @@ class RunRow:
     ``objective``."""
 
     origin: str  # one of ORIGINS
-    name: str  # model (dvc repro), experiment name, or "<sweep folder name>#<job>"
+    name: str  # run name (dvc repro: <model>-seed<seed>), experiment name, or "<sweep>#<job>"
     status: str  # one of STATUSES
     model: str | None = None
     reason: str | None = None  # why it failed / was interrupted (one line, redacted)
@@ -101,9 +103,17 @@ _MAX_RECORD_BYTES = 4 << 20  # a record larger than this is not genlab's: refuse
 _MAX_SWEEP_DEPTH = 4  # multirun/search/<name>/...: how deep sweep folders are looked for
 _NAME_LIMIT = 120
 _TEXT_LIMIT = 300
-# a metrics column of `dvc exp show` (``metrics/<model>.json:kid_mean``) names its model
+# a metrics column of `dvc exp show` (``metrics/<run name>.json:kid_mean``) names its run
 _METRICS_FILE = re.compile(rf"^(?:.*/)?{METRICS_DIR}/([^/]+)\.json$")
 _SUMMARY_FILE = re.compile(rf"^(?:.*/)?{RUNS_DIR}/([^/]+)/{re.escape(TRAIN_SUMMARY_FILE)}$")
+# a run name (layout.RUN_NAME, <model>-seed<seed>) read back: its model and seed
+_RUN_NAME = re.compile(
+    "^"
+    + re.escape(RUN_NAME)
+    .replace(re.escape("{model}"), "(?P<model>.+)")
+    .replace(re.escape("{seed}"), "(?P<seed>[0-9]+)")
+    + "$"
+)
 
 Warn = Callable[[str], None]
 
@@ -203,8 +213,10 @@ def _inside(path: Path, workspace: Path) -> bool:
         return False
 
 
-# -- dvc repro runs: runs/<model> and metrics/<model>.json ---------------------------------------
-def _repro_models(workspace: Path) -> list[str]:
+# -- dvc repro runs: runs/<run name> and metrics/<run name>.json ---------------------------------
+def _repro_runs(workspace: Path) -> list[str]:
+    """The run names (layout.run_name: <model>-seed<seed>) of a workspace's run folders and
+    metrics files."""
     names = set()
     runs = workspace / RUNS_DIR
     if runs.is_dir():
@@ -219,16 +231,41 @@ def _repro_models(workspace: Path) -> list[str]:
     return sorted(names)
 
 
+def _model_and_seed(run: str) -> tuple[str | None, int | None]:
+    """The model and seed a run's name says (None, None: not a name layout.run_name gives)."""
+    match = _RUN_NAME.match(run)
+    return (match["model"], int(match["seed"])) if match else (None, None)
+
+
+def _run_model(run: str | None) -> str | None:
+    """The model a run's name says (the name itself when not a layout.run_name: a run folder
+    or metrics file of an earlier version was named after its model)."""
+    if not run:
+        return None
+    return _text(_model_and_seed(run)[0] or run, _NAME_LIMIT)
+
+
+def _default_overrides(model: str | None, seed: Any) -> tuple[str, ...]:
+    """What the pipeline's train command passes for a run (``model=<m> seed=<s>``), as far as
+    its records and name say."""
+    if model is None:
+        return ()
+    seed_override = (f"seed={seed}",) if type(seed) is int and 0 <= seed < 2**63 else ()
+    return (f"model={_text(model, _NAME_LIMIT)}", *seed_override)
+
+
 def repro_rows(workspace: Path) -> list[RunRow]:
-    """One row per model of ``dvc repro`` (runs/<model>, metrics/<model>.json). Overrides: the
-    ones the pipeline's train command passed (Hydra's record of them), else ``model=<m>``."""
+    """One row per run of ``dvc repro`` (one model trained from one seed: runs/<run name>,
+    metrics/<run name>.json), named after its run; its model is the one its records name.
+    Overrides: the ones the pipeline's train command passed (Hydra's record of them), else
+    ``model=<m> seed=<s>``."""
     rows = []
-    for model in _repro_models(workspace):
-        run_dir = workspace / RUNS_DIR / model
+    for run in _repro_runs(workspace):
+        run_dir = workspace / RUNS_DIR / run
         summary_path = RunLayout.at(run_dir).summary
         reasons = []
-        fields: dict[str, Any] = {"model": _text(model, _NAME_LIMIT)}
-        overrides: tuple[str, ...] = (f"model={_text(model, _NAME_LIMIT)}",)
+        fields: dict[str, Any] = {}
+        recorded_overrides: tuple[str, ...] | None = None
         if summary_path.is_file():
             status = FINISHED
             summary, why = _read_record(summary_path)
@@ -240,7 +277,7 @@ def repro_rows(workspace: Path) -> list[RunRow]:
                 output = Path(output_dir)
                 output = output if output.is_absolute() else workspace / output
                 if _inside(output, workspace):
-                    overrides = _hydra_overrides(output) or overrides
+                    recorded_overrides = _hydra_overrides(output)
         elif run_dir.is_dir():
             status = INTERRUPTED
             reasons.append(
@@ -250,20 +287,25 @@ def repro_rows(workspace: Path) -> list[RunRow]:
         else:
             status = FINISHED  # scored, its run folder gone (another machine, cleaned up)
         scores: dict[str, float] = {}
-        metrics_path = metrics_file(workspace / METRICS_DIR, model)
+        record: Mapping[str, Any] = {}
+        metrics_path = metrics_file(workspace / METRICS_DIR, run)
         if metrics_path.is_file():
             record, why = _read_record(metrics_path)
             if why:
                 reasons.append(why)
             scores = _scores(record)
+        # no train summary: the metrics record names the model, else the run's name does
+        if "model" not in fields:
+            fields["model"] = _summary_fields(record)["model"] or _run_model(run)
+        seed = record.get("seed", _model_and_seed(run)[1])
         run_id = fields.get("run_id")
         rows.append(
             RunRow(
                 origin=ORIGIN_REPRO,
-                name=_text(model, _NAME_LIMIT),
+                name=_text(run, _NAME_LIMIT),
                 status=status,
                 reason="; ".join(reasons) or None,
-                overrides=overrides,
+                overrides=recorded_overrides or _default_overrides(fields["model"], seed),
                 scores=scores,
                 wandb_dir=_wandb_dir(run_dir, run_id, workspace),
                 folder=_relative(run_dir, workspace) if run_dir.is_dir() else None,
@@ -363,14 +405,14 @@ def _experiment_rows(
             model = unnamed.get("model")
             per_model = {model if isinstance(model, str) else None: unnamed}
         status = {"Running": RUNNING, "Failed": FAILED}.get(state, FINISHED)
-        for model, values in sorted(per_model.items(), key=lambda item: str(item[0])):
-            fields = _summary_fields(values)
+        for run, values in sorted(per_model.items(), key=lambda item: str(item[0])):
+            fields = _summary_fields(values)  # the model its records name, else its run's name
             rows.append(
                 RunRow(
                     origin=ORIGIN_EXPERIMENT,
                     name=_text(name, _NAME_LIMIT),
                     status=status,
-                    model=_text(model, _NAME_LIMIT) if model else fields["model"],
+                    model=fields["model"] or _run_model(run),
                     reason="`dvc exp run` failed: see `dvc exp show`" if status == FAILED else None,
                     overrides=overrides,
                     scores=_scores(values),
