@@ -57,6 +57,12 @@ def run_name(model: str, seed: int) -> str:
     return RUN_NAME.format(model=model, seed=seed)
 
 
+def stage_instance(stage: str, model: str, seed: int | None) -> str:
+    """A per-run DVC stage (``train@dcgan-0``: dvc.yaml's matrix over pipeline.models x
+    pipeline.seeds); ``train@dcgan-<seed>`` when the seed is not known."""
+    return f"{stage}@{model}-{'<seed>' if seed is None else seed}"
+
+
 # -- the workspace's own folders, as the default config puts them: conf/paths.yaml holds the same
 # defaults (paths.run_dir = runs/<model>, paths.metrics_dir = metrics) for the stages, and
 # conf/hydra_run.yaml puts sweeps under multirun/ (hydra.sweep.dir); these names are for code

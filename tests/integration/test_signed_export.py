@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from genlab import credentials
 from genlab.cli import main
 from genlab.errors import CredentialsError
-from genlab.layout import DETACHED_MANIFEST_SUFFIX
+from genlab.layout import DETACHED_MANIFEST_SUFFIX, run_name
 from genlab.models.generator_file import save_generator
 from genlab.stages.export import run_export
 
@@ -135,8 +135,8 @@ def test_export_record_and_model_card_name_the_signing_identity(exported):
     section = card.split("## Content credentials\n\n", 1)[1].split("\n## ", 1)[0]
     assert f"`{identity.fingerprint}`" in section
     assert (
-        "genlab verify exports/stylegan/generator.onnx exports/stylegan/samples.png "
-        "--trust-anchor root.pem"
+        f"genlab verify exports/{run_name('stylegan', 0)}/generator.onnx "
+        f"exports/{run_name('stylegan', 0)}/samples.png --trust-anchor root.pem"
     ) in section
     assert "generator.onnx (generator.onnx.c2pa)" in section
 

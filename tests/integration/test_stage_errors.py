@@ -49,7 +49,7 @@ def test_truncated_generator(tmp_path):
     result = run_stage("export", tmp_path)
     assert result.returncode == 1
     assert "is corrupt or incomplete" in result.stderr
-    assert "re-run training (`dvc repro train@dcgan`)" in result.stderr
+    assert "re-run training (`dvc repro train@dcgan-0`)" in result.stderr
     assert not (tmp_path / "export").exists()
 
 

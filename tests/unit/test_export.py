@@ -241,6 +241,7 @@ SIGNER = "SHA256:" + ":".join(["0F"] * 32)
 def _card_info() -> dict:
     return {
         "model_name": "dcgan-mnist",
+        "run_name": "dcgan-mnist-seed0",
         "family": "gan",
         "run_id": "run-42",
         "created": "2024-05-01T12:00:00+00:00",
@@ -387,8 +388,8 @@ def test_model_card_full(tmp_path: Path) -> None:
     ) in signed
     assert "C2PA" in signed and "every model file" in signed and "Every image" in signed
     assert (
-        "```bash\ngenlab verify exports/dcgan-mnist/generator.onnx "
-        "exports/dcgan-mnist/samples.png --trust-anchor root.pem\n```"
+        "```bash\ngenlab verify exports/dcgan-mnist-seed0/generator.onnx "
+        "exports/dcgan-mnist-seed0/samples.png --trust-anchor root.pem\n```"
     ) in signed
     assert "`genlab keys show`" in signed and "compare its fingerprint" in signed
     assert "changed by even one byte no longer verifies" in signed
@@ -462,14 +463,14 @@ def test_model_card_comparability_from_a_hostile_record_stays_text() -> None:
 
 
 def test_model_card_credentials_from_a_hostile_record_stay_text() -> None:
-    """A model name or fingerprint that is not of the expected form never reaches the card as
-    markup: the verify command says <model>, the fingerprint is escaped text, not code."""
+    """A run name or fingerprint that is not of the expected form never reaches the card as
+    markup: the verify command says <run>, the fingerprint is escaped text, not code."""
     info = _card_info()
-    info["model_name"] = "x`\n## Injected"
+    info["run_name"] = "x`\n## Injected"
     info["export"]["credentials"]["trust_anchor_fingerprint"] = "[trust me](http://evil)"
     info["export"]["credentials"]["files"] = {"a](x)": {"manifest": "<img src=x>"}}
     signed = _card_section(render_model_card(info), "Content credentials")
-    assert "genlab verify exports/<model>/generator.onnx exports/<model>/samples.png" in signed
+    assert "genlab verify exports/<run>/generator.onnx exports/<run>/samples.png" in signed
     assert "\\[trust me\\]\\(http:\\/\\/evil\\)" in signed and "`[trust" not in signed
     assert "a\\]\\(x\\) (&lt;img src=x&gt;)" in signed
     lines = render_model_card(info).splitlines()

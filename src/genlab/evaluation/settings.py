@@ -15,7 +15,7 @@ from genlab.data.datamodule import to_uint8
 from genlab.errors import StageInputError
 from genlab.evaluation.classifier_training import SUPERVISED_OBJECTIVE
 from genlab.evaluation.fidelity import check_weights_file
-from genlab.layout import classifier_report
+from genlab.layout import classifier_report, stage_instance
 
 
 def extractor_weights(cfg: DictConfig) -> str | None:
@@ -91,11 +91,13 @@ def sample_images(
     seed: int,
     batch_size: int,
     model: str | None = None,
+    training_seed: int | None = None,
 ) -> torch.Tensor:
     """``count`` uint8 images (on the CPU) from fixed latents: the same seed always gives the
     same samples, wherever the generator runs (the latents are drawn on the CPU).
 
     NaN/inf outputs fail here: converted to uint8 they would be scored as black pixels.
+    ``model`` and ``training_seed`` name the run in that message.
     """
     latents = torch.randn(
         count, generator.latent_dim, generator=torch.Generator().manual_seed(seed)
@@ -110,8 +112,8 @@ def sample_images(
                 f"the generator of {model or 'the model'} produced non-finite samples (NaN/inf "
                 f"in {bad} of {len(images)} images of a batch, sample seed {seed}), which would "
                 f"be scored as black pixels: training diverged. Re-train it "
-                f"(`dvc repro train@{model or '<model>'}`), with a lower model.optim.lr if the "
-                f"losses exploded"
+                f"(`dvc repro {stage_instance('train', model or '<model>', training_seed)}`), "
+                f"with a lower model.optim.lr if the losses exploded"
             )
         batches.append(to_uint8(images))
     return torch.cat(batches)

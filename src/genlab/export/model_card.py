@@ -103,12 +103,13 @@ def render_model_card(info: Mapping[str, Any]) -> str:
 
     ``info`` keys (all optional):
 
-    - ``model_name``, ``family``, ``run_id``, ``created`` (ISO time), ``code_version``
+    - ``model_name``, ``run_name`` (the export folder's name), ``family``, ``run_id``, ``created``
+      (ISO time), ``code_version``
       (git sha or "unknown"): identity of the trained model.
     - ``config``: nested dict (or DictConfig) of the training config, shown as YAML.
     - ``data``: ``name``, ``counts`` ({split: count}), ``image_size``, ``channels``,
       ``licence`` (or ``license``), ``source``.
-    - ``metrics``: the evaluate stage's metrics/<model>.json: ``extractor``, ``counts``
+    - ``metrics``: the evaluate stage's metrics/<run>.json: ``extractor``, ``counts``
       (samples, reference, ...), ``splits``, the scores (``fid``, ``kid_mean``, ``kid_std``,
       ``isc_mean``, ``precision``, ``recall``, ``density``, ``coverage``, ``fid_inf``),
       ``intervals`` ({score: {low, high}}), ``floor`` (same keys, real-vs-real values) and
@@ -136,7 +137,7 @@ def render_model_card(info: Mapping[str, Any]) -> str:
         _section("Provenance", PROVENANCE),
         _section(
             "Content credentials",
-            _credentials(info.get("model_name"), (info.get("export") or {}).get("credentials")),
+            _credentials(info.get("run_name"), (info.get("export") or {}).get("credentials")),
         ),
         _section("Training configuration", _config(info.get("config"))),
     ]
@@ -386,12 +387,12 @@ def _exports(export: Mapping[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def _credentials(model_name: Any, signed: Mapping[str, Any] | None) -> str:
+def _credentials(run_name: Any, signed: Mapping[str, Any] | None) -> str:
     """Who signed, what, and how a reader checks it: the fingerprint to compare and the command."""
     signed = signed or {}
     files = signed.get("files") or {}
-    model = str(model_name) if _PLAIN_NAME.fullmatch(str(model_name or "")) else "<model>"
-    folder = f"exports/{model}"
+    run = str(run_name) if _PLAIN_NAME.fullmatch(str(run_name or "")) else "<run>"
+    folder = f"exports/{run}"
     intro = (
         "Every image genlab writes (such as the samples beside this card) and every model file "
         "of this export is signed with a C2PA content-credentials manifest: inside each PNG, and "

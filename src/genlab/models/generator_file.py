@@ -29,7 +29,7 @@ from torch import nn
 from genlab.checks import MAX_LATENT_DIM
 from genlab.errors import ConfigError, StageInputError
 from genlab.io import atomic_path
-from genlab.layout import OLD_GENERATOR_FILE
+from genlab.layout import OLD_GENERATOR_FILE, stage_instance
 from genlab.networks.dcgan import DCGANGenerator
 from genlab.networks.stylegan import StyleGANGenerator
 from genlab.networks.vae import DECODER_OUTPUTS, ConvDecoder
@@ -187,8 +187,9 @@ def save_generator(
         save_file(tensors, tmp, metadata=metadata)
 
 
-def _retrain(model: str | None) -> str:
-    return f"re-run training (`dvc repro train@{model or '<model>'}`) to write it again"
+def _retrain(model: str | None, seed: int | None = None) -> str:
+    stage = stage_instance("train", model or "<model>", seed)
+    return f"re-run training (`dvc repro {stage}`) to write it again"
 
 
 def _is_pickle(path: Path) -> bool:
@@ -201,38 +202,41 @@ def _is_pickle(path: Path) -> bool:
     return head == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in b"\x02\x03\x04\x05")
 
 
-def _refuse_pickle(path: Path, model: str | None) -> StageInputError:
+def _refuse_pickle(path: Path, model: str | None, seed: int | None) -> StageInputError:
     return StageInputError(
         f"{path} is a pickle (genlab's old generator.pt format, or a file made to run code "
         f"when loaded); genlab does not unpickle generator files. Delete it and "
-        f"{_retrain(model)} in the safetensors format"
+        f"{_retrain(model, seed)} in the safetensors format"
     )
 
 
 def load_generator(
-    path: str | os.PathLike, model: str | None = None
+    path: str | os.PathLike, model: str | None = None, seed: int | None = None
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Return (generator in eval mode, the run record stored with it).
 
     The record also carries ``generator_config``, so a caller can build the same network fresh
-    (``build_untrained``). ``model`` names the model in error messages.
+    (``build_untrained``). ``model`` and ``seed`` name the run (and the stage that trains it)
+    in error messages.
     """
     path = Path(path)
     if not path.is_file():
         old = path.with_name(OLD_GENERATOR_FILE)
         if old.is_file():
-            raise _refuse_pickle(old, model)
+            raise _refuse_pickle(old, model, seed)
         raise StageInputError(
-            f"{path} does not exist: train the model first (`dvc repro train@{model or '<model>'}`"
-            f" or `python pipelines/train.py model={model or '<model>'}`)"
+            f"{path} does not exist: train the model first (`dvc repro "
+            f"{stage_instance('train', model or '<model>', seed)}` or `python pipelines/train.py "
+            f"model={model or '<model>'}{'' if seed is None else f' seed={seed}'}`)"
         )
     try:  # parses the header only; safetensors never unpickles
         opened = safe_open(path, framework="pt", device="cpu")
     except (SafetensorError, OSError) as error:
         if _is_pickle(path):
-            raise _refuse_pickle(path, model) from None
+            raise _refuse_pickle(path, model, seed) from None
         raise StageInputError(
-            f"{path} is corrupt or incomplete ({type(error).__name__}: {error}); {_retrain(model)}"
+            f"{path} is corrupt or incomplete ({type(error).__name__}: {error}); "
+            f"{_retrain(model, seed)}"
         ) from error
     try:
         with opened as handle:
@@ -247,18 +251,19 @@ def load_generator(
             state = {name: handle.get_tensor(name) for name in expected}
     except (SafetensorError, OSError, json.JSONDecodeError) as error:
         raise StageInputError(
-            f"{path} is corrupt or incomplete ({type(error).__name__}: {error}); {_retrain(model)}"
+            f"{path} is corrupt or incomplete ({type(error).__name__}: {error}); "
+            f"{_retrain(model, seed)}"
         ) from error
     except (ValueError, TypeError, RuntimeError) as error:
         raise StageInputError(
-            f"{path} is not a generator genlab can load: {error}; {_retrain(model)}"
+            f"{path} is not a generator genlab can load: {error}; {_retrain(model, seed)}"
         ) from error
     non_finite = [n for n, t in state.items() if t.is_floating_point() and not t.isfinite().all()]
     if non_finite:
         raise StageInputError(
             f"{path} holds non-finite weights (NaN/inf) in {', '.join(non_finite[:5])}: training "
-            f"diverged or the file was altered; {_retrain(model)} (a lower model.optim.lr helps "
-            f"if training diverged)"
+            f"diverged or the file was altered; {_retrain(model, seed)} (a lower "
+            f"model.optim.lr helps if training diverged)"
         )
     with torch.random.fork_rng(devices=[]):  # building draws an initialisation: not the caller's
         generator = _build(config)
@@ -266,7 +271,7 @@ def load_generator(
     if int(generator.latent_dim) != latent_dim:
         raise StageInputError(
             f"{path} says latent_dim={latent_dim} but its network takes "
-            f"{generator.latent_dim}; {_retrain(model)}"
+            f"{generator.latent_dim}; {_retrain(model, seed)}"
         )
     generator.eval().requires_grad_(False)
     if "config_hash" in record:  # written before the key was named for what it holds

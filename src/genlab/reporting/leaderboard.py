@@ -16,7 +16,7 @@ from typing import Any
 from genlab.checks import as_mapping, finite_number, is_number, printable
 from genlab.errors import StageInputError
 from genlab.io import read_json_object
-from genlab.layout import metrics_file, run_name
+from genlab.layout import metrics_file, run_name, stage_instance
 from genlab.metric_keys import (
     FID_INF,
     FLAT_SCORE_KEYS,
@@ -39,12 +39,6 @@ from genlab.metric_keys import (
 SCORED_SETS = ("floor", "untrained")
 # an extractor name as the config spells it (it is printed inside Markdown code spans)
 _EXTRACTOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-
-
-def stage_instance(stage: str, model: str, seed: int | None) -> str:
-    """A per-run DVC stage (``evaluate@dcgan-0``: dvc.yaml's matrix over pipeline.models x
-    pipeline.seeds; ``evaluate@dcgan`` for a record without a seed)."""
-    return f"{stage}@{model}" if seed is None else f"{stage}@{model}-{seed}"
 
 
 def evaluate_stage(model: str, seed: int | None) -> str:

@@ -40,6 +40,7 @@ from genlab.layout import (
     metrics_file,
     nearest_training_image,
     run_name,
+    stage_instance,
 )
 from genlab.metric_keys import FID_INF, display_exponent, scaled_header
 from genlab.reporting.curves import DEFAULT_SMOOTHING, read_curves, smooth
@@ -57,7 +58,6 @@ from genlab.reporting.leaderboard import (
     seed_notes,
     seed_rows,
     single_run_sentence,
-    stage_instance,
     tie_notes,
 )
 

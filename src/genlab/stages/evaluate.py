@@ -40,7 +40,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 
 def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     layout = RunLayout.at(cfg.paths.run_dir)
-    generator, record = load_generator(layout.generator, model=cfg.model.name)
+    generator, record = load_generator(layout.generator, model=cfg.model.name, seed=cfg.seed)
     credentials.signing_identity()  # an unusable signing identity fails before any work
     options = dict(  # before any work: a missing extractor weights file fails here
         **evaluation_options(cfg),
@@ -53,6 +53,7 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         cfg.evaluate.sample_seed,
         cfg.evaluate.batch_size,
         model=cfg.model.name,
+        training_seed=cfg.seed,
     )
     objective = extractor_objective(cfg)
     scores = score_against_test(cfg, samples, train, test, record, options, objective)

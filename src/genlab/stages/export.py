@@ -39,7 +39,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 
 def run_export(cfg: DictConfig) -> dict[str, Any]:
     generator_file = layout.RunLayout.at(cfg.paths.run_dir).generator
-    generator, record = load_generator(generator_file, model=cfg.model.name)
+    generator, record = load_generator(generator_file, model=cfg.model.name, seed=cfg.seed)
     metrics = read_metrics(cfg)
     # a generator trained before a run key existed (dataset_hash) still exports, without it
     run_keys = {key: str(record[key]) for key in RUN_KEYS}
@@ -206,6 +206,7 @@ def model_card_facts(
 ) -> dict[str, Any]:
     return {
         "model_name": cfg.model.name,
+        "run_name": cfg.paths.run_name,  # the export folder's name, in the verify command
         "family": record["config"]["model"]["_target_"],
         "run_id": record["run_id"],
         "created": summary["provenance"]["created"],
