@@ -374,6 +374,7 @@ class ReportConfig:
 @dataclass
 class RootConfig:
     seed: int = MISSING
+    split_seed: int = MISSING
     paths: PathsConfig = MISSING
     data: DataConfig = MISSING
     model: Any = MISSING  # _target_ nodes: checked against constructor signatures
