@@ -250,8 +250,9 @@ def manifest_definition(
     provenance: Mapping[str, str], title: str, source_type: str = TRAINED
 ) -> dict[str, Any]:
     """The claim: first action ``c2pa.created`` with the IPTC digital source type, a software
-    agent naming genlab, the model and the run, then the genlab assertion with every
-    provenance field (model, run id, training fingerprint, code version, dataset hash, seed...)."""
+    agent naming genlab, its code version and the run id, a description naming the model and
+    the run, then the genlab assertion with every provenance field (model, run id, training
+    fingerprint, code version, dataset hash, seed...)."""
     fields = {str(k): str(v) for k, v in provenance.items()}
     run_fields = {key: fields[key] for key in ("model", "run_id") if key in fields}
     # c2pa-rs keeps an agent's fields beyond name and version in a hash map, written in a
@@ -295,9 +296,10 @@ def sign_bytes(
     import c2pa
 
     definition = manifest_definition(provenance, title, source_type)
-    builder = c2pa.Builder(_content_ids(definition, data, mime), context=_builder_context())
-    out = io.BytesIO()
     signer = _signer(identity)
+    ids = _content_ids(definition, data, mime, _signer_of(identity))
+    builder = c2pa.Builder(ids, context=_builder_context())
+    out = io.BytesIO()
     try:
         builder.sign(signer, mime, io.BytesIO(data), out)
     except c2pa.C2paError as error:
@@ -317,11 +319,10 @@ def sign_detached(
     source = Path(path)
     definition = manifest_definition(provenance, source.name)
     content = file_digest(source).encode()  # the file's SHA-256 stands in for its bytes
-    builder = c2pa.Builder(
-        _content_ids(definition, content, mime_type(source)), context=_builder_context()
-    )
-    builder.set_no_embed()
     signer = _signer(identity)
+    ids = _content_ids(definition, content, mime_type(source), _signer_of(identity))
+    builder = c2pa.Builder(ids, context=_builder_context())
+    builder.set_no_embed()
     with open(source, "rb") as asset:
         try:
             manifest = builder.sign(signer, mime_type(source), asset, io.BytesIO())
@@ -333,13 +334,23 @@ def sign_detached(
     return target
 
 
-def _content_ids(definition: dict[str, Any], content: bytes, mime: str) -> dict[str, Any]:
+def _signer_of(identity: SigningIdentity | None) -> str:
+    """The fingerprint of the certificate that signs (``identity``, or the default one)."""
+    return (identity if identity is not None else signing_identity()).signer_fingerprint
+
+
+def _content_ids(
+    definition: dict[str, Any], content: bytes, mime: str, signer: str
+) -> dict[str, Any]:
     """``definition`` with its manifest label and instance id derived from what is signed
-    (the content, its type and the claim), not drawn at random as c2pa does by default: the
-    same bytes signed twice carry the same ids. (The signed manifest still differs: c2pa-rs
-    salts every assertion with 16 random bytes and ECDSA signatures are randomised.)"""
+    (the content, its type and the claim) and by whom (``signer``: the signing certificate's
+    fingerprint), not drawn at random as c2pa does by default: the same bytes signed twice by
+    one signer carry the same ids, a re-signing by another signer other ones. (The signed
+    manifest still differs: c2pa-rs salts every assertion with 16 random bytes and ECDSA
+    signatures are randomised.)"""
     digest = hashlib.sha256()
-    for part in (content, mime.encode(), json.dumps(definition, sort_keys=True).encode()):
+    claim = json.dumps(definition, sort_keys=True).encode()
+    for part in (content, mime.encode(), claim, signer.encode()):
         digest.update(len(part).to_bytes(8, "big") + part)
     # in the shape of a random (version 4) UUID, the only kind c2pa-rs accepts in a label
     ident = uuid.UUID(bytes=digest.digest()[:16], version=4)

@@ -22,7 +22,7 @@ import torch
 from genlab.checks import MAX_LATENT_DIM, printable
 from genlab.data.images import MAX_VERIFY_PIXELS
 from genlab.errors import GenerateError
-from genlab.layout import EXPORT_METADATA_ENTRY, EXPORT_ONNX
+from genlab.layout import EXPORT_METADATA_ENTRY, EXPORT_ONNX, EXPORT_TORCHSCRIPT, stage_instance
 from genlab.provenance import RUN_KEYS
 
 Run = Callable[[np.ndarray], np.ndarray]
@@ -42,6 +42,7 @@ GRID_PADDING = 2  # pixels between tiles, as torchvision's make_grid (save_grid)
 #: the operator domains torch.onnx.export writes; any other needs a custom-op library (code)
 ONNX_DOMAINS = frozenset({"", "ai.onnx"})
 TRUST_FLAG = "--trust-torchscript"
+EXPORT_STAGE = stage_instance("export", "<model>", None)  # export@<model>-<seed>, for messages
 
 
 def _subgraphs(node: Any) -> Iterator[Any]:
@@ -180,8 +181,8 @@ def load_graph(
     path = Path(path)
     if not path.is_file():
         raise GenerateError(
-            f"{path} does not exist: export the model first (`dvc repro export@<model>`); "
-            f"the files are exports/<model>/generator.onnx and generator.torchscript.pt"
+            f"{path} does not exist: export the model first (`dvc repro {EXPORT_STAGE}`); "
+            f"the files are exports/<run>/{EXPORT_ONNX} and {EXPORT_TORCHSCRIPT}"
         )
     loader = LOADERS.get(path.suffix)
     if loader is None:
@@ -211,7 +212,7 @@ def _quoted(text: str) -> str:
 def _bad_value(path: Path, key: str, value: str, wanted: str) -> GenerateError:
     return GenerateError(
         f"{path}: metadata {key}={_quoted(value)} is not {wanted}; re-export the model with "
-        f"genlab (`dvc repro export@<model>`) or ask whoever shared it for a genlab export"
+        f"genlab (`dvc repro {EXPORT_STAGE}`) or ask whoever shared it for a genlab export"
     )
 
 

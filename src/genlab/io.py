@@ -108,7 +108,7 @@ def _refuse_protected(target: Path) -> None:
     if reason:
         raise OutputPathError(
             f"refusing to replace {target}: {reason}. Point the output setting at a folder "
-            f"of its own inside the project (e.g. exports/<model>)."
+            f"of its own inside the project (e.g. exports/<run>)."
         )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 # marker is ever replaced, so a mistyped path can never delete the user's own files
 OUTPUT_MARKER = ".genlab-output"
 
-# -- a training run's folder (paths.run_dir: runs/<model>, or a sweep job's own folder) --------
+# -- a training run's folder (paths.run_dir: runs/<run name>, or a sweep job's own folder) ---
 GENERATOR_FILE = "generator.safetensors"
 OLD_GENERATOR_FILE = "generator.pt"  # the pickle format of earlier versions: refused, never opened
 TRAIN_SUMMARY_FILE = "train_summary.json"
@@ -64,7 +64,7 @@ def stage_instance(stage: str, model: str, seed: int | None) -> str:
 
 
 # -- the workspace's own folders, as the default config puts them: conf/paths.yaml holds the same
-# defaults (paths.run_dir = runs/<model>, paths.metrics_dir = metrics) for the stages, and
+# defaults (paths.run_dir = runs/<run name>, paths.metrics_dir = metrics) for the stages, and
 # conf/hydra_run.yaml puts sweeps under multirun/ (hydra.sweep.dir); these names are for code
 # that reads a workspace without composing a config (`genlab runs`, the run folder resolver)
 RUNS_DIR = "runs"

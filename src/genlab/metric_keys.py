@@ -3,7 +3,7 @@ stage, the leaderboard, the config schema and the sweep objective."""
 
 from __future__ import annotations
 
-# torch-fidelity's keys, as written to metrics/<model>.json (model, floor and untrained)
+# torch-fidelity's keys, as written to metrics/<run name>.json (model, floor and untrained)
 FIDELITY_SCORES = ("fid", "isc_mean", "isc_std", "kid_mean", "kid_std")
 # fidelity and diversity apart (k-NN manifolds in the same feature space as FID / KID)
 MANIFOLD_SCORES = ("precision", "recall", "density", "coverage")

@@ -72,13 +72,12 @@ def claimed_time(recorded: str | None = None, written: str | os.PathLike | None 
             ) from None
         return moment.isoformat(timespec="seconds")
     if recorded:  # from a run record, someone else's file: only a real time is taken
-        try:
+        try:  # a time that parses may still not convert (year 1 at +05:00): OverflowError
             moment = datetime.fromisoformat(str(recorded)[:64])
-        except ValueError:
-            moment = None
-        if moment is not None:
             moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
             return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+        except (ValueError, OverflowError):
+            pass
     if written is not None:
         moment = datetime.fromtimestamp(int(os.stat(written).st_mtime), timezone.utc)
         return moment.isoformat(timespec="seconds")

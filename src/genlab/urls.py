@@ -29,3 +29,22 @@ def redact_url(url: str) -> str:
     )
     fragment = REDACTED if parts.fragment else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+WEB_SCHEMES = ("http", "https")
+
+
+def web_link(url: object) -> str | None:
+    """``url`` as a page a report may link to (a W&B run's page), or None: the one rule for
+    what becomes an ``href``. Only http(s) with a host (never ``javascript:``, ``file:`` or
+    ``data:``), one printable token, redacted like every URL genlab records."""
+    if not isinstance(url, str) or not url.isprintable() or any(c.isspace() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        return None
+    if parts.scheme.lower() not in WEB_SCHEMES or not host:
+        return None
+    return redact_url(url)

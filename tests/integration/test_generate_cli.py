@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from genlab.cli import main
+from genlab.layout import stage_instance
 from genlab.provenance import DIGITAL_SOURCE_TYPE, read_provenance
 from genlab.stages.export import run_export
 from genlab.stages.train import run_train
@@ -186,4 +187,8 @@ def test_verify_reports_unlabelled_and_missing_files(tmp_path, capsys):
 
 def test_missing_model_file_is_a_clear_error(tmp_path, capsys):
     assert main(["generate", str(tmp_path / "generator.onnx"), "--out", str(tmp_path)]) == 2
-    assert "export the model first" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert (
+        f"export the model first (`dvc repro {stage_instance('export', '<model>', None)}`)" in err
+    )
+    assert "exports/<run>/generator.onnx" in err, err

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from genlab.layout import stage_instance
+
 from ..conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.timeout(120)
@@ -49,7 +51,7 @@ def test_truncated_generator(tmp_path):
     result = run_stage("export", tmp_path)
     assert result.returncode == 1
     assert "is corrupt or incomplete" in result.stderr
-    assert "re-run training (`dvc repro train@dcgan-0`)" in result.stderr
+    assert f"re-run training (`dvc repro {stage_instance('train', 'dcgan', 0)}`)" in result.stderr
     assert not (tmp_path / "export").exists()
 
 

@@ -191,6 +191,29 @@ def test_hand_forged_label_is_an_unsigned_claim(tmp_path, capsys):
 # -- signers: an unknown root, and trusting it ---------------------------------------------------
 
 
+def manifest_ids(data: bytes) -> tuple[str, str]:
+    """The active manifest's label and the instance id of its claim, as c2pa reads them."""
+    import c2pa
+
+    with c2pa.Reader("image/png", io.BytesIO(data)) as reader:
+        report = json.loads(reader.json())
+    label = report["active_manifest"]
+    return label, report["manifests"][label]["instance_id"]
+
+
+def test_a_manifest_label_names_the_content_and_its_signer(tmp_path):
+    """The same bytes signed twice by one signer carry the same label and instance id (the
+    manifest is reproducible); signed by another signer, other ones (two manifests of
+    different signers are never taken for one)."""
+    other = credentials.init_keys(tmp_path / "other-keys")
+    pixels = png_bytes()
+    mine = [credentials.sign_bytes(pixels, "image/png", PROVENANCE, "x.png") for _ in range(2)]
+    theirs = credentials.sign_bytes(pixels, "image/png", PROVENANCE, "x.png", identity=other)
+    assert manifest_ids(mine[0]) == manifest_ids(mine[1])
+    label, instance = manifest_ids(theirs)
+    assert label != manifest_ids(mine[0])[0] and instance != manifest_ids(mine[0])[1]
+
+
 def test_file_signed_by_another_root_is_untrusted_until_its_root_is_given(tmp_path, capsys):
     """Someone else's genlab (a second keys folder, its own root) signs validly, but nobody
     here trusts that root: Valid but untrusted, exit 1; --allow-untrusted accepts it (exit 0);

@@ -9,6 +9,7 @@ markup."""
 from __future__ import annotations
 
 import copy
+import html
 import json
 import re
 from html.parser import HTMLParser
@@ -20,11 +21,12 @@ import pytest
 from genlab.errors import StageInputError
 from genlab.export.model_card import NOT_RECORDED, render_model_card, write_model_card
 from genlab.io import write_json
+from genlab.layout import metrics_file, run_name, stage_instance
 from genlab.reporting import build_report
 from genlab.reporting.leaderboard import (
     build_leaderboard,
     leaderboard_markdown,
-    read_metrics,
+    read_seed_metrics,
     scores_csv,
 )
 
@@ -182,6 +184,16 @@ def write_metrics(folder: Path, records: dict[str, Any]) -> None:
         (folder / f"{model}.json").write_text(json.dumps(content))
 
 
+def write_seed_runs(folder: Path, records: dict[str, Any], seed: int = 0) -> None:
+    """metrics/<model>-seed<seed>.json, the file the compare stage reads for that run; a
+    record that is a JSON object is given the run's seed (a malformed one stays as it is)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for model, content in records.items():
+        if isinstance(content, dict):
+            content = {**content, "seed": seed, "run_name": run_name(model, seed)}
+        metrics_file(folder, run_name(model, seed)).write_text(json.dumps(content))
+
+
 def no_markup(text: str) -> None:
     assert "<script" not in text.lower(), text[text.lower().index("<script") - 200 :][:400]
 
@@ -197,19 +209,22 @@ class Tags(HTMLParser):
 
 @pytest.mark.parametrize(("key", "value"), CASES)
 def test_compare_ranks_or_refuses_naming_the_file(tmp_path, key, value):
-    """read_metrics + build_leaderboard: a malformed score is refused with the file and the
-    key named; any other malformed field ranks, shown as n/a, with no markup in the outputs."""
+    """The compare stage's reader (read_seed_metrics) + build_leaderboard: a malformed score is
+    refused with the file and the key named; any other malformed field ranks, shown as n/a,
+    with no markup in the outputs."""
     metrics = tmp_path / "metrics"
-    write_metrics(
+    write_seed_runs(
         metrics, {"good": record("good", 40.0), "bad": with_field(record("bad", 60.0), key, value)}
     )
     for rank_by in ("kid_mean", "fid"):
         try:
-            board = build_leaderboard(read_metrics(metrics, ["good", "bad"]), rank_by)
+            per_seed = read_seed_metrics(metrics, ["good", "bad"], [0])
+            first = {model: runs[0] for model, runs in per_seed.items()}
+            board = build_leaderboard(first, rank_by, per_seed, metrics)
         except StageInputError as error:
             message = str(error)
-            assert str(metrics / "bad.json") in message, message
-            assert "evaluate@bad" in message, message
+            assert str(metrics_file(metrics, run_name("bad", 0))) in message, message
+            assert f"`dvc repro -f {stage_instance('evaluate', 'bad', 0)}`" in message, message
             if key:
                 assert f"`{key.split('.')[0]}" in message, message
             assert message.isprintable() and len(message) < 600, message
@@ -298,9 +313,10 @@ def test_a_malformed_model_curve_is_a_note_and_a_malformed_floor_curve_is_left_o
     broken_floor = with_field(good["other"], "sample_counts.floor.fid_inf", SCRIPT)
     write_metrics(metrics, {"good": broken_model, "other": broken_floor})
     page = build_report(leaderboard, tmp_path, tmp_path / "r.html", metrics_dir=metrics).read_text()
-    notes = re.findall(r'<p class="note missing">([^<]*)</p>', page)
+    notes = [html.unescape(n) for n in re.findall(r'<p class="note missing">([^<]*)</p>', page)]
     (model_note,) = [n for n in notes if str(metrics / "good.json") in n]
-    assert "`sample_counts.model.counts` malformed" in model_note and "evaluate@good" in model_note
+    assert "`sample_counts.model.counts` malformed" in model_note, model_note
+    assert f"`dvc repro -f {stage_instance('evaluate', 'good', None)}`" in model_note, model_note
     (floor_note,) = [n for n in notes if str(metrics / "other.json") in n]
     assert "`sample_counts.floor.fid_inf` malformed" in floor_note
     plots = [a["alt"] for t, a in _tags(page) if t == "img" and a["alt"].startswith("FID and KID")]
@@ -316,14 +332,16 @@ def _tags(page: str) -> list[tuple[str, dict[str, str | None]]]:
 def test_a_score_that_is_not_a_number_is_refused_naming_file_and_key(tmp_path):
     metrics = tmp_path / "metrics"
     for key, value in (("fid", "12.5"), ("floor.kid_mean", [1.0]), ("intervals.fid.low", "x")):
-        write_metrics(
+        write_seed_runs(
             metrics, {"a": record("a", 40.0), "b": with_field(record("b", 60.0), key, value)}
         )
         with pytest.raises(StageInputError) as refused:
-            read_metrics(metrics, ["a", "b"])
+            read_seed_metrics(metrics, ["a", "b"], [0])
         message = str(refused.value)
-        assert str(metrics / "b.json") in message and f"`{key}`" in message, message
-        assert "not a number" in message and "dvc repro -f evaluate@b" in message
+        path = metrics_file(metrics, run_name("b", 0))
+        assert str(path) in message and f"`{key}`" in message, message
+        assert "not a number" in message, message
+        assert f"`dvc repro -f {stage_instance('evaluate', 'b', 0)}`" in message, message
 
 
 def test_the_model_card_shows_a_malformed_score_and_level_as_not_recorded():

@@ -10,6 +10,7 @@ import genlab  # noqa: F401, I001  (must precede torchvision / torch_fidelity: i
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,11 +25,16 @@ from safetensors.torch import load_file, save_file
 from genlab.errors import ClassifierError, StageInputError
 from genlab.evaluation.fidelity import compute_fidelity
 from genlab.evaluation.settings import sample_images
+from genlab.layout import stage_instance
 from genlab.models.generator_file import build_untrained, load_generator, save_generator
 from genlab.networks.dcgan import DCGANGenerator
 
 from ..integration.test_stage_errors import run_stage
 from ..unit.test_generator_file import CONFIG
+
+# the stage a refused generator file of the dcgan's seed-0 run names, as a regex: not another
+# seed's (train@dcgan-01) nor a bare train@dcgan
+TRAIN_DCGAN_0 = re.escape(stage_instance("train", "dcgan", 0)) + r"\b"
 
 RECORD = {"model": "dcgan", "run_id": "r1", "training_fingerprint": "f", "code_version": "v"}
 
@@ -90,8 +96,8 @@ def test_row1_a_pickled_generator_file_is_refused_unopened(tmp_path, name):
     run_dir.mkdir(parents=True)
     payload = {"format_version": 1, "generator_config": CONFIG, "record": RECORD}
     hostile_pickle(run_dir / name, marker, payload)
-    with pytest.raises(StageInputError, match=r"pickle.*dvc repro train@dcgan") as error:
-        load_generator(run_dir / "generator.safetensors", model="dcgan")
+    with pytest.raises(StageInputError, match=rf"pickle.*dvc repro {TRAIN_DCGAN_0}") as error:
+        load_generator(run_dir / "generator.safetensors", model="dcgan", seed=0)
     assert str(run_dir / name) in str(error.value)
     assert not marker.exists()
 
@@ -136,8 +142,8 @@ def test_row1_b_metadata_names_only_allow_listed_networks_with_plain_arguments(t
     only an allow-listed genlab network with checked scalar arguments is built."""
     path = _saved(tmp_path)
     _rewrite(path, **HOSTILE_METADATA[case])
-    with pytest.raises(StageInputError, match=r"dvc repro train@dcgan") as error:
-        load_generator(path, model="dcgan")
+    with pytest.raises(StageInputError, match=rf"dvc repro {TRAIN_DCGAN_0}") as error:
+        load_generator(path, model="dcgan", seed=0)
     assert str(path) in str(error.value)
     assert not (tmp_path / "marker").exists()
 
@@ -170,8 +176,8 @@ def test_row1_c_tensor_names_and_shapes_must_match_the_network(tmp_path):
         {**tensors, name: tensors[name].double()},  # wrong dtype
     ):
         _rewrite(path, changed)
-        with pytest.raises(StageInputError, match=r"dvc repro train@dcgan") as error:
-            load_generator(path, model="dcgan")
+        with pytest.raises(StageInputError, match=rf"dvc repro {TRAIN_DCGAN_0}") as error:
+            load_generator(path, model="dcgan", seed=0)
         assert "extra.weight" in str(error.value) or name in str(error.value)
 
 
@@ -182,8 +188,8 @@ def test_row1_c_non_finite_weights_are_refused(tmp_path):
     name = next(k for k, v in sorted(tensors.items()) if v.is_floating_point())
     tensors[name] = torch.full_like(tensors[name], float("nan"))
     _rewrite(path, tensors)
-    with pytest.raises(StageInputError, match=rf"non-finite.*{name}.*dvc repro train@dcgan"):
-        load_generator(path, model="dcgan")
+    with pytest.raises(StageInputError, match=rf"non-finite.*{name}.*dvc repro {TRAIN_DCGAN_0}"):
+        load_generator(path, model="dcgan", seed=0)
 
 
 def test_row1_a_hostile_pickle_is_refused_by_a_stage_script(tmp_path):
@@ -361,7 +367,7 @@ def test_row14_nan_generator_output_fails_instead_of_scoring_as_black(tmp_path):
         for parameter in generator.parameters():
             parameter.fill_(float("nan"))
     with pytest.raises(
-        StageInputError, match=r"dcgan.*non-finite.*Re-train it \(`dvc repro train@dcgan-0`\)"
+        StageInputError, match=rf"dcgan.*non-finite.*Re-train it \(`dvc repro {TRAIN_DCGAN_0}`\)"
     ):
         sample_images(generator, 4, seed=0, batch_size=2, model="dcgan", training_seed=0)
     finite = sample_images(_generator(), 4, seed=0, batch_size=2, model="dcgan")

@@ -167,7 +167,7 @@ class RunFiles:
     def stage(self, stage: str) -> str:
         """dvc.yaml's instance of ``stage`` (train, evaluate, export) for this run: DVC names
         a matrix instance by its values (model, seed), joined with '-'."""
-        return f"{stage}@{self.model}-{self.seed}"
+        return layout.stage_instance(stage, self.model, self.seed)
 
 
 @cache

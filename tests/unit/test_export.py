@@ -18,6 +18,7 @@ from genlab.errors import ExportError
 from genlab.export.model_card import NOT_RECORDED, render_model_card, write_model_card
 from genlab.export.onnx import export_onnx, read_onnx_metadata
 from genlab.export.torchscript import export_torchscript
+from genlab.layout import stage_instance
 from genlab.provenance import (
     DIGITAL_SOURCE_TYPE,
     read_provenance,
@@ -407,7 +408,8 @@ def test_model_card_missing_items_render_not_recorded() -> None:
     del info["metrics"]["memorization"]
     del info["metrics"]["intervals"]
     card = render_model_card(info)
-    assert "Not measured: evaluate this model" in card
+    stage = stage_instance("evaluate", "<model>", None)
+    assert f"Not measured: evaluate this model (`dvc repro {stage}`)" in card
     for section in SECTIONS:
         assert section in card
     assert f"- **Code version:** {NOT_RECORDED}" in card

@@ -13,6 +13,7 @@ import pytest
 
 from genlab.errors import StageInputError
 from genlab.io import write_json
+from genlab.layout import metrics_file, run_name, stage_instance
 from genlab.metric_keys import HIGHER_IS_BETTER, INTERVAL_SCORES, RANKABLE
 from genlab.reporting.leaderboard import (
     FLOOR_LABEL,
@@ -22,7 +23,7 @@ from genlab.reporting.leaderboard import (
     find_ties,
     leaderboard_markdown,
     leaderboard_rows,
-    read_metrics,
+    read_seed_metrics,
     scores_csv,
     tie_notes,
 )
@@ -89,6 +90,16 @@ def old_result(fid: float) -> dict:
         del record[key]
     record["floor"] = {k: FLOOR[k] for k in ("fid", "isc_mean", "isc_std", "kid_mean", "kid_std")}
     return record
+
+
+def write_first_seeds(metrics, records: dict[str, dict]) -> dict[str, dict]:
+    """metrics/<model>-seed0.json per model, as evaluate writes them; read back by the compare
+    stage's reader: {model: the seed-0 record}."""
+    for model, record in records.items():
+        record = {**record, "model": model, "seed": 0, "run_name": run_name(model, 0)}
+        write_json(metrics_file(metrics, run_name(model, 0)), record)
+    per_seed = read_seed_metrics(metrics, list(records), [0])
+    return {model: runs[0] for model, runs in per_seed.items()}
 
 
 def table(markdown: str, index: int = 0) -> list[dict[str, str]]:
@@ -219,9 +230,8 @@ def test_scores_csv_has_every_score_and_interval_bound():
 def test_old_metrics_files_give_na_cells_and_no_tie_claim(tmp_path):
     """A metrics file from before intervals: read, ranked and shown, with "n/a" where a score is
     unknown and no claim that it ties or does not tie with anyone."""
-    write_json(tmp_path / "old.json", old_result(60.0))
-    write_json(tmp_path / "new.json", result(61.0, 0.5))
-    board = build_leaderboard(read_metrics(tmp_path, ["old", "new"]), "kid_mean")
+    results = write_first_seeds(tmp_path, {"old": old_result(60.0), "new": result(61.0, 0.5)})
+    board = build_leaderboard(results, "kid_mean")
     json.dumps(board)  # still JSON
     assert board["indistinguishable"] == [], "new's interval would overlap old's value"
     assert board["ties"]["without_interval"] == ["old"]
@@ -233,7 +243,8 @@ def test_old_metrics_files_give_na_cells_and_no_tie_claim(tmp_path):
     floor = leaderboard_rows(board)[-1][1]
     assert floor["precision"] == "n/a", "the first model's (old) floor has no precision"
     notes = tie_notes(board)
-    assert any("No interval of `kid_mean` for old" in n for n in notes), notes
+    (note,) = [n for n in notes if "No interval of `kid_mean` for old" in n]
+    assert f"`dvc repro -f {stage_instance('evaluate', 'old', 0)}`" in note, note
     assert not any("do not overlap" in n or "Not distinguishable" in n for n in notes)
 
 
@@ -256,15 +267,14 @@ def test_rank_by_fid_inf_without_one_says_how_to_get_it(tmp_path, stored):
         without = old_result(31.0)
     else:
         without["fid_inf"] = None
-    write_json(tmp_path / "a.json", result(30.0, 0.5))
-    write_json(tmp_path / "b.json", without)
-    results = read_metrics(tmp_path, ["a", "b"])
+    results = write_first_seeds(tmp_path, {"a": result(30.0, 0.5), "b": without})
     with pytest.raises(StageInputError) as refused:
-        build_leaderboard(results, "fid_inf")
+        build_leaderboard(results, "fid_inf", metrics_dir=tmp_path)
     message = str(refused.value)
     assert "of b " in message and "`fid_inf`" in message, message
+    assert str(metrics_file(tmp_path, run_name("b", 0))) in message, message
     assert "evaluate.sample_counts with two or more counts" in message, message
-    assert "dvc repro -f evaluate@b" in message, message
+    assert f"dvc repro -f {stage_instance('evaluate', 'b', 0)}`" in message, message
     assert build_leaderboard(results, "fid")["ranking"] == ["a", "b"], "other scores still rank"
 
 
@@ -272,7 +282,8 @@ def test_a_missing_rank_by_score_is_named_without_the_fid_inf_hint():
     with pytest.raises(StageInputError) as refused:
         build_leaderboard({"a": result(30.0, 0.5), "b": old_result(31.0)}, "precision")
     message = str(refused.value)
-    assert "has no `precision`" in message and "evaluate@b" in message
+    assert "has no `precision`" in message, message
+    assert f"`dvc repro -f {stage_instance('evaluate', 'b', None)}`" in message, message
     assert "sample_counts" not in message
 
 

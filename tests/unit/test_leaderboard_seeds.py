@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from genlab.errors import StageInputError
 from genlab.io import write_json
-from genlab.layout import run_name
+from genlab.layout import metrics_file, run_name, stage_instance
 from genlab.metric_keys import RANKABLE, SEED_AGGREGATES
 from genlab.stages.compare import run_compare
 
@@ -37,7 +37,7 @@ def write_runs(metrics: Path, kids: dict[str, dict[int, float]], skip: tuple = (
                 continue
             record = result(kid / 5, 0.01, run_id=f"{model}{seed}")
             record.update(model=model, seed=seed, run_name=run_name(model, seed))
-            write_json(metrics / f"{run_name(model, seed)}.json", record)
+            write_json(metrics_file(metrics, run_name(model, seed)), record)
 
 
 def compare(tmp_path: Path, models=None, seeds=None, params: dict | None = None) -> dict:
@@ -152,16 +152,28 @@ def test_a_missing_seeds_file_is_named_with_the_stage_to_run(tmp_path):
     with pytest.raises(StageInputError) as refused:
         compare(tmp_path, ["a", "b"], [0, 1, 2])
     message = str(refused.value)
-    assert str(tmp_path / "metrics" / "b-seed2.json") in message, message
-    assert "dvc repro evaluate@b-2" in message and "a-seed" not in message
+    assert str(metrics_file(tmp_path / "metrics", run_name("b", 2))) in message, message
+    assert f"`dvc repro {stage_instance('evaluate', 'b', 2)}`" in message, message
+    assert "a-seed" not in message, message
     assert not (tmp_path / "leaderboard").exists()
 
 
-def test_a_file_holding_another_seeds_run_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    ("seed", "shown"), [(0, "0"), (True, "true"), (1.0, "1.0"), ("1", '"1"'), (None, "missing")]
+)
+def test_a_file_holding_another_seeds_run_is_refused(tmp_path, seed, shown):
+    """Its ``seed`` must be the very integer of the run it is named after: not another seed,
+    not ``true`` or ``1.0`` (equal to 1 in Python), not a string, not missing."""
     write_runs(tmp_path / "metrics", APART)
-    path = tmp_path / "metrics" / "a-seed1.json"
+    path = metrics_file(tmp_path / "metrics", run_name("a", 1))
     record = json.loads(path.read_text())
-    record["seed"] = 0
+    if seed is None:
+        del record["seed"]
+    else:
+        record["seed"] = seed
     write_json(path, record)
-    with pytest.raises(StageInputError, match=r"`seed` is 0, not the run a-seed1"):
+    with pytest.raises(StageInputError) as refused:
         compare(tmp_path, ["a", "b"], [0, 1])
+    message = str(refused.value)
+    assert f"`seed` is {shown}, not the run {run_name('a', 1)}" in message, message
+    assert f"`dvc repro -f {stage_instance('evaluate', 'a', 1)}`" in message, message

@@ -18,9 +18,9 @@ from PIL import Image
 
 from genlab.errors import StageInputError
 from genlab.io import write_json
-from genlab.layout import run_name
+from genlab.layout import RunLayout, metrics_file, nearest_training_image, run_name
 from genlab.reporting import build_report
-from genlab.reporting.curves import smooth
+from genlab.reporting.curves import DEFAULT_SMOOTHING, smooth
 from genlab.reporting.leaderboard import better_sentence
 from genlab.reporting.report import CURVE_COLOR, RAW_ALPHA, curves_png, read_curves
 from genlab.stages.compare import run_compare
@@ -152,7 +152,8 @@ def write_project(
     runs, metrics = root / "runs", root / "metrics"
     for model, record in results.items():
         for seed in seeds:
-            write_json(metrics / f"{run_name(model, seed)}.json", seed_result(record, model, seed))
+            path = metrics_file(metrics, run_name(model, seed))
+            write_json(path, seed_result(record, model, seed))
     cfg = OmegaConf.create(
         {
             "paths": {"metrics_dir": str(metrics)},
@@ -167,18 +168,15 @@ def write_project(
     )
     run_compare(cfg)
     first = {model: run_name(model, seeds[0]) for model in SCORES}
+    run = {model: RunLayout.at(runs / name) for model, name in first.items()}
     for model, size in GRID_SIZES.items():
-        samples = runs / first[model] / "samples"
-        png(samples / "step_000010.png", (20, 20), 40)  # older: not shown
-        png(samples / "step_000020.png", size, 200)
-        png(metrics / f"{first[model]}_nearest_training.png", NEAREST_SIZE, 120)
-    png(
-        runs / first["vae"] / "samples" / "reconstructions_step_000020.png", RECONSTRUCTION_SIZE, 90
-    )
-    (runs / first["dcgan"] / "csv").mkdir(parents=True)
-    (runs / first["dcgan"] / "csv" / "metrics.csv").write_text(GAN_CSV)
-    (runs / first["vae"] / "csv").mkdir(parents=True)
-    (runs / first["vae"] / "csv" / "metrics.csv").write_text(VAE_CSV)
+        png(run[model].sample_grid(10), (20, 20), 40)  # older: not shown
+        png(run[model].sample_grid(20), size, 200)
+        png(nearest_training_image(metrics, first[model]), NEAREST_SIZE, 120)
+    png(run["vae"].reconstruction_grid(20), RECONSTRUCTION_SIZE, 90)
+    for model, csv_text in (("dcgan", GAN_CSV), ("vae", VAE_CSV)):
+        run[model].metrics_csv.parent.mkdir(parents=True)
+        run[model].metrics_csv.write_text(csv_text)
     return root / "leaderboard" / "leaderboard.json", runs, metrics
 
 
@@ -332,6 +330,7 @@ def test_stage_writes_the_page_from_config(tmp_path):
                 "out_html": str(tmp_path / "out" / "report.html"),
                 "curves_dir": str(tmp_path / "out" / "curves"),
                 "title": "My <runs>",
+                "smoothing": DEFAULT_SMOOTHING,
             },
         }
     )

@@ -38,6 +38,22 @@ def test_without_it_the_record_then_the_run_file_give_the_time(monkeypatch, tmp_
         claimed_time(None)
 
 
+@pytest.mark.parametrize(
+    "recorded",
+    ["yesterday", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"],
+)
+def test_a_recorded_time_that_is_not_one_falls_back_to_the_run_file(
+    monkeypatch, tmp_path, recorded
+):
+    """A hostile run record: a time that does not parse, or parses but has no UTC (before
+    year 1, after year 9999), is not taken and does not crash the stage."""
+    monkeypatch.delenv(SOURCE_DATE_EPOCH, raising=False)
+    written = tmp_path / "generator.safetensors"
+    written.write_bytes(b"x")
+    os.utime(written, (86400, 86400))
+    assert claimed_time(recorded, written=written) == "1970-01-02T00:00:00+00:00"
+
+
 def test_save_torch_bytes_do_not_depend_on_the_file_name(tmp_path):
     payload = {"state_dict": {"w": torch.arange(6.0).reshape(2, 3)}, "config": {"k": 1}}
     save_torch(payload, tmp_path / "a.pt")

@@ -64,12 +64,17 @@ def test_a_vae_decoder_samples_with_its_own_statistics():
 def test_the_trained_network_and_the_global_rng_are_untouched():
     torch.manual_seed(0)
     generator = corrupted(DCGANGenerator(latent_dim=16, base_channels=8)).train()
+    for norm, momentum in zip(batch_norms(generator), (0.01, None, 0.3), strict=False):
+        norm.momentum = momentum  # not torch's default 0.1, one a cumulative average
+    momenta = [norm.momentum for norm in batch_norms(generator)]
     buffers = {k: v.clone() for k, v in generator.state_dict().items()}
     rng = torch.get_rng_state()
     standing = with_standing_statistics(generator, 16)
     assert standing is not generator
     assert torch.equal(torch.get_rng_state(), rng)  # training's random stream goes on as before
     assert generator.training
+    assert [norm.momentum for norm in batch_norms(generator)] == momenta
+    assert [norm.momentum for norm in batch_norms(standing)] == momenta, "the copy keeps them"
     for key, value in generator.state_dict().items():
         assert torch.equal(value, buffers[key]), key
     again = with_standing_statistics(generator, 16)  # deterministic: same bytes every time

@@ -246,11 +246,14 @@ def test_the_dataset_hash_names_the_arrays_and_meta_not_when_they_were_written(
 
 def test_a_training_run_records_the_code_changes_and_dataset_hash(committed_project, digits_dir):
     """The run record (generator file and train_summary.json) names the edited conf file; the
-    provenance every image and export copies holds the dataset hash."""
+    provenance every image and export copies holds the dataset hash. The same run's generator
+    file holds the sampling network with its standing statistics (recomputed over
+    STANDING_BATCHES batches of z ~ N(0, I)), not the training run's running ones."""
     import json
 
     from genlab.data.store import dataset_digest
     from genlab.models.generator_file import load_generator
+    from genlab.models.standing_statistics import STANDING_BATCHES, batch_norms
 
     from ..support.training import run_tiny_training
 
@@ -258,7 +261,10 @@ def test_a_training_run_records_the_code_changes_and_dataset_hash(committed_proj
     (root / "conf/x.yaml").write_text("lr: 0.2\n")
     result = run_tiny_training(root, digits_dir, "train.steps=2", "train.sample_every_n_steps=100")
     assert result.returncode == 0, result.stderr[-3000:]
-    _, record = load_generator(root / "run/generator.safetensors")
+    generator, record = load_generator(root / "run/generator.safetensors")
+    norms = batch_norms(generator)
+    assert record["train"]["model"] == "dcgan" and norms, "a DCGAN generator has BatchNorm"
+    assert [int(n.num_batches_tracked) for n in norms] == [STANDING_BATCHES] * len(norms)
     summary = json.loads((root / "run/train_summary.json").read_text())
     assert record["code_version"] == f"{sha}-dirty"
     assert summary["code_changes"] == record["train"]["code_changes"] == ["conf/x.yaml"]

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from genlab.checks import as_mapping, is_number
 from genlab.credentials import TRAINED as IPTC_TRAINED
 from genlab.io import write_text
+from genlab.layout import stage_instance
 from genlab.metric_keys import FID_INF, HIGHER_IS_BETTER, INTERVAL_ENDS
 
 NOT_RECORDED = "not recorded"
@@ -355,7 +356,8 @@ def _limitations(metrics: Mapping[str, Any]) -> str:
 def _memorization(report: Mapping[str, Any] | None) -> str:
     report = as_mapping(report)
     if not report:
-        return "Not measured: evaluate this model (`dvc repro evaluate@<model>`) for the figures."
+        stage = stage_instance("evaluate", "<model>", None)
+        return f"Not measured: evaluate this model (`dvc repro {stage}`) for the figures."
     rows = [
         "| Space | Threshold | Samples closer than threshold | Median distance to nearest "
         "training image (samples / real test) |",

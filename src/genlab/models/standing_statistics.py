@@ -34,6 +34,7 @@ def with_standing_statistics(network: nn.Module, latent_dim: int) -> nn.Module:
         return network
     standing = copy.deepcopy(network)
     standing.requires_grad_(False)
+    momenta = [norm.momentum for norm in batch_norms(standing)]
     for norm in batch_norms(standing):
         norm.reset_running_stats()
         norm.momentum = None  # a cumulative average: every batch counts the same
@@ -42,6 +43,6 @@ def with_standing_statistics(network: nn.Module, latent_dim: int) -> nn.Module:
     standing.train()
     for _ in range(STANDING_BATCHES):
         standing(torch.randn(STANDING_BATCH_SIZE, latent_dim, generator=latents).to(device))
-    for norm in batch_norms(standing):
-        norm.momentum = 0.1  # torch's default: the copy is used for sampling only
+    for norm, momentum in zip(batch_norms(standing), momenta, strict=True):
+        norm.momentum = momentum  # the network's own, as a copy of it should have
     return standing.eval()

@@ -16,7 +16,7 @@ from typing import Any
 from genlab.checks import as_mapping, finite_number, is_number, printable
 from genlab.errors import StageInputError
 from genlab.io import read_json_object
-from genlab.layout import metrics_file, run_name, stage_instance
+from genlab.layout import METRICS_DIR, metrics_file, run_name, stage_instance
 from genlab.metric_keys import (
     FID_INF,
     FLAT_SCORE_KEYS,
@@ -50,8 +50,10 @@ def read_seed_metrics(
     metrics_dir: Path, models: list[str], seeds: list[int]
 ) -> dict[str, dict[int, dict[str, Any]]]:
     """{model: {seed: record}} from every run's metrics/<run name>.json (pipeline.models x
-    pipeline.seeds, seeds in the order given: the first is the model's single run). Refused
-    like read_metrics, and when a listed run's file is missing or holds another run."""
+    pipeline.seeds, seeds in the order given: the first is the model's single run). Refused,
+    naming the file and the key, when a listed run's file is missing, is not JSON, holds
+    another run (its ``seed`` must be that very integer), a score is not a finite number or
+    the runs used different extractors: the ranking needs numbers it can compare."""
     files = {(m, s): metrics_file(metrics_dir, run_name(m, s)) for m in models for s in seeds}
     missing = [(m, s) for (m, s), path in files.items() if not path.is_file()]
     if missing:
@@ -64,10 +66,14 @@ def read_seed_metrics(
     records = {run: _read_record(path, run[0], evaluate_stage(*run)) for run, path in files.items()}
     for (model, seed), record in records.items():
         _refuse_non_finite(record, model, files[(model, seed)], evaluate_stage(model, seed))
+        checks = (  # the seed is required: a run without one cannot be told from another
+            ("model", "model" not in record or record["model"] == model),
+            ("seed", type(record.get("seed")) is int and record["seed"] == seed),
+        )
         wrong = [
-            f"`{key}` is {_shown(record.get(key))}"
-            for key, wanted in (("model", model), ("seed", seed))
-            if key in record and record[key] != wanted
+            f"`{key}` is {_shown(record[key]) if key in record else 'missing'}"
+            for key, ok in checks
+            if not ok
         ]
         if wrong:
             raise StageInputError(
@@ -79,23 +85,6 @@ def read_seed_metrics(
     return {m: {s: records[(m, s)] for s in seeds} for m in models}
 
 
-def read_metrics(metrics_dir: Path, models: list[str]) -> dict[str, dict[str, Any]]:
-    """Every model's metrics/<name>.json, refused (naming the file and the key) when it is
-    not JSON, a score is not a finite number or the models used different extractors: the
-    ranking needs numbers it can compare."""
-    missing = [m for m in models if not metrics_file(metrics_dir, m).is_file()]
-    if missing:
-        raise StageInputError(
-            f"no metrics for {', '.join(missing)} in {metrics_dir}: evaluate them first "
-            f"(`dvc repro evaluate@{missing[0]}`)"
-        )
-    results = {m: _read_record(metrics_file(metrics_dir, m), m) for m in models}
-    for model, result in results.items():
-        _refuse_non_finite(result, model, metrics_file(metrics_dir, model))
-    _refuse_mixed_extractors(results)
-    return results
-
-
 def _refuse_mixed_extractors(results: dict[str, dict[str, Any]]) -> None:
     extractors = {m: r["extractor"] for m, r in results.items()}
     if len(set(extractors.values())) > 1:
@@ -105,9 +94,9 @@ def _refuse_mixed_extractors(results: dict[str, dict[str, Any]]) -> None:
         )
 
 
-def _read_record(path: Path, model: str, stage: str | None = None) -> dict[str, Any]:
+def _read_record(path: Path, model: str, stage: str) -> dict[str, Any]:
     """One metrics file, its scores checked to be numbers (or null: not recorded)."""
-    redo = f"re-run its evaluation (`dvc repro -f {stage or evaluate_stage(model, None)}`)"
+    redo = f"re-run its evaluation (`dvc repro -f {stage}`)"
     record = read_json_object(path, redo)
     extractor = record.get("extractor")
     if not (isinstance(extractor, str) and _EXTRACTOR_NAME.fullmatch(extractor)):
@@ -181,9 +170,7 @@ def _non_finite(value: Any, key: str) -> tuple[str, float] | None:
     return None
 
 
-def _refuse_non_finite(
-    result: dict[str, Any], model: str, path: Path, stage: str | None = None
-) -> None:
+def _refuse_non_finite(result: dict[str, Any], model: str, path: Path, stage: str) -> None:
     """NaN compares false with everything: a NaN score would land wherever the file order put
     it and decide the ranking. Python's json reads the ``NaN`` and ``Infinity`` it writes."""
     found = _non_finite(result, "")
@@ -193,7 +180,7 @@ def _refuse_non_finite(
             f"{path}: metric `{printable(key, limit=80)}` of {model} is "
             f"{printable(str(value), limit=60)} (not a finite "
             f"number), so the models cannot be ranked. Re-run its evaluation (`dvc repro -f "
-            f"{stage or evaluate_stage(model, None)}`); if it stays non-finite, the generator's "
+            f"{stage}`); if it stays non-finite, the generator's "
             "samples are broken: "
             f"retrain {model}."
         )
@@ -302,6 +289,7 @@ def build_leaderboard(
     results: dict[str, dict[str, Any]],
     rank_by: str,
     per_seed: dict[str, dict[Any, dict[str, Any]]] | None = None,
+    metrics_dir: Path = Path(METRICS_DIR),
 ) -> dict[str, Any]:
     """Rank the models by the mean over seeds of ``rank_by`` and say which of them its
     confidence intervals (of the single runs, ``results``: each model's first seed) or its
@@ -309,13 +297,16 @@ def build_leaderboard(
     at these sample counts, one whose seed ranges overlap may be training noise, so the board
     lists those pairs (``indistinguishable``, ``seed_ties.pairs``) instead of letting the order
     speak for itself. ``per_seed`` ({model: {seed: record}}, the first seed's record being the
-    one in ``results``) defaults to the single runs (n=1)."""
+    one in ``results``) defaults to the single runs (n=1); ``metrics_dir`` is where their
+    files lie, for the messages."""
     if per_seed is None:
         per_seed = {m: {_seed_of(r): r} for m, r in results.items()}
     for model, result in results.items():
-        _refuse_unrankable(model, result.get(rank_by), rank_by, result)
-        for record in per_seed[model].values():
-            _refuse_unrankable(model, as_mapping(record).get(rank_by), rank_by, record)
+        first_seed = next(iter(per_seed[model]), None)
+        _refuse_unrankable(model, first_seed, result.get(rank_by), rank_by, metrics_dir)
+        for seed, record in per_seed[model].items():
+            value = as_mapping(record).get(rank_by)
+            _refuse_unrankable(model, seed, value, rank_by, metrics_dir)
     seeds = {m: over_seeds(per_seed[m], m) for m in results}
     sign = -1 if rank_by in HIGHER_IS_BETTER else 1
     ranking = sorted(results, key=lambda m: sign * seeds[m][rank_by]["mean"])
@@ -385,13 +376,12 @@ def build_leaderboard(
 
 
 def _refuse_unrankable(
-    model: str, value: Any, rank_by: str, record: dict[str, Any] | None = None
+    model: str, seed: int | None, value: Any, rank_by: str, metrics_dir: Path
 ) -> None:
-    """A model without a finite ``rank_by`` number has no place in the ranking: say why and
-    what makes one (read_metrics has refused the non-numbers, naming the file)."""
-    record = as_mapping(record)
-    seed = _seed_of(record)
-    name = model if seed is None else run_name(model, seed)
+    """A run (the model's ``seed``, as the caller read it; None: a seedless record) without a
+    finite ``rank_by`` number has no place in the ranking: say why and what makes one
+    (read_seed_metrics has refused the non-numbers, naming the file)."""
+    path = metrics_file(metrics_dir, model if seed is None else run_name(model, seed))
     stage = evaluate_stage(model, seed)
     if value is None:
         needs = (
@@ -400,7 +390,7 @@ def _refuse_unrankable(
             else ""
         )
         raise StageInputError(
-            f"the metrics file of {model} (metrics/{name}.json) has no `{rank_by}`{needs}: "
+            f"the metrics file of {model} ({path}) has no `{rank_by}`{needs}: "
             f"re-run `dvc repro -f {stage}`, or rank by another score (compare.rank_by)"
         )
     if finite_number(value) is None:  # NaN, inf, an integer too large for a float
@@ -693,10 +683,13 @@ def tie_notes(board: dict[str, Any]) -> list[str]:
             f"Not distinguishable from the real-vs-real floor at these sample counts: "
             f"{_listed(near_floor)}."
         )
-    if unknown:
+    if unknown:  # each model's single run: its first seed, as its row records it
+        stages = " ".join(
+            evaluate_stage(m, _seed_of(as_mapping(board["models"]).get(m))) for m in unknown
+        )
         notes.append(
             f"No interval of `{score}` for {_listed(unknown)} (a metrics file without bootstrap "
-            f"intervals): no tie claimed either way; re-run `dvc repro -f evaluate@{unknown[0]}`."
+            f"intervals): no tie claimed either way; re-run `dvc repro -f {stages}`."
         )
     return notes
 

@@ -4,7 +4,7 @@ Why not `dvc plots show`: its HTML loads Vega / Vega-Lite from a CDN (jsdelivr),
 machine without internet (or behind a proxy, or opened from an archived artifact years later) it
 renders as an empty page. This page is built from the same files DVC tracks instead -- the
 `compare` stage's metrics file ``leaderboard/leaderboard.json``, the `train` stages' plots files
-``runs/<model>/csv/metrics.csv`` (Lightning's CSVLogger), their sample grids, and the
+``runs/<run name>/csv/metrics.csv`` (Lightning's CSVLogger), their sample grids, and the
 `evaluate` stages' ``metrics/<run name>.json`` (scores against the sample count, what decides
 the numbers) and nearest-training-image pictures -- and loads nothing from outside: the images
 are embedded as base64 data URIs and the curves are drawn here with matplotlib (Agg) into PNGs,
@@ -26,7 +26,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from genlab.checks import as_mapping, finite_number, is_number
 from genlab.errors import StageInputError
@@ -60,6 +59,7 @@ from genlab.reporting.leaderboard import (
     single_run_sentence,
     tie_notes,
 )
+from genlab.urls import web_link
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SAMPLES_RE = grid_pattern(SAMPLE_GRID)
@@ -423,10 +423,7 @@ def wandb_url(runs_dir: Path, run_name: str) -> str | None:
         summary = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    url = as_mapping(as_mapping(summary).get("links")).get("wandb_url")
-    if isinstance(url, str) and urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc:
-        return url
-    return None
+    return web_link(as_mapping(as_mapping(summary).get("links")).get("wandb_url"))
 
 
 RUNS_COLUMNS = ("model", "seed", "run", "W&B id")

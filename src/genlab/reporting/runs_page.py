@@ -24,7 +24,6 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from genlab.checks import finite_number, printable
 from genlab.errors import OutputPathError
@@ -43,6 +42,7 @@ from genlab.reporting.runs import (
     TABLE_SCORES,
     RunRow,
 )
+from genlab.urls import web_link
 
 DEFAULT_TITLE = "genlab: every run in this workspace"
 # the score columns: FID / KID / IS, headed as on the leaderboard (the terminal table's own)
@@ -286,8 +286,8 @@ def _objective(row: RunRow) -> str:
 
 def _wandb(row: RunRow) -> str:
     run_id = html.escape(_text(row.run_id))
-    url = row.wandb_url
-    if isinstance(url, str) and urlsplit(url).scheme in ("http", "https"):
+    url = web_link(row.wandb_url)
+    if url is not None:
         return f'<a href="{html.escape(url, True)}" rel="noreferrer">{run_id}</a>'
     if row.wandb_dir:  # an offline run: its folder, to `wandb sync`
         return f'{run_id} <span class="reason">offline: {html.escape(row.wandb_dir)}</span>'

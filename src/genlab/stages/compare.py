@@ -65,7 +65,7 @@ def run_compare(cfg: DictConfig) -> dict[str, Any]:
     models, seeds = models_to_compare(cfg), seeds_to_compare(cfg)
     per_seed = read_seed_metrics(Path(cfg.paths.metrics_dir), models, seeds)
     first = {model: runs[seeds[0]] for model, runs in per_seed.items()}
-    board = build_leaderboard(first, cfg.compare.rank_by, per_seed)
+    board = build_leaderboard(first, cfg.compare.rank_by, per_seed, Path(cfg.paths.metrics_dir))
     files = leaderboard_files(cfg.compare.out_dir)
     write_json(files["json"], board)
     write_text(files["markdown"], leaderboard_markdown(board))

@@ -1,7 +1,8 @@
-"""evaluate@<model>: FID / IS / KID, precision / recall / density / coverage, their bootstrap
-intervals and FID against the sample count (FID_inf) of the sampling generator against the test
-split, beside the real-vs-real floor (train split vs test split) and, optionally, the same
-network untrained, all measured with the same extractor; plus what decides the numbers."""
+"""evaluate@<model>-<seed>: FID / IS / KID, precision / recall / density / coverage, their
+bootstrap intervals and FID against the sample count (FID_inf) of the sampling generator
+against the test split, beside the real-vs-real floor (train split vs test split) and,
+optionally, the same network untrained, all measured with the same extractor; plus what
+decides the numbers."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""export@<model>: TorchScript + ONNX with parity checks, a sample grid, a signed C2PA manifest
-beside every model file and a model card, written into the export folder all at once."""
+"""export@<model>-<seed>: TorchScript + ONNX with parity checks, a sample grid, a signed C2PA
+manifest beside every model file and a model card, written into the export folder all at once."""
 
 from __future__ import annotations
 
@@ -111,7 +111,8 @@ def read_metrics(cfg: DictConfig) -> dict[str, Any] | None:
     """The evaluate stage's scores, for the model card (None when not evaluated). A file that
     is not a JSON object is refused: the export would otherwise carry whatever it holds."""
     path = layout.metrics_file(cfg.paths.metrics_dir, cfg.paths.run_name)
-    redo = f"re-run its evaluation (`dvc repro -f evaluate@{cfg.model.name}-{cfg.seed}`)"
+    stage = layout.stage_instance("evaluate", cfg.model.name, cfg.seed)
+    redo = f"re-run its evaluation (`dvc repro -f {stage}`)"
     return read_json_object(path, redo) if path.is_file() else None
 
 

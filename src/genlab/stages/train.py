@@ -1,4 +1,4 @@
-"""train@<model>: Lightning fit with resumable checkpoints, sample grids and W&B logging.
+"""train@<model>-<seed>: Lightning fit with resumable checkpoints, sample grids and W&B logging.
 
 The steps are named below; what each callback and logger does lives in training/ and
 tracking/, and which of them run is config (conf/callbacks/, conf/logger/).

@@ -26,6 +26,7 @@ from genlab.config.hydra_runtime import sweep_name
 from genlab.config.redaction import redact_config, redact_text
 from genlab.layout import RunLayout
 from genlab.tracking.identity import RunContext, dvc_experiment
+from genlab.urls import web_link
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -217,8 +218,7 @@ def wandb_run_url(loggers: list[Any]) -> str | None:
         if isinstance(logger, WandbLogger) and getattr(logger, "_experiment", None) is not None:
             run = logger.experiment
             if not getattr(run, "offline", True):
-                url = getattr(run, "url", None)
-                return url if isinstance(url, str) and url.startswith("https://") else None
+                return web_link(getattr(run, "url", None))
     return None
 
 
