@@ -165,8 +165,13 @@ def print_stage_time(model: str = "dcgan") -> None:
     import subprocess
     import sys
 
-    if not (ROOT / "runs" / model / "generator.safetensors").is_file():
-        print(f"\n(no runs/{model}/generator.safetensors: run `dvc repro` for the stage timing)")
+    from genlab.layout import RUNS_DIR, RunLayout, run_name
+
+    run = run_name(model, 0)  # the default run of the model (seed 0)
+    if not RunLayout.at(ROOT / RUNS_DIR / run).generator.is_file():
+        print(
+            f"\n(no {RUNS_DIR}/{run}/generator.safetensors: run `dvc repro` for the stage timing)"
+        )
         return
     variants = {
         "FID / IS / KID + precision / recall / density / coverage": [
@@ -194,7 +199,7 @@ def print_stage_time(model: str = "dcgan") -> None:
             seconds = min(timed(evaluate)[0] for _ in range(2))
             base = base or seconds
             rows.append([label, f"{seconds:.2f}", f"{(seconds / base - 1):+.0%}"])
-    print(f"\nThe evaluate stage on runs/{model} (wall time, best of 2, imports included)\n")
+    print(f"\nThe evaluate stage on {RUNS_DIR}/{run} (wall time, best of 2, imports included)\n")
     print(table(["evaluate stage", "seconds", "vs first row"], rows))
 
 

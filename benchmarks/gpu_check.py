@@ -322,7 +322,9 @@ def build_steps(work: Path, dry_run: bool) -> list[Step]:
             stage("evaluate.py", "evaluate", *evaluate),
             180,
             lambda log: {
-                k: read_json(layout().metrics_file(work / "metrics", "dcgan")).get(k)
+                k: read_json(
+                    layout().metrics_file(work / "metrics", layout().run_name("dcgan", 0))
+                ).get(k)
                 for k in ("fid", "kid_mean")
             },
         )
