@@ -495,7 +495,13 @@ def test_compare_refuses_a_non_finite_metric_whatever_the_order(tmp_path, bad):
     metrics.mkdir()
     runs = {model: run_files(model, 0, root=tmp_path) for model in "abc"}  # one seed each
     for model, (kid, fid) in {"a": (10.0, 50.0), "b": (5.0, bad), "c": (7.0, 20.0)}.items():
-        runs[model].metrics.write_text(json.dumps(metrics_record(kid, fid)))
+        record = {
+            **metrics_record(kid, fid),
+            "model": model,
+            "seed": 0,
+            "run_name": runs[model].name,
+        }
+        runs[model].metrics.write_text(json.dumps(record))
     bad_file = runs["b"].metrics
     assert ("NaN" if bad != bad else "Infinity") in bad_file.read_text()
     for order in ("[a,b,c]", "[c,b,a]", "[b,c,a]"):

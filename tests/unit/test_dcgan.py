@@ -11,6 +11,7 @@ import torch
 
 from genlab.errors import NonFiniteLossError
 from genlab.models.gan import GANModule
+from genlab.models.standing_statistics import with_standing_statistics
 from genlab.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 
 from ..conftest import fit_for_steps
@@ -80,9 +81,15 @@ def test_non_finite_loss_stops_training_with_the_step(digits_dir):
 
 
 def test_generate_uses_ema_in_eval_mode():
+    """The EMA generator in eval mode, with BatchNorm statistics of its own weights: its
+    running statistics as averaged (here the untouched initial ones) give near-constant
+    images."""
     module = make_module()
     z = torch.randn(4, 16)
-    assert torch.allclose(module.generate(z), module.ema_generator.module.eval()(z))
+    ema = module.ema_generator.module
+    standing = with_standing_statistics(ema, module.latent_dim)
+    assert torch.allclose(module.generate(z), standing.eval()(z))
+    assert not torch.allclose(module.generate(z), copy.deepcopy(ema).eval()(z), atol=1e-3)
 
 
 def test_the_ttur_config_gives_the_discriminator_its_own_slower_optimizer(compose_config):
