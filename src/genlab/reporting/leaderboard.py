@@ -452,6 +452,11 @@ def _too_close(row: dict[str, Any]) -> str:
     )
 
 
+def _pair_list(pairs: list[list[str]]) -> str:
+    """``a and b; c and d``: the model pairs a tie sentence names (intervals or seed ranges)."""
+    return "; ".join(f"{a} and {b}" for a, b in pairs)
+
+
 def _listed(names: list[str], last: str = "and") -> str:
     return ", ".join(names[:-1]) + f" {last} {names[-1]}" if len(names) > 1 else names[0]
 
@@ -622,7 +627,7 @@ def seed_notes(board: dict[str, Any]) -> list[str]:
     notes = []
     pairs = ties.get("pairs") or []
     if pairs:
-        listed = "; ".join(f"{a} and {b}" for a, b in pairs)
+        listed = _pair_list(pairs)
         notes.append(
             f'Seed ranges overlap ({rule} of `{score}`; "=" in the rank over seeds), so '
             f"their order may be training noise: {listed}."
@@ -663,7 +668,7 @@ def tie_notes(board: dict[str, Any]) -> list[str]:
     notes = []
     pairs = board.get("indistinguishable") or []
     if pairs:
-        listed = "; ".join(f"{a} and {b}" for a, b in pairs)
+        listed = _pair_list(pairs)
         notes.append(
             f"Not distinguishable at these sample counts (their {what} of `{score}` overlap; "
             f'"=" in the rank): {listed}.'
