@@ -62,3 +62,30 @@ def printable(text: str, limit: int = 200) -> str:
 #: taken from someone else's file cannot size a tensor that exhausts memory. One constant, so
 #: what training may write and what `genlab generate` will read can never disagree.
 MAX_LATENT_DIM = 4096
+
+
+#: model.conditioning: "class" trains on the dataset's labels (conf/model/shape/ wires the
+#: class count into the networks through the ``genlab_num_classes`` resolver), "none" ignores
+#: them.
+CONDITIONING = ("none", "class")
+
+#: The most classes a dataset, a generator file or an export may name: far above any dataset
+#: genlab reads (CIFAR-100, ImageNet's 1,000), small enough that a class count taken from
+#: someone else's file cannot size a huge embedding.
+MAX_CLASSES = 1000
+MAX_CLASS_NAME = 64
+
+
+def class_names(value: Any) -> list[str] | None:
+    """``value`` as a list of class names when it is one: 1..``MAX_CLASSES`` distinct,
+    non-empty, printable strings of at most ``MAX_CLASS_NAME`` characters (a dataset's
+    meta.json, a generator file's record, an export's metadata); else None, and the caller
+    names its file. An unlabelled dataset records no classes (``[]`` or null): also None."""
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_CLASSES:
+        return None
+    if not all(
+        isinstance(name, str) and 0 < len(name) <= MAX_CLASS_NAME and name.isprintable()
+        for name in value
+    ):
+        return None
+    return list(value) if len(set(value)) == len(value) else None

@@ -9,7 +9,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.layout import RUNS_DIR, SWEEP_JOB_RUN_DIR, run_name
+from genlab.checks import CONDITIONING, class_names
+from genlab.errors import ConfigError
+from genlab.io import read_json_object
+from genlab.layout import DATA_META_FILE, RUNS_DIR, SWEEP_JOB_RUN_DIR, run_name
 
 
 def hydra_config() -> Any | None:
@@ -73,8 +76,38 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"}
 
 
+def dataset_num_classes(conditioning: str, data_dir: str) -> int:
+    """The class count a model's networks are conditioned on (resolver ``genlab_num_classes``
+    in conf/model/shape/): 0 for ``model.conditioning=none``, else the number of classes the
+    fetched dataset's meta.json names. Never typed in conf/, so it cannot disagree with the
+    data; an unlabelled dataset is refused naming the setting."""
+    if conditioning not in CONDITIONING:
+        raise ConfigError(
+            f"model.conditioning={conditioning!r} is not one of {', '.join(CONDITIONING)}"
+        )
+    if conditioning == "none":
+        return 0
+    path = project_root() / data_dir / DATA_META_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"model.conditioning=class takes the classes from {path}, which does not exist: "
+            f"run the fetch stage first (`dvc repro fetch` or `python pipelines/fetch.py`)"
+        )
+    meta = read_json_object(path, fix="re-run the fetch stage to write it again")
+    names = class_names(meta.get("classes"))
+    if names is None:
+        raise ConfigError(
+            f"model.conditioning=class needs a labelled dataset, but {path} names no classes "
+            f"(unlabelled images): put the images in one subfolder per class, or set "
+            f"model.conditioning=none"
+        )
+    return len(names)
+
+
 def register_resolvers() -> None:
     """``${genlab_run_name:<model>,<seed>}`` and ``${genlab_run_dir:<run name>}``: the run's
-    name and folder, in conf/paths.yaml."""
+    name and folder, in conf/paths.yaml; ``${genlab_num_classes:<conditioning>,<data dir>}``:
+    the networks' class count, in conf/model/shape/."""
     OmegaConf.register_new_resolver("genlab_run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("genlab_run_dir", job_run_dir, replace=True)
+    OmegaConf.register_new_resolver("genlab_num_classes", dataset_num_classes, replace=True)

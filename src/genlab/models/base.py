@@ -6,8 +6,9 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from genlab.checks import CONDITIONING
 from genlab.errors import NonFiniteLossError
-from genlab.models.standing_statistics import with_standing_statistics
+from genlab.models.standing_statistics import balanced_labels, with_standing_statistics
 
 
 class GenerativeModule(pl.LightningModule):
@@ -22,11 +23,37 @@ class GenerativeModule(pl.LightningModule):
     # generator.safetensors (its _target_ must be on genlab.models.generator_file.NETWORKS).
     sampling_network_key = "generator"
 
-    def __init__(self, name: str, latent_dim: int):
+    def __init__(self, name: str, latent_dim: int, conditioning: str = "none"):
         super().__init__()
+        if conditioning not in CONDITIONING:
+            raise ValueError(
+                f"conditioning must be one of {CONDITIONING}, got {conditioning!r}"
+            )
         self.name = name
         self.latent_dim = latent_dim
+        self.conditioning = conditioning
         self.start_step = 0
+
+    def check_conditioning(self, **networks: nn.Module) -> None:
+        """Every network's ``num_classes`` agrees with ``conditioning``: all > 0 for "class"
+        (conf/model/shape/ wires the dataset's class count in), all 0 for "none"."""
+        for key, network in networks.items():
+            classes = getattr(network, "num_classes", 0)
+            if (classes > 0) != (self.conditioning == "class"):
+                raise ValueError(
+                    f"model.conditioning={self.conditioning} but model.{key}.num_classes="
+                    f"{classes}; leave num_classes to conf/model/shape/ (it follows "
+                    f"model.conditioning and the dataset's classes)"
+                )
+
+    @property
+    def num_classes(self) -> int:
+        """The classes the sampler is conditioned on; 0 when unconditional."""
+        return int(getattr(self.sampling_network(), "num_classes", 0))
+
+    def sample_labels(self, count: int) -> torch.Tensor | None:
+        """Balanced labels for ``count`` samples (None when unconditional)."""
+        return balanced_labels(count, self.num_classes, self.device)
 
     def on_train_start(self) -> None:
         self.start_step = self.training_steps
@@ -43,19 +70,26 @@ class GenerativeModule(pl.LightningModule):
     def sampling_generator(self) -> nn.Module:
         """The z -> image network that sample grids, evaluation and export use: the trained one
         with BatchNorm statistics of its own final weights (models/standing_statistics.py)."""
-        return with_standing_statistics(self.sampling_network(), self.latent_dim)
+        return with_standing_statistics(
+            self.sampling_network(), self.latent_dim, self.num_classes
+        )
 
     def sample_latents(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(count, self.latent_dim, generator=generator).to(self.device)
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1] from the sampling generator, in eval mode."""
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1] from the sampling generator, in eval mode; a conditional model
+        given no labels samples balanced ones (``sample_labels``)."""
         network = self.sampling_generator()
+        if labels is None:
+            labels = self.sample_labels(z.shape[0])
         was_training = network.training
         network.eval()
         try:
-            return network(z.to(self.device))
+            if labels is None:
+                return network(z.to(self.device))
+            return network(z.to(self.device), labels.to(self.device))
         finally:
             network.train(was_training)
 

@@ -38,8 +38,10 @@ class GANModule(GenerativeModule):
         ema_decay: float = 0.999,
         discriminator_optim: OptimizerFactory | None = None,
         name: str = "gan",
+        conditioning: str = "none",
     ):
-        super().__init__(name=name, latent_dim=generator.latent_dim)
+        super().__init__(name=name, latent_dim=generator.latent_dim, conditioning=conditioning)
+        self.check_conditioning(generator=generator, discriminator=discriminator)
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
@@ -56,11 +58,19 @@ class GANModule(GenerativeModule):
             self.discriminator_optim_factory(self.discriminator.parameters()),
         ]
 
+    def _critic(self, labels: torch.Tensor | None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """D as a function of images alone: the regularizers call it on reals, fakes or their
+        blends, which all carry the batch's labels (fakes are drawn for the reals' classes)."""
+        if labels is None:
+            return self.discriminator
+        return lambda images: self.discriminator(images, labels)
+
     def _discriminator_loss(
-        self, real: torch.Tensor, fake: torch.Tensor
+        self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        critic = self._critic(labels)
         real_seen, fake_seen = self.augment(real), self.augment(fake.detach())
-        real_logits, fake_logits = self.discriminator(real_seen), self.discriminator(fake_seen)
+        real_logits, fake_logits = critic(real_seen), critic(fake_seen)
         loss = self.loss.discriminator(real_logits, fake_logits)
         logs = {
             "train/loss_d": loss.detach(),
@@ -70,9 +80,7 @@ class GANModule(GenerativeModule):
             "train/sample_diversity": sample_diversity(fake, real),
         }
         if self.regularizer is not None:
-            penalty = self.regularizer(
-                self.discriminator, real_seen, fake_seen, self.training_steps
-            )
+            penalty = self.regularizer(critic, real_seen, fake_seen, self.training_steps)
             if penalty is not None:
                 self.check_finite(penalty_d=penalty)
                 loss = loss + penalty
@@ -80,18 +88,21 @@ class GANModule(GenerativeModule):
         return loss, logs
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        real, _ = batch
+        real, labels = batch
+        # A conditional GAN draws its fakes for the reals' classes: the class mix follows the
+        # data, and real and fake halves of every D step (and R1 / GP) see the same labels.
+        labels = labels if self.conditioning == "class" else None
         opt_g, opt_d = self.optimizers()
         z = torch.randn(real.shape[0], self.latent_dim, device=self.device)
-        fake = self.generator(z)
+        fake = self.generator(z) if labels is None else self.generator(z, labels)
 
-        d_loss, logs = self._discriminator_loss(real, fake)
+        d_loss, logs = self._discriminator_loss(real, fake, labels)
         self.check_finite(loss_d=d_loss)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
 
-        g_loss = self.loss.generator(self.discriminator(self.augment(fake)))
+        g_loss = self.loss.generator(self._critic(labels)(self.augment(fake)))
         self.check_finite(loss_g=g_loss)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)

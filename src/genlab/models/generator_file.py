@@ -26,7 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from genlab.checks import MAX_LATENT_DIM
+from genlab.checks import MAX_CLASSES, MAX_LATENT_DIM, as_mapping, class_names
 from genlab.errors import ConfigError, StageInputError
 from genlab.io import atomic_path
 from genlab.layout import OLD_GENERATOR_FILE, stage_instance
@@ -101,6 +101,7 @@ ARGUMENTS: dict[str, Argument] = {
     "truncation_psi": Argument(float, -2.0, 2.0),
     "w_avg_beta": Argument(float, 0.0, 1.0),
     "output": Argument(str, choices=tuple(DECODER_OUTPUTS)),
+    "num_classes": Argument(int, 0, MAX_CLASSES),
 }
 
 
@@ -274,11 +275,28 @@ def load_generator(
             f"{generator.latent_dim}; {_retrain(model, seed)}"
         )
     generator.eval().requires_grad_(False)
+    names = recorded_class_names(record, int(getattr(generator, "num_classes", 0)))
+    if names is None:
+        raise StageInputError(
+            f"{path} holds a generator conditioned on {generator.num_classes} classes but its "
+            f"record's data_meta.classes does not name them (a list of that many distinct, "
+            f"short, printable names); {_retrain(model, seed)}"
+        )
     if "config_hash" in record:  # written before the key was named for what it holds
         record.setdefault("training_fingerprint", record.pop("config_hash"))
     # files trained before the dataset hash was recorded: every RUN_KEYS entry is present
     record.setdefault("dataset_hash", "not recorded (trained before genlab recorded it)")
-    return generator, {**record, "generator_config": config}
+    return generator, {**record, "generator_config": config, "class_names": names}
+
+
+def recorded_class_names(record: dict[str, Any], num_classes: int) -> list[str] | None:
+    """The names of the classes a generator is conditioned on, from its run record's dataset
+    metadata (``[]`` for an unconditional one), or None when the record does not name exactly
+    ``num_classes`` valid ones. The one place later stages get class names from."""
+    if not num_classes:
+        return []
+    names = class_names(as_mapping(record.get("data_meta")).get("classes"))
+    return names if names is not None and len(names) == num_classes else None
 
 
 def _read_document(document: Any) -> tuple[dict[str, Any], int, dict[str, Any]]:

@@ -38,8 +38,10 @@ class VAEModule(GenerativeModule):
         beta: float = 1.0,
         kl_warmup_steps: int = 0,
         name: str = "vae",
+        conditioning: str = "none",
     ):
-        super().__init__(name=name, latent_dim=decoder.latent_dim)
+        super().__init__(name=name, latent_dim=decoder.latent_dim, conditioning=conditioning)
+        self.check_conditioning(encoder=encoder, decoder=decoder)
         if likelihood.decoder_output != decoder.output:
             raise ValueError(
                 f"{type(likelihood).__name__} scores a decoder with output="
@@ -66,10 +68,11 @@ class VAEModule(GenerativeModule):
         return self.beta * min(1.0, (step + 1) / self.kl_warmup_steps)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        images, _ = batch
-        mean, log_variance = self.encoder(images)
+        images, labels = batch
+        labels = labels if self.conditioning == "class" else None  # a CVAE: q(z|x,y), p(x|z,y)
+        mean, log_variance = self.encoder(images, labels)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_variance)  # reparameterization
-        nll = self.likelihood.nll(self.decoder.decode(z), images)
+        nll = self.likelihood.nll(self.decoder.decode(z, labels), images)
         kl = gaussian_kl(mean, log_variance)
         beta = self.beta_at(self.training_steps)
         loss = (nll + beta * kl).mean()
@@ -92,12 +95,14 @@ class VAEModule(GenerativeModule):
         return self.decoder
 
     @torch.no_grad()
-    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
-        """Decoded posterior means, in eval mode: how much of each image the latent keeps."""
+    def reconstruct(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoded posterior means, in eval mode: how much of each image the latent keeps
+        (a CVAE needs the images' labels)."""
         was_training = self.training
         self.eval()
         try:
-            mean, _ = self.encoder(images.to(self.device))
-            return self.decoder(mean)
+            labels = None if labels is None else labels.to(self.device)
+            mean, _ = self.encoder(images.to(self.device), labels)
+            return self.decoder(mean, labels)
         finally:
             self.train(was_training)

@@ -34,6 +34,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.checks import require_positive
+from genlab.networks.conditioning import (
+    ClassEmbedding,
+    check_labels,
+    check_num_classes,
+    class_weights,
+)
 from genlab.networks.dcgan import _num_upsamplings
 
 _SQRT2 = math.sqrt(2.0)
@@ -67,6 +73,20 @@ def _check_float(name: str, value: float, *, positive: bool = False) -> float:
 def _width(resolution: int, image_size: int, base_channels: int, max_channels: int) -> int:
     """Channels at ``resolution``: base at full size, doubling per halving, capped."""
     return min(max_channels, base_channels * (image_size // resolution))
+
+
+def _normalize_2nd_moment(x: torch.Tensor) -> torch.Tensor:
+    """StyleGAN's pixel norm: each row scaled to unit mean square."""
+    return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + 1e-8)
+
+
+def _same_batch(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two (B, *) tensors with the same batch size, a batch of one repeated to the other's."""
+    if a.shape[0] == 1 and b.shape[0] != 1:
+        a = a.expand(b.shape[0], *a.shape[1:])
+    elif b.shape[0] == 1 and a.shape[0] != 1:
+        b = b.expand(a.shape[0], *b.shape[1:])
+    return a, b
 
 
 def _upsample(x: torch.Tensor) -> torch.Tensor:
@@ -341,6 +361,11 @@ class StyleGANGenerator(nn.Module):
     from torch's global RNG. Eval mode: no mixing, constant noise, truncation by
     ``self.truncation_psi`` (a plain float; 1.0 = off), so the forward is deterministic and
     traceable with a dynamic batch size.
+
+    With ``num_classes > 0`` it is StyleGAN2-ADA's conditional generator: the label's embedding,
+    normalised like z, is concatenated to z at the mapping network's input. Beyond SG2-ADA, it
+    also tracks one w centre per class (``w_avg_class``), and truncation pulls a sample towards
+    its own class's centre rather than the global mean (which would blur classes together).
     """
 
     def __init__(
@@ -356,8 +381,10 @@ class StyleGANGenerator(nn.Module):
         style_mixing_prob: float = 0.9,
         truncation_psi: float = 1.0,
         w_avg_beta: float = 0.995,
+        num_classes: int = 0,
     ):
         super().__init__()
+        self.num_classes = check_num_classes(num_classes)
         require_positive(
             latent_dim=latent_dim,
             w_dim=w_dim,
@@ -383,7 +410,7 @@ class StyleGANGenerator(nn.Module):
         for i in range(mapping_depth):
             layers.append(
                 EqualLinear(
-                    latent_dim if i == 0 else w_dim,
+                    (latent_dim + (w_dim if num_classes else 0)) if i == 0 else w_dim,
                     w_dim,
                     lr_multiplier=mapping_lr_multiplier,
                     activation=True,
@@ -391,51 +418,81 @@ class StyleGANGenerator(nn.Module):
             )
         self.mapping_layers = nn.Sequential(*layers)
         self.register_buffer("w_avg", torch.zeros(w_dim))
+        if num_classes:
+            self.embed = ClassEmbedding(num_classes, w_dim)
+            self.register_buffer("w_avg_class", torch.zeros(num_classes, w_dim))
         self.synthesis_network = SynthesisNetwork(
             w_dim, channels, image_size, base_channels, max_channels
         )
         self.num_ws = self.synthesis_network.num_ws
 
-    def mapping(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, latent_dim) -> w (B, w_dim): pixel norm, then the MLP. Never touches w_avg."""
-        z = z * torch.rsqrt(z.square().mean(dim=1, keepdim=True) + 1e-8)
+    def mapping(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, latent_dim) [, labels] -> w (B, w_dim): pixel norm (of z and of the label's
+        embedding, concatenated), then the MLP. Never touches w_avg. A batch of one z or one
+        label is repeated to the other's batch size."""
+        check_labels(self.num_classes, labels)
+        z = _normalize_2nd_moment(z)
+        if labels is not None:
+            z, embedded = _same_batch(z, _normalize_2nd_moment(self.embed(labels)))
+            z = torch.cat([z, embedded], dim=1)
         return self.mapping_layers(z)
 
     def synthesis(self, ws: torch.Tensor) -> torch.Tensor:
         """ws (B, num_ws, w_dim) -> images (B, channels, size, size)."""
         return self.synthesis_network(ws)
 
-    def truncate(self, w: torch.Tensor, psi: float) -> torch.Tensor:
-        """Pull w (any shape ending in w_dim) towards the average: w_avg + psi * (w - w_avg).
+    def w_centre(self, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Where truncation pulls towards: ``w_avg`` (w_dim,), or with labels each sample's
+        class centre (B, w_dim) (a blend of centres for blended class weights)."""
+        if labels is None or not self.num_classes:
+            return self.w_avg
+        return class_weights(labels, self.num_classes, self.w_avg.dtype) @ self.w_avg_class
+
+    def truncate(
+        self, w: torch.Tensor, psi: float, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Pull w (B, w_dim) or ws (B, num_ws, w_dim) towards the centre: c + psi * (w - c),
+        with c = ``w_centre(labels)``.
 
         Computed in w_avg's precision and returned in w's: under autocast the mapping's w is
         bf16 while w_avg stays fp32, and ``lerp`` takes no mixed dtypes (in fp32 both casts are
         no-ops).
         """
-        return self.w_avg.lerp(w.to(self.w_avg.dtype), float(psi)).to(w.dtype)
+        centre = self.w_centre(labels)
+        if centre.dim() == 2 and w.dim() == 3:
+            centre = centre[:, None]
+        return centre.lerp(w.to(centre.dtype), float(psi)).to(w.dtype)
 
     @torch.no_grad()
-    def track_w_avg(self, w: torch.Tensor) -> None:
-        """Move w_avg towards the batch's mean w (decay ``w_avg_beta``), in w_avg's own fp32.
+    def track_w_avg(self, w: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        """Move w_avg towards the batch's mean w (decay ``w_avg_beta``), in w_avg's own fp32;
+        with labels, each class's centre towards the batch's mean w of that class.
 
         Under bf16 autocast the mapping returns bf16 w; averaging those into a bf16 copy would
         round away most of each small (1 - beta) step, so the buffer never changes dtype.
         """
-        batch_mean = w.detach().to(self.w_avg.dtype).mean(dim=0)
-        self.w_avg.copy_(batch_mean.lerp(self.w_avg, self.w_avg_beta))
+        w = w.detach().to(self.w_avg.dtype)
+        self.w_avg.copy_(w.mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        if labels is not None and self.num_classes:
+            weights = class_weights(labels, self.num_classes, w.dtype)
+            counts = weights.sum(dim=0)
+            present = counts > 0  # a class absent from the batch keeps its centre
+            means = (weights.t() @ w) / counts.clamp(min=1e-8)[:, None]
+            moved = means.lerp(self.w_avg_class, self.w_avg_beta)
+            self.w_avg_class.copy_(torch.where(present[:, None], moved, self.w_avg_class))
 
     def _broadcast(self, w: torch.Tensor) -> torch.Tensor:
         return w.unsqueeze(1).expand(-1, self.num_ws, -1)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        w = self.mapping(z)
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        w = self.mapping(z, labels)
         if self.training:
-            self.track_w_avg(w)
+            self.track_w_avg(w, labels)
             if self.style_mixing_prob > 0 and torch.rand(()).item() < self.style_mixing_prob:
                 crossover = int(torch.randint(1, self.num_ws, ()).item())
-                return self._mixed(w, self.mapping(torch.randn_like(z)), crossover)
+                return self._mixed(w, self.mapping(torch.randn_like(z), labels), crossover)
         elif self.truncation_psi != 1.0:
-            w = self.truncate(w, self.truncation_psi)
+            w = self.truncate(w, self.truncation_psi, labels)
         return self.synthesis(self._broadcast(w))
 
     def _mixed(self, w1: torch.Tensor, w2: torch.Tensor, crossover: int) -> torch.Tensor:
@@ -450,13 +507,19 @@ class StyleGANGenerator(nn.Module):
         return self.synthesis(ws)
 
     def mix_styles(
-        self, z1: torch.Tensor, z2: torch.Tensor, crossover: int, psi: float = 1.0
+        self,
+        z1: torch.Tensor,
+        z2: torch.Tensor,
+        crossover: int,
+        psi: float = 1.0,
+        labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Images whose first ``crossover`` ws come from z1 and the rest from z2.
 
         Small crossovers take only coarse styles (pose, layout) from z1; large ones keep most of
         z1 and take fine detail from z2. ``0 <= crossover <= num_ws``; z1 and z2 broadcast over
         the batch (e.g. one z1 against many z2). Uses the module's current mode for noise.
+        A conditional generator maps both with ``labels`` (one class for the whole image).
         """
         try:
             index = operator.index(crossover)
@@ -467,9 +530,9 @@ class StyleGANGenerator(nn.Module):
                 f"crossover must be an integer in [0, num_ws={self.num_ws}], got {crossover!r}"
             )
         psi = _check_float("psi", psi)
-        w1, w2 = self.mapping(z1), self.mapping(z2)
+        w1, w2 = self.mapping(z1, labels), self.mapping(z2, labels)
         if psi != 1.0:
-            w1, w2 = self.truncate(w1, psi), self.truncate(w2, psi)
+            w1, w2 = self.truncate(w1, psi, labels), self.truncate(w2, psi, labels)
         return self._mixed(w1, w2, index)
 
 
@@ -514,7 +577,12 @@ class MinibatchStdDev(nn.Module):
 
 
 class StyleGANDiscriminator(nn.Module):
-    """images (B, channels, size, size) -> one real/fake logit per image (B,)."""
+    """images (B, channels, size, size) [, labels] -> one real/fake logit per image (B,).
+
+    With ``num_classes > 0`` it is StyleGAN2-ADA's projection discriminator: the last layer
+    gives a feature vector, and the logit is its inner product with the label's normalised
+    embedding, scaled by 1/sqrt(dim).
+    """
 
     def __init__(
         self,
@@ -523,8 +591,10 @@ class StyleGANDiscriminator(nn.Module):
         base_channels: int = 8,
         max_channels: int = 128,
         mbstd_group_size: int = 4,
+        num_classes: int = 0,
     ):
         super().__init__()
+        self.num_classes = check_num_classes(num_classes)
         require_positive(
             channels=channels,
             image_size=image_size,
@@ -548,9 +618,15 @@ class StyleGANDiscriminator(nn.Module):
         self.mbstd = MinibatchStdDev(mbstd_group_size)
         self.conv = EqualConv2d(final + 1, final, 3)
         self.fc = EqualLinear(final * 16, final, activation=True)
-        self.out = EqualLinear(final, 1)
+        self.out = EqualLinear(final, final if num_classes else 1)
+        if num_classes:
+            self.embed = ClassEmbedding(num_classes, final)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        check_labels(self.num_classes, labels)
         x = self.blocks(self.from_rgb(images))
-        x = self.conv(self.mbstd(x))
-        return self.out(self.fc(x.flatten(1))).flatten()
+        x = self.out(self.fc(self.conv(self.mbstd(x)).flatten(1)))
+        if labels is None:
+            return x.flatten()
+        projection = _normalize_2nd_moment(self.embed(labels))
+        return (x * projection).sum(dim=1) / math.sqrt(x.shape[1])

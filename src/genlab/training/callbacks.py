@@ -61,15 +61,16 @@ class SampleGridCallback(pl.Callback):
         if not trainer.is_global_zero:
             return None
         z = pl_module.sample_latents(self.num_images, torch.Generator().manual_seed(self.seed))
-        images = pl_module.generate(z).cpu()
+        images = pl_module.generate(z).cpu()  # a conditional model: balanced labels 0, 1, ...
         path = self.out_dir / SAMPLE_GRID.format(step=step)
         created = claimed_time(self.started)
         provenance = {**self.provenance, "step": str(step), "created": created}
-        save_grid(images, path, provenance)
+        save_grid(images, path, provenance, nrow=pl_module.num_classes or ROW)  # a class a column
         self._log_image(trainer, "samples", path, f"sampling generator, step {step}")
         if hasattr(pl_module, "reconstruct"):
-            originals = self._fixed_training_images(trainer)
-            pairs = _interleave_rows(originals, pl_module.reconstruct(originals).cpu())
+            originals, labels = self._fixed_training_images(trainer)
+            labels = labels if pl_module.num_classes else None
+            pairs = _interleave_rows(originals, pl_module.reconstruct(originals, labels).cpu())
             recon_path = self.out_dir / RECONSTRUCTION_GRID.format(step=step)
             # Half of this grid is training data: a composite, without the "machine-made" mark.
             save_grid(
@@ -78,10 +79,11 @@ class SampleGridCallback(pl.Callback):
             self._log_image(trainer, "reconstructions", recon_path, f"rows: data / recon, {step}")
         return path
 
-    def _fixed_training_images(self, trainer: pl.Trainer) -> torch.Tensor:
+    def _fixed_training_images(self, trainer: pl.Trainer) -> tuple[torch.Tensor, torch.Tensor]:
         dataset = trainer.datamodule.train_set
         count = min(self.num_images // 2, len(dataset))
-        return torch.stack([dataset[i][0] for i in range(count)])
+        images, labels = zip(*(dataset[i] for i in range(count)), strict=True)
+        return torch.stack(images), torch.stack(labels)
 
     @staticmethod
     def _log_image(trainer: pl.Trainer, key: str, path: Path, caption: str) -> None:
