@@ -99,6 +99,7 @@ SIGNER_KEY_FILE = "signer.key"  # 0600
 # -- the evaluate stage (paths.metrics_dir) ---------------------------------------------------
 METRICS_FILE = "{run}.json"  # {run}: run_name(model, seed)
 NEAREST_TRAINING_IMAGE = "{run}_nearest_training.png"
+CLASS_GRID = "{run}_classes.png"  # a row per class, a column per latent seed (same z per column)
 
 # -- the export folder (paths.export_dir) -------------------------------------------------------
 EXPORT_TORCHSCRIPT = "generator.torchscript.pt"
@@ -189,6 +190,11 @@ def metrics_file(metrics_dir: str | os.PathLike, run: str) -> Path:
 
 def nearest_training_image(metrics_dir: str | os.PathLike, run: str) -> Path:
     return Path(metrics_dir) / NEAREST_TRAINING_IMAGE.format(run=run)
+
+
+def class_grid(metrics_dir: str | os.PathLike, run: str) -> Path:
+    """The evaluate stage's class x seed sample grid of a conditional run."""
+    return Path(metrics_dir) / CLASS_GRID.format(run=run)
 
 
 def leaderboard_files(out_dir: str | os.PathLike) -> dict[str, Path]:

@@ -90,3 +90,52 @@ RANKABLE = ("kid_mean", "fid", "isc_mean", FID_INF)
 HIGHER_IS_BETTER = frozenset({"isc_mean", *MANIFOLD_SCORES})
 # what a hyperparameter search may minimize (train.objective.metric)
 OBJECTIVES = ("kid_mean", "fid")
+
+
+# -- per-class evaluation: metrics/<run name>.json's "per_class" section ------------------------
+PER_CLASS = "per_class"
+#: One row per class of the dataset: its name and index; the samples scored for it (a
+#: conditional model: drawn for that class; an unconditional one: those the classifier assigns
+#: to it) and that class's test images; intra-class KID (that class's samples against that
+#: class's test images, classifier features); the classifier's accuracy on samples drawn for
+#: the class ("does G(z, 7) look like a 7": conditional models only, None otherwise); and the
+#: share of its samples closer to a training image than the memorization threshold.
+PER_CLASS_ROW_KEYS = (
+    "class",
+    "index",
+    "samples",
+    "test_images",
+    "kid_mean",
+    "kid_std",
+    "accuracy",
+    "memorized_fraction",
+)
+#: Summaries over the classes, flat at the top of the metrics file (dvc metrics, leaderboard):
+#: the mean per-class sample accuracy (None for an unconditional model) and the mean intra-class
+#: KID (same feature space and display scale as kid_mean).
+CLASS_ACCURACY = "class_accuracy"
+INTRA_CLASS_KID = "intra_class_kid"
+CLASS_SUMMARY_SCORES = (CLASS_ACCURACY, INTRA_CLASS_KID)
+#: In the per_class section: the class the model does worst on (the model card flags it).
+WORST_CLASS = "worst_class"
+
+
+def worst_class(rows: list[dict]) -> str | None:
+    """The worst class of per-class rows: the lowest sample accuracy when the rows have one (a
+    conditional model), else the highest intra-class KID; None when no row has a number."""
+
+    def number(row: dict, key: str) -> float | None:
+        value = row.get(key)
+        return (
+            float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else None
+        )
+
+    scored = [(number(row, "accuracy"), row) for row in rows]
+    if any(value is not None for value, _ in scored):
+        return min((v, r["class"]) for v, r in scored if v is not None)[1]
+    scored = [(number(row, "kid_mean"), row) for row in rows]
+    if any(value is not None for value, _ in scored):
+        return max((v, r["class"]) for v, r in scored if v is not None)[1]
+    return None

@@ -26,9 +26,7 @@ class GenerativeModule(pl.LightningModule):
     def __init__(self, name: str, latent_dim: int, conditioning: str = "none"):
         super().__init__()
         if conditioning not in CONDITIONING:
-            raise ValueError(
-                f"conditioning must be one of {CONDITIONING}, got {conditioning!r}"
-            )
+            raise ValueError(f"conditioning must be one of {CONDITIONING}, got {conditioning!r}")
         self.name = name
         self.latent_dim = latent_dim
         self.conditioning = conditioning
@@ -70,9 +68,7 @@ class GenerativeModule(pl.LightningModule):
     def sampling_generator(self) -> nn.Module:
         """The z -> image network that sample grids, evaluation and export use: the trained one
         with BatchNorm statistics of its own final weights (models/standing_statistics.py)."""
-        return with_standing_statistics(
-            self.sampling_network(), self.latent_dim, self.num_classes
-        )
+        return with_standing_statistics(self.sampling_network(), self.latent_dim, self.num_classes)
 
     def sample_latents(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(count, self.latent_dim, generator=generator).to(self.device)

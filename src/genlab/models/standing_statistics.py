@@ -22,7 +22,9 @@ STANDING_BATCH_SIZE = 64
 STANDING_SEED = 0
 
 
-def balanced_labels(count: int, num_classes: int, device: torch.device | str = "cpu") -> torch.Tensor | None:
+def balanced_labels(
+    count: int, num_classes: int, device: torch.device | str = "cpu"
+) -> torch.Tensor | None:
     """0, 1, ..., num_classes - 1, 0, 1, ...: ``count`` labels covering the classes equally
     and in a fixed order (None for an unconditional network). What every sampler of a
     conditional model uses when no class is asked for: grids, evaluation, these statistics."""
@@ -36,7 +38,9 @@ def batch_norms(network: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 
 
 @torch.no_grad()
-def with_standing_statistics(network: nn.Module, latent_dim: int, num_classes: int = 0) -> nn.Module:
+def with_standing_statistics(
+    network: nn.Module, latent_dim: int, num_classes: int = 0
+) -> nn.Module:
     """``network`` itself when it has no BatchNorm; otherwise a copy in eval mode whose running
     statistics are the exact averages over ``STANDING_BATCHES`` batches of z ~ N(0, I) (with
     ``num_classes``, each batch's labels cycle through every class equally)."""

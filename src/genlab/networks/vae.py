@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from genlab.checks import require_positive
-from genlab.networks.conditioning import class_weights, check_num_classes
+from genlab.networks.conditioning import check_num_classes, class_weights
 from genlab.networks.dcgan import _num_upsamplings
 
 DECODER_OUTPUTS = ("sigmoid", "tanh")
