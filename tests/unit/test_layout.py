@@ -32,6 +32,7 @@ def expected_outputs(stage: str, cfg: dict) -> set[Path]:
         "evaluate": {
             layout.metrics_file(paths["metrics_dir"], run),
             layout.nearest_training_image(paths["metrics_dir"], run),
+            layout.class_grid(paths["metrics_dir"], run),
         },
         "export": {Path(paths["export_dir"])},
         "compare": set(layout.leaderboard_files(cfg["compare"]["out_dir"]).values()),
@@ -89,6 +90,7 @@ def test_each_model_and_seed_is_one_run_named_by_the_layout(tmp_path, compose_co
                 "evaluate": {
                     layout.metrics_file(layout.METRICS_DIR, run),
                     layout.nearest_training_image(layout.METRICS_DIR, run),
+                    layout.class_grid(layout.METRICS_DIR, run),
                 },
                 "export": {exports / run},
             }
