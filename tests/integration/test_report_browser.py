@@ -2,8 +2,8 @@
 table (with its intervals, precision / recall / density / coverage, FID_inf, KID's scale in its
 header and the sentence on ties) is laid out and visible, the table over three seeds and every
 run's W&B id (a link for the synced one) are shown, the training curves paint a smoothed line
-over a faint raw one, and every embedded picture, the sample-count plots included, decodes and
-paints."""
+over a faint raw one, every embedded picture, the sample-count plots included, decodes and
+paints, and each model's per-class table (its worst class marked) and class grid are shown."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ import pytest
 from PIL import Image, ImageStat
 
 from genlab.io import write_json
-from genlab.layout import run_name
+from genlab.layout import class_grid, run_name
 from genlab.reporting import build_report
 from genlab.reporting.report import CURVE_COLOR, RAW_ALPHA
 
 from ..support.browser import headless_chromium
-from ..unit.test_report import GRID_SIZES, write_project
+from ..unit.test_report import GRID_SIZES, png, write_project
+from ..unit.test_report_per_class import CLASS_GRID_SIZES
+from ..unit.test_report_per_class import CLASSES as PER_CLASS_NAMES
+from ..unit.test_report_per_class import results as per_class_results
 
 SEEDS = (0, 1, 2)
 SYNCED_URL = "https://wandb.ai/team/genlab/runs/bbbb0002"
@@ -136,3 +139,42 @@ def test_table_and_every_image_render_in_chromium(browser, tmp_path):
         gray = shot.convert("L")
         assert ImageStat.Stat(gray).stddev[0] > 10, "the screenshot is blank"
         assert len(gray.getcolors(maxcolors=256) or range(257)) > 16
+
+
+def test_per_class_tables_and_class_grids_render_in_chromium(browser, tmp_path):
+    """Each model's per-class table is laid out with its worst class's row marked, the
+    side-by-side comparison is shown, and each class grid decodes and paints at its size."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    leaderboard, runs, metrics = write_project(tmp_path, per_class_results())
+    for model, size in CLASS_GRID_SIZES.items():
+        png(class_grid(metrics, run_name(model, 0)), size, 150)
+    page = build_report(leaderboard, runs, tmp_path / "report.html", metrics_dir=metrics)
+    browser.get(page.as_uri())
+
+    for model in GRID_SIZES:
+        table = browser.find_element(By.CSS_SELECTOR, f'table.per-class[data-model="{model}"]')
+        assert table.is_displayed() and table.size["height"] > 0
+        rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
+        assert [r.find_element(By.TAG_NAME, "td").text for r in rows] == PER_CLASS_NAMES
+        (worst,) = table.find_elements(By.CSS_SELECTOR, "tbody tr.worst")
+        assert worst.is_displayed() and worst.text.endswith("worst")
+        shade = worst.value_of_css_property("background-color")
+        (plain, *_) = [r for r in rows if "worst" not in (r.get_attribute("class") or "")]
+        assert shade != plain.value_of_css_property("background-color"), "marked, not only said"
+    compared = browser.find_element(By.ID, "per-class-compare")
+    assert compared.is_displayed()
+    assert len(compared.find_elements(By.CSS_SELECTOR, "tbody tr")) == len(PER_CLASS_NAMES)
+
+    WebDriverWait(browser, 20).until(
+        lambda d: d.execute_script("return [...document.images].every(i => i.complete)")
+    )
+    grids = browser.execute_script(
+        "return [...document.images].filter(i => i.alt.startsWith('class grid')).map(i => "
+        "({alt: i.alt, width: i.naturalWidth, height: i.naturalHeight, "
+        "shown: i.getBoundingClientRect().width}))"
+    )
+    sizes = {g["alt"].split(":")[0].split()[-1]: (g["width"], g["height"]) for g in grids}
+    assert sizes == CLASS_GRID_SIZES
+    assert all(g["shown"] > 0 for g in grids), grids

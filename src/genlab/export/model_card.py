@@ -17,11 +17,27 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from genlab.checks import as_mapping, is_number
+from genlab.checks import (
+    CONDITIONING,
+    MAX_CLASSES,
+    as_mapping,
+    class_names,
+    finite_number,
+    is_number,
+)
 from genlab.credentials import TRAINED as IPTC_TRAINED
 from genlab.io import write_text
 from genlab.layout import stage_instance
-from genlab.metric_keys import FID_INF, HIGHER_IS_BETTER, INTERVAL_ENDS
+from genlab.metric_keys import (
+    CLASS_ACCURACY,
+    FID_INF,
+    HIGHER_IS_BETTER,
+    INTERVAL_ENDS,
+    INTRA_CLASS_KID,
+    PER_CLASS,
+    PER_CLASS_ROW_KEYS,
+    worst_class,
+)
 
 NOT_RECORDED = "not recorded"
 LOW, HIGH = INTERVAL_ENDS
@@ -110,11 +126,15 @@ def render_model_card(info: Mapping[str, Any]) -> str:
     - ``config``: nested dict (or DictConfig) of the training config, shown as YAML.
     - ``data``: ``name``, ``counts`` ({split: count}), ``image_size``, ``channels``,
       ``licence`` (or ``license``), ``source``.
+    - ``class_names``: the generator file's ``class_names`` ([] for an unconditional model);
+      the config's ``model.conditioning`` says whether the model is class-conditional.
     - ``metrics``: the evaluate stage's metrics/<run>.json: ``extractor``, ``counts``
       (samples, reference, ...), ``splits``, the scores (``fid``, ``kid_mean``, ``kid_std``,
       ``isc_mean``, ``precision``, ``recall``, ``density``, ``coverage``, ``fid_inf``),
       ``intervals`` ({score: {low, high}}), ``floor`` (same keys, real-vs-real values) and
-      ``comparability`` (what decides the numbers); a file written before a key existed
+      ``comparability`` (what decides the numbers), ``per_class`` (a row per class,
+      metric_keys.PER_CLASS_ROW_KEYS), ``class_accuracy`` and ``intra_class_kid``; a file
+      written before a key existed
       shows "not recorded" for it.
     - ``export``: ``onnx`` / ``torchscript`` dicts with ``path`` and ``max_abs_diff``
       (the dicts returned by ``export_onnx`` / ``export_torchscript``), and ``credentials``
@@ -131,6 +151,7 @@ def render_model_card(info: Mapping[str, Any]) -> str:
         _section("Out-of-scope uses", OUT_OF_SCOPE),
         _section("Training data", _data(as_mapping(info.get("data")))),
         _section("Evaluation", _metrics(metrics)),
+        _section("Classes", _classes(info, metrics)),
         _section("Memorization", _memorization(metrics.get("memorization"))),
         _section("Exports", _exports(as_mapping(info.get("export")))),
         _section("Limitations", _limitations(metrics)),
@@ -343,6 +364,129 @@ def _comparability(facts: Mapping[str, Any] | None) -> str | None:
             curve,
             versions or f"versions {NOT_RECORDED}",
         ]
+    )
+
+
+def _class_rows(section: Any) -> list[dict[str, Any]] | None:
+    """A metrics file's per_class rows, each figure a finite number or None (someone else's
+    file); None when the rows are not 1..MAX_CLASSES objects with distinct printable class
+    names (checks.class_names)."""
+    rows = as_mapping(section).get("rows")
+    if not isinstance(rows, list) or not 0 < len(rows) <= MAX_CLASSES:
+        return None
+    if not all(isinstance(row, Mapping) for row in rows):
+        return None
+    if class_names([row.get("class") for row in rows]) is None:
+        return None
+    return [{key: _class_figure(key, row) for key in PER_CLASS_ROW_KEYS} for row in rows]
+
+
+def _class_figure(key: str, row: Mapping[str, Any]) -> Any:
+    """One cell of a per-class row: the class name (checked), else a finite number, a share
+    (accuracy, memorized_fraction) only within 0..1."""
+    if key == "class":
+        return row["class"]
+    number = finite_number(row.get(key))
+    if number is not None and key in _SHARES and not 0.0 <= number <= 1.0:
+        return None
+    return number
+
+
+_SHARES = frozenset({"accuracy", "memorized_fraction"})
+
+
+def _conditioning(info: Mapping[str, Any], section: Mapping[str, Any]) -> str | None:
+    """ "class" or "none": the training config's model.conditioning, else what the per-class
+    evaluation recorded; None when neither says."""
+    given = as_mapping(as_mapping(info.get("config")).get("model")).get("conditioning")
+    if isinstance(given, str) and given in CONDITIONING:
+        return given
+    recorded = section.get("conditional")
+    return None if not isinstance(recorded, bool) else "class" if recorded else "none"
+
+
+def _count(value: Any) -> str:
+    return str(int(value)) if value is not None and value == int(value) else NOT_RECORDED
+
+
+def _classes(info: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
+    """Whether the model is class-conditional (and so whether `genlab generate --class`
+    applies), its classes, the per-class figures of its evaluation and its worst class."""
+    section = as_mapping(metrics.get(PER_CLASS))
+    rows = _class_rows(section)
+    conditioning = _conditioning(info, section)
+    names = class_names(info.get("class_names")) or (
+        [row["class"] for row in rows] if rows else None
+    )
+    if rows is None and conditioning is None and not names and metrics.get(PER_CLASS) is None:
+        stage = stage_instance("evaluate", "<model>", None)
+        return (
+            "Not measured: a model trained and evaluated before class conditioning; re-train "
+            f"and evaluate it (`dvc repro {stage}`) for its classes and per-class figures."
+        )
+    listed = ", ".join(plain_text(name) for name in names) if names else NOT_RECORDED
+    if conditioning == "class":
+        kind = (
+            "yes: `genlab generate --class <name or index>` draws samples of one class; "
+            "without it, samples cycle through the classes"
+        )
+    elif conditioning == "none":
+        kind = (
+            "no (model.conditioning=none): `--class` does not apply to this model; train a "
+            "class-conditional variant (model.conditioning=class) to choose a sample's class"
+        )
+    else:
+        kind = NOT_RECORDED
+    accuracy = _percent(finite_number(metrics.get(CLASS_ACCURACY)))
+    kid = _score(finite_number(metrics.get(INTRA_CLASS_KID)))
+    lines = [  # the card's own Markdown; the class names were made plain text above
+        "\n".join(
+            [
+                f"- **Class-conditional:** {kind}",
+                f"- **Classes:** {listed}",
+                f"- **Mean per-class accuracy:** {accuracy}",
+                f"- **Mean intra-class KID:** {kid}",
+            ]
+        )
+    ]
+    if rows is None:
+        lines.append(
+            f"Per-class figures: {NOT_RECORDED} (an evaluation before they existed, an "
+            "unlabelled dataset, or a malformed `per_class` in the metrics file)."
+        )
+        return "\n\n".join(lines)
+    worst = worst_class(rows)
+    table = [
+        "| Class | Samples | Test images | Intra-class KID (lower is better) | Accuracy "
+        "(higher is better) | Too close to a training image |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        name = plain_text(row["class"])
+        table.append(
+            f"| {f'**{name}** (worst)' if row['class'] == worst else name} "
+            f"| {_count(row['samples'])} | {_count(row['test_images'])} "
+            f"| {_score(row['kid_mean'])} | {_percent(row['accuracy'], 1)} "
+            f"| {_percent(row['memorized_fraction'], 1)} |"
+        )
+    lines += ["\n".join(table), _worst_sentence(rows, worst)]
+    return "\n\n".join(lines)
+
+
+def _worst_sentence(rows: list[dict[str, Any]], worst: str | None) -> str:
+    """The class the model does worst on, in words (metric_keys.worst_class's rule)."""
+    if worst is None:
+        return f"Worst class: {NOT_RECORDED} (no per-class accuracy or intra-class KID)."
+    row = next(r for r in rows if r["class"] == worst)
+    name = plain_text(worst)
+    if row["accuracy"] is not None:
+        return (
+            f"Worst class: {name} (accuracy {row['accuracy']:.2f}): samples asked for {name} "
+            f"are classified as {name} only {row['accuracy']:.0%} of the time."
+        )
+    return (
+        f"Worst class: {name} (highest intra-class KID, {_score(row['kid_mean'])}): the samples "
+        f"the classifier assigns to {name} are the furthest from that class's test images."
     )
 
 

@@ -7,32 +7,40 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import statistics
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from genlab.checks import as_mapping, finite_number, is_number, printable
+from genlab.checks import MAX_CLASSES, as_mapping, class_names, finite_number, is_number, printable
 from genlab.errors import StageInputError
 from genlab.io import read_json_object
-from genlab.layout import METRICS_DIR, metrics_file, run_name, stage_instance
+from genlab.layout import METRICS_DIR, class_grid, metrics_file, run_name, stage_instance
 from genlab.metric_keys import (
+    CLASS_ACCURACY,
+    CLASS_SUMMARY_SCORES,
     FID_INF,
     FLAT_SCORE_KEYS,
     HIGHER_IS_BETTER,
     INTERVAL_ENDS,
     INTERVAL_SCORES,
+    INTRA_CLASS_KID,
     MANIFOLD_SCORES,
+    PER_CLASS,
+    PER_CLASS_ROW_KEYS,
     RANKABLE,
     REPORTED_SCORES,
     SEED_AGGREGATES,
     SEED_RANGE_RULE,
+    WORST_CLASS,
     display_exponent,
     flat_scores,
     intervals_overlap,
     scaled_header,
     seed_range,
+    worst_class,
 )
 
 # the sets of scores a metrics record holds besides the model's own (top level)
@@ -170,10 +178,16 @@ def _non_finite(value: Any, key: str) -> tuple[str, float] | None:
     return None
 
 
+# what the leaderboard shows but never ranks by: read field by field (per_class_section,
+# class_summary), a malformed value is "not recorded" there instead of refusing the file
+UNRANKED_KEYS = (PER_CLASS, *CLASS_SUMMARY_SCORES)
+
+
 def _refuse_non_finite(result: dict[str, Any], model: str, path: Path, stage: str) -> None:
     """NaN compares false with everything: a NaN score would land wherever the file order put
-    it and decide the ranking. Python's json reads the ``NaN`` and ``Infinity`` it writes."""
-    found = _non_finite(result, "")
+    it and decide the ranking. Python's json reads the ``NaN`` and ``Infinity`` it writes.
+    The per-class figures (UNRANKED_KEYS) decide no ranking: they are checked where shown."""
+    found = _non_finite({k: v for k, v in result.items() if k not in UNRANKED_KEYS}, "")
     if found:
         key, value = found
         raise StageInputError(
@@ -251,7 +265,7 @@ def over_seeds(runs: dict[Any, dict[str, Any]], model: str) -> dict[str, Any]:
     """A model's runs over seeds (``over_seeds`` of its leaderboard row): the seeds, each
     run's name, id and rankable scores (in seed order; the first is the single run), and per
     rankable score its mean, sample std (None with one value), min, max and n (the runs that
-    recorded it)."""
+    recorded it); the same for the per-class summaries (metric_keys.CLASS_SUMMARY_SCORES)."""
     listed = []
     for seed, record in runs.items():
         record = as_mapping(record)
@@ -262,10 +276,12 @@ def over_seeds(runs: dict[Any, dict[str, Any]], model: str) -> dict[str, Any]:
                 "run_name": model if seed is None else run_name(model, seed),
                 "run_id": record.get("run_id"),
                 **{key: record.get(key) for key in RANKABLE},
+                # not ranked, not refused when malformed (UNRANKED_KEYS): checked here
+                **{key: finite_number(record.get(key)) for key in CLASS_SUMMARY_SCORES},
             }
         )
     aggregates = {}
-    for key in RANKABLE:
+    for key in (*RANKABLE, *CLASS_SUMMARY_SCORES):
         values = [float(run[key]) for run in listed if finite_number(run[key]) is not None]
         found = dict.fromkeys(SEED_AGGREGATES)
         if values:
@@ -339,6 +355,15 @@ def build_leaderboard(
                 fraction = as_mapping(memorization.get(space)).get("fraction_below_threshold")
                 row[f"memorization_{space}_fraction"] = fraction
             row["memorization_expected"] = memorization.get("expected_fraction_for_real_data")
+        per_class, per_class_note = per_class_section(result.get(PER_CLASS))
+        if per_class is not None:
+            grid = class_grid(metrics_dir, seeds[model]["runs"][0]["run_name"])
+            per_class["grid"] = str(grid)  # from the run's name, never from the file
+        row.update(
+            {key: finite_number(result.get(key)) for key in CLASS_SUMMARY_SCORES},
+            per_class=per_class,
+            per_class_note=per_class_note,
+        )
         row.update(
             run_id=result.get("run_id"),
             seed=seeds[model]["seeds"][0],
@@ -373,6 +398,60 @@ def build_leaderboard(
             "single_seed": [m for m in ranking if ranges[m] is None],
         },
     }
+
+
+# a per-class row's counts (non-negative integers) and its fractions (0..1); the rest of
+# PER_CLASS_ROW_KEYS but "class" are finite numbers (KID, an unbiased estimate, may be < 0)
+_ROW_COUNTS = ("index", "samples", "test_images")
+_ROW_FRACTIONS = ("accuracy", "memorized_fraction")
+
+
+def _row_value(key: str, value: Any) -> float | int | None:
+    """One per-class figure from someone else's file: a number of the right kind, else None
+    (shown "n/a")."""
+    number = finite_number(value)
+    if number is None:
+        return None
+    if key in _ROW_COUNTS:
+        return int(number) if number >= 0 and number == int(number) else None
+    if key in _ROW_FRACTIONS and not 0.0 <= number <= 1.0:
+        return None
+    return number
+
+
+def per_class_section(value: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """A metrics file's ``per_class`` section checked field by field (metrics files are
+    someone else's files): ``({"conditional", "rows", "worst_class"}, None)``, each row
+    holding metric_keys.PER_CLASS_ROW_KEYS with a malformed number as None, and the worst
+    class worked out from those rows (metric_keys.worst_class), never taken from the file.
+    ``(None, why)`` when the section is missing (an older file, an unlabelled dataset) or is
+    not one: no rows, more than checks.MAX_CLASSES, or class names checks.class_names
+    refuses (control characters, duplicates); the board then reads "not recorded"."""
+    if value is None:
+        return None, "not recorded"
+    rows = as_mapping(value).get("rows")
+    if not isinstance(rows, list) or not 0 < len(rows) <= MAX_CLASSES:
+        return None, f"not recorded (malformed `{PER_CLASS}.rows`)"
+    if not all(isinstance(row, Mapping) for row in rows):
+        return None, f"not recorded (a `{PER_CLASS}.rows` entry is not an object)"
+    if class_names([row.get("class") for row in rows]) is None:
+        return None, (
+            f"not recorded (`{PER_CLASS}.rows` class names are not {len(rows)} distinct "
+            "printable names)"
+        )
+    clean = [
+        {
+            key: row["class"] if key == "class" else _row_value(key, row.get(key))
+            for key in PER_CLASS_ROW_KEYS
+        }
+        for row in rows
+    ]
+    conditional = as_mapping(value).get("conditional")
+    return {
+        "conditional": conditional if isinstance(conditional, bool) else None,
+        "rows": clean,
+        WORST_CLASS: worst_class(clean),
+    }, None
 
 
 def _refuse_unrankable(
@@ -725,7 +804,9 @@ SEEDS_SENTENCE = (
 )
 
 
-def leaderboard_markdown(board: dict[str, Any]) -> str:
+def leaderboard_markdown(board: dict[str, Any], link_from: Path | None = None) -> str:
+    """leaderboard.md: the single runs, the table over seeds and the per-class section (its
+    grid links relative to ``link_from``, the folder the file is written to)."""
     headers = column_headers(board)
     lines = [
         "# Leaderboard",
@@ -753,17 +834,195 @@ def leaderboard_markdown(board: dict[str, Any]) -> str:
     lines += _markdown_table(SEED_COLUMNS, seed_column_headers(board))
     lines += [_markdown_row(cells, SEED_COLUMNS) for cells in seed_rows(board)]
     lines += ["", *seed_notes(board)]
+    lines += ["", *per_class_markdown(board, link_from)]
     return "\n".join(lines) + "\n"
+
+
+# -- per class: each model's per_class rows (metrics/<run>.json, checked by per_class_section) --
+PER_CLASS_COLUMNS = (
+    "class",
+    "samples",
+    "test images",
+    "intra-class KID",
+    "accuracy",
+    "too close",
+    "worst",
+)
+CLASS_SUMMARY_COLUMNS = (
+    "model",
+    "conditional",
+    "class accuracy",
+    "class accuracy over seeds",
+    "intra-class KID",
+    "intra-class KID over seeds",
+    "worst class",
+)
+WORST_MARK = "worst"
+PER_CLASS_SENTENCE = (
+    "Per class (each model's first seed): *accuracy*: the share of the samples asked for a "
+    "class that the domain classifier puts in that class (class-conditional models only); "
+    "*intra-class KID*: that class's samples against that class's test images (an "
+    "unconditional model's samples are sorted into classes by the classifier); *too close*: "
+    "share of the class's samples nearer to a training image than the memorization "
+    "threshold. The worst class: the lowest accuracy, else the highest intra-class KID."
+)
+
+
+def board_per_class(row: Any) -> tuple[dict[str, Any] | None, str]:
+    """A leaderboard row's per-class section, checked again (leaderboard.json may be someone
+    else's file too) with its grid path when it names one, or None and what to show instead."""
+    row = as_mapping(row)
+    given = row.get(PER_CLASS)
+    section, note = per_class_section(given)
+    if section is None:
+        recorded = row.get("per_class_note")
+        why = recorded if given is None and isinstance(recorded, str) else note
+        return None, printable(str(why), limit=120)
+    grid = as_mapping(given).get("grid")
+    section["grid"] = grid if isinstance(grid, str) and grid.isprintable() else None
+    return section, ""
+
+
+def class_name_text(name: Any) -> str:
+    """A class name as table text (checked printable; cut short like any name from a file)."""
+    return printable(str(name), limit=64)
+
+
+def per_class_headers(board: Mapping[str, Any]) -> dict[str, str]:
+    """Per-class and class-summary headers: the intra-class KID columns name their display
+    scale, the same rule as KID (metric_keys.scaled_header)."""
+    extractor = board.get("extractor")
+    columns = (*PER_CLASS_COLUMNS, *CLASS_SUMMARY_COLUMNS)
+    return {
+        c: scaled_header(c, "kid_mean", extractor) if "intra-class KID" in c else c for c in columns
+    }
+
+
+def per_class_rows(board: Mapping[str, Any], model: str) -> list[dict[str, str]]:
+    """A model's per-class table as text, one column -> text per class (its first seed's
+    run); [] when not recorded. The worst class reads "worst" in the last column."""
+    section, _ = board_per_class(as_mapping(board.get("models")).get(model))
+    if section is None:
+        return []
+    extractor = board.get("extractor")
+    kid = display_exponent("kid_mean", extractor)
+    rows = []
+    for row in section["rows"]:
+        text = format_number(scaled(row["kid_mean"], kid))
+        if row["kid_mean"] is not None and row["kid_std"] is not None:
+            text += f" ± {format_number(scaled(row['kid_std'], kid), 2)}"
+        rows.append(
+            {
+                "class": class_name_text(row["class"]),
+                "samples": format_number(row["samples"], 12),
+                "test images": format_number(row["test_images"], 12),
+                "intra-class KID": text,
+                "accuracy": format_percent(row["accuracy"]),
+                "too close": format_percent(row["memorized_fraction"]),
+                "worst": WORST_MARK if row["class"] == section[WORST_CLASS] else "",
+            }
+        )
+    return rows
+
+
+def class_summary_rows(board: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Per model in rank order: whether it is class-conditional, its mean per-class accuracy
+    and intra-class KID (first seed; mean ± std over seeds) and its worst class."""
+    extractor = board.get("extractor")
+    kid = display_exponent("kid_mean", extractor)
+    rows = []
+    for model in board["ranking"]:
+        row = as_mapping(board["models"][model])
+        section, note = board_per_class(row)
+        seeds = as_mapping(row.get("over_seeds"))
+        conditional = None if section is None else section["conditional"]
+        worst = None if section is None else section[WORST_CLASS]
+        rows.append(
+            {
+                "model": model,
+                "conditional": {True: "yes", False: "no"}.get(conditional, "n/a"),
+                "class accuracy": format_percent(finite_number(row.get(CLASS_ACCURACY))),
+                "class accuracy over seeds": _percent_mean_std(seeds.get(CLASS_ACCURACY)),
+                "intra-class KID": format_number(
+                    scaled(finite_number(row.get(INTRA_CLASS_KID)), kid)
+                ),
+                "intra-class KID over seeds": mean_std(seeds.get(INTRA_CLASS_KID), 4, kid),
+                "worst class": class_name_text(worst) if worst is not None else note or "n/a",
+            }
+        )
+    return rows
+
+
+def _percent_mean_std(aggregate: Any) -> str:
+    """``80.2% ± 4.5% (n=2)``: a share's mean_std over seeds, in percent like its column."""
+    aggregate = as_mapping(aggregate)
+    mean, std, n = (aggregate.get(k) for k in ("mean", "std", "n"))
+    if finite_number(mean) is None or not is_number(n) or not n:
+        return "n/a"
+    spread = f" ± {format_percent(std)}" if finite_number(std) is not None and n > 1 else ""
+    return f"{format_percent(mean)}{spread} (n={n})"
+
+
+def markdown_text(text: str) -> str:
+    """Text from someone else's file as one Markdown table cell that reads as it is: no
+    markup, link or HTML can form and a ``|`` cannot end the cell."""
+    return re.sub(r"([\\`*_\[\]()<>!|#~])", r"\\\1", text)
+
+
+def _link_target(path: str, link_from: Path | None) -> str:
+    return os.path.relpath(path, link_from) if link_from is not None else path
+
+
+def per_class_markdown(board: dict[str, Any], link_from: Path | None = None) -> list[str]:
+    """leaderboard.md's per-class section: the summary over models, then each model's table
+    (worst class marked) and a link to its class x seed grid (layout.class_grid), relative to
+    ``link_from`` (the folder the Markdown file is written to)."""
+    headers = per_class_headers(board)
+    lines = ["## Per class", "", PER_CLASS_SENTENCE, ""]
+    lines += _markdown_table(CLASS_SUMMARY_COLUMNS, headers)
+    for cells in class_summary_rows(board):
+        cells = {**cells, "worst class": markdown_text(cells["worst class"])}
+        lines.append(_markdown_row(cells, CLASS_SUMMARY_COLUMNS))
+    for model in board["ranking"]:
+        row = as_mapping(board["models"][model])
+        lines += ["", f"### {model} (run {_text_run(row)})", ""]
+        section, note = board_per_class(row)
+        if section is None:
+            lines.append(f"Per-class figures: {note}.")
+            continue
+        lines += _markdown_table(PER_CLASS_COLUMNS, headers)
+        for cells in per_class_rows(board, model):
+            cells = {**cells, "class": markdown_text(cells["class"])}
+            lines.append(_markdown_row(cells, PER_CLASS_COLUMNS))
+        if section["grid"]:
+            target = _link_target(section["grid"], link_from)
+            lines += [
+                "",
+                f"Class grid (a row per class, a column per latent seed): "
+                f"[{markdown_text(Path(target).name)}](<{target.replace('>', '%3E')}>)",
+            ]
+    return lines
+
+
+def _text_run(row: Mapping[str, Any]) -> str:
+    name = row.get("run_name")
+    return markdown_text(printable(name, limit=100)) if isinstance(name, str) else "n/a"
 
 
 # <score>_seeds_<aggregate>: a row's over_seeds.<score>.<aggregate> as a flat CSV column
 SEED_CSV_KEYS = tuple(f"{key}_seeds_{agg}" for key in RANKABLE for agg in SEED_AGGREGATES)
-SCORES_CSV_COLUMNS = ("model", *FLAT_SCORE_KEYS, *SEED_CSV_KEYS)
+# the per-class summaries (first seed, then over seeds), after the columns that came before them
+CLASS_CSV_KEYS = (
+    *CLASS_SUMMARY_SCORES,
+    *(f"{key}_seeds_{agg}" for key in CLASS_SUMMARY_SCORES for agg in SEED_AGGREGATES),
+)
+SCORES_CSV_COLUMNS = ("model", *FLAT_SCORE_KEYS, *SEED_CSV_KEYS, *CLASS_CSV_KEYS)
 
 
 def scores_csv(board: dict[str, Any]) -> str:
     """One row per model (and the floor), for DVC's bar plots of FID and KID: the single run's
-    scores and bounds, then the aggregates over seeds; an empty cell where a score, interval
+    scores and bounds, the aggregates over seeds, then the per-class summaries (first seed,
+    over seeds); an empty cell where a score, interval
     or aggregate is unknown (the floor has no seeds)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -775,9 +1034,10 @@ def scores_csv(board: dict[str, Any]) -> str:
             **flat_scores(row),
             **{
                 f"{key}_seeds_{agg}": as_mapping(seeds.get(key)).get(agg)
-                for key in RANKABLE
+                for key in (*RANKABLE, *CLASS_SUMMARY_SCORES)
                 for agg in SEED_AGGREGATES
             },
+            **{key: finite_number(as_mapping(row).get(key)) for key in CLASS_SUMMARY_SCORES},
         }
         writer.writerow([name, *(values[c] for c in SCORES_CSV_COLUMNS[1:])])
     return out.getvalue()

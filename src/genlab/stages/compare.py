@@ -1,7 +1,8 @@
 """compare: one leaderboard of every model's metrics with their confidence intervals, beside the
 real-vs-real floor and each network's untrained score, naming the models whose intervals of the
-ranked score overlap (not distinguishable at these sample counts), as JSON (for `dvc metrics`),
-Markdown and CSV (for `dvc plots`)."""
+ranked score overlap (not distinguishable at these sample counts), with each model's per-class
+figures (accuracy, intra-class KID, worst class, a link to its class grid), as JSON (for `dvc
+metrics`), Markdown and CSV (for `dvc plots`)."""
 
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def run_compare(cfg: DictConfig) -> dict[str, Any]:
     board = build_leaderboard(first, cfg.compare.rank_by, per_seed, Path(cfg.paths.metrics_dir))
     files = leaderboard_files(cfg.compare.out_dir)
     write_json(files["json"], board)
-    write_text(files["markdown"], leaderboard_markdown(board))
+    markdown = leaderboard_markdown(board, link_from=Path(files["markdown"]).parent)
+    write_text(files["markdown"], markdown)
     write_text(files["scores"], scores_csv(board))
-    print(leaderboard_markdown(board))
+    print(markdown)
     return board
