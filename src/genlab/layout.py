@@ -193,7 +193,7 @@ def nearest_training_image(metrics_dir: str | os.PathLike, run: str) -> Path:
 
 
 def class_grid(metrics_dir: str | os.PathLike, run: str) -> Path:
-    """The evaluate stage's class x seed sample grid of a conditional run."""
+    """The evaluate stage's class x seed sample grid (every run: see evaluation/per_class.py)."""
     return Path(metrics_dir) / CLASS_GRID.format(run=run)
 
 

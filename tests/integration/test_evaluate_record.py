@@ -17,7 +17,15 @@ import pytest
 from genlab.evaluation.classifier_training import load_classifier
 from genlab.export.model_card import NOT_RECORDED, render_model_card
 from genlab.layout import metrics_file, run_name
-from genlab.metric_keys import FID_INF, FIDELITY_SCORES, INTERVAL_SCORES, MANIFOLD_SCORES
+from genlab.metric_keys import (
+    CLASS_ACCURACY,
+    FID_INF,
+    FIDELITY_SCORES,
+    INTERVAL_SCORES,
+    INTRA_CLASS_KID,
+    MANIFOLD_SCORES,
+    PER_CLASS,
+)
 from genlab.stages import evaluate
 from genlab.stages.export import run_export
 from genlab.stages.fetch import run_fetch
@@ -157,7 +165,8 @@ def test_record_holds_intervals_curves_and_what_decides_the_numbers(trained, eva
 
 def test_headline_and_wandb_summary_carry_the_intervals(evaluated):
     result, printed = evaluated
-    lines = printed.strip().splitlines()[-7:]
+    lines = printed.strip().splitlines()[-8:]  # the last: the per-class line
+    assert lines[-1].startswith("  per class (10 classes): intra-class KID")
     assert lines[0].startswith("evaluate dcgan (classifier") and "95%" in lines[0]
 
     def bracket(record, key):
@@ -273,3 +282,85 @@ def test_model_card_and_export_record_of_a_new_and_an_old_record(trained, evalua
 
 def _section(card: str, title: str) -> str:
     return card.split(f"## {title}\n\n", 1)[1].split("\n## ", 1)[0]
+
+
+# -- per-class evaluation ------------------------------------------------------------------------
+
+
+def test_unconditional_run_gets_per_class_rows_by_predicted_class(trained, evaluated):
+    """The DCGAN above is unconditional: its samples are grouped by the classifier's predicted
+    class, with no accuracy, and its class grid holds a row per class."""
+    result, printed = evaluated
+    cfg = config(trained)
+    written = json.loads(metrics_file(cfg.paths.metrics_dir, cfg.paths.run_name).read_text())
+    section = written[PER_CLASS]
+    assert section["conditional"] is False
+    rows = section["rows"]
+    assert [row["class"] for row in rows] == [str(d) for d in range(10)]
+    assert sum(row["samples"] for row in rows) == NUM_SAMPLES
+    assert all(row["accuracy"] is None for row in rows)
+    assert written[CLASS_ACCURACY] is None
+    kids = [row["kid_mean"] for row in rows if row["kid_mean"] is not None]
+    assert kids and written[INTRA_CLASS_KID] == pytest.approx(sum(kids) / len(kids))
+    assert section["worst_class"] in {row["class"] for row in rows}
+    _check_class_grid(cfg, section, rows=10)
+    assert "per class (10 classes)" in printed
+
+
+def _check_class_grid(cfg, section, rows: int) -> None:
+    from PIL import Image
+
+    from genlab.layout import class_grid
+    from genlab.provenance import read_provenance
+
+    grid = class_grid(cfg.paths.metrics_dir, cfg.paths.run_name)
+    assert section["grid"] == grid.name
+    with Image.open(grid) as image:
+        tile = cfg.data.image_size
+        assert image.height == rows * (tile + 2) + 2  # make_grid's padding of 2
+        assert image.width == 8 * (tile + 2) + 2
+    assert read_provenance(grid)["machine_generated"] == "true"
+
+
+@pytest.fixture(scope="module")
+def conditional(tmp_path_factory):
+    """A tiny class-conditional DCGAN, trained a few steps and evaluated: its config and
+    metrics file."""
+    root = tmp_path_factory.mktemp("evaluate-conditional")
+    extra = ("model.conditioning=class", "evaluate.bootstrap.rounds=0", "evaluate.sample_counts=[]")
+    cfg = config(root, *extra)
+    run_fetch(cfg)
+    run_train_classifier(cfg)
+    run_train(cfg)
+    result = evaluate.main(config(root, *extra))
+    return cfg, result
+
+
+def test_conditional_run_scores_every_class_and_draws_the_class_grid(conditional):
+    cfg, result = conditional
+    written = json.loads(metrics_file(cfg.paths.metrics_dir, cfg.paths.run_name).read_text())
+    assert written[PER_CLASS] == json.loads(json.dumps(result[PER_CLASS]))
+    section = written[PER_CLASS]
+    assert section["conditional"] is True
+    rows = section["rows"]
+    assert len(rows) == 10 and [row["index"] for row in rows] == list(range(10))
+    # balanced labels: sample i drawn for class i % 10
+    assert [row["samples"] for row in rows] == [NUM_SAMPLES // 10] * 10
+    assert sum(row["samples"] for row in rows) == NUM_SAMPLES
+    assert sum(row["test_images"] for row in rows) == written["counts"]["reference"]
+    for row in rows:
+        assert 0.0 <= row["accuracy"] <= 1.0 and 0.0 <= row["memorized_fraction"] <= 1.0
+        assert math.isfinite(row["kid_mean"]) and row["kid_std"] >= 0
+    assert written[CLASS_ACCURACY] == pytest.approx(sum(r["accuracy"] for r in rows) / 10)
+    assert written[INTRA_CLASS_KID] == pytest.approx(sum(r["kid_mean"] for r in rows) / 10)
+    assert section["worst_class"] == min(rows, key=lambda r: (r["accuracy"], r["class"]))["class"]
+    _check_class_grid(cfg, section, rows=10)
+    summary = evaluate.wandb_summary(written)
+    assert summary["eval/class_accuracy"] == written[CLASS_ACCURACY]
+    assert summary["eval/class_3_kid_mean"] == rows[3]["kid_mean"]
+    print(
+        "per-class (conditional dcgan, few steps):",
+        json.dumps({r["class"]: [r["accuracy"], round(r["kid_mean"], 3)] for r in rows}),
+        written[CLASS_ACCURACY],
+        written[INTRA_CLASS_KID],
+    )

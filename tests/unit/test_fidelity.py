@@ -396,3 +396,34 @@ def test_a_local_inception_file_is_known_only_by_its_full_sha256(tmp_path):
     assert fidelity.inception_weights_known(sha) is False
     assert fidelity.inception_weights_known(fidelity.INCEPTION_SHA256) is True
     assert fidelity.inception_weights_known(None) is None
+
+
+def test_kid_from_features_is_compute_fidelitys_kid(classifier, digits):
+    """The per-class KID (features embedded once, then split by class) is the KID that
+    compute_fidelity reports for the same two sets, subset size capped alike."""
+    from genlab.evaluation.fidelity import kid_from_features
+    from genlab.evaluation.memorization import fidelity_embedder
+
+    path = str(classifier[0])
+    train, test = digits
+    samples, reference = train.images[:80], test.images[:50]
+    scored = compute_fidelity(
+        samples, reference, extractor="classifier", weights_path=path, kid_subsets=20
+    )
+    embed = fidelity_embedder("classifier", path)
+    kid = kid_from_features(
+        embed(torch.from_numpy(samples)),
+        embed(torch.from_numpy(reference)),
+        kid_subset_size=1000,
+        kid_subsets=20,
+    )
+    assert kid["kid_subset_size"] == scored["kid_subset_size"] == 50
+    assert kid["kid_mean"] == pytest.approx(scored["kid_mean"], rel=1e-5, abs=1e-7)
+    assert kid["kid_std"] == pytest.approx(scored["kid_std"], rel=1e-5, abs=1e-7)
+    one = kid_from_features(
+        embed(torch.from_numpy(samples[:1])),
+        embed(torch.from_numpy(reference)),
+        kid_subset_size=10,
+        kid_subsets=2,
+    )
+    assert one["kid_mean"] is None and one["kid_std"] is None  # unbiased KID needs 2 samples

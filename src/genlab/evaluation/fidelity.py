@@ -356,6 +356,38 @@ def compute_fidelity(
     }
 
 
+def kid_from_features(
+    sample_features: torch.Tensor,
+    reference_features: torch.Tensor,
+    *,
+    kid_subset_size: int,
+    kid_subsets: int,
+) -> dict[str, Any]:
+    """KID of two sets already embedded (e.g. one class's samples and test images, in the
+    features compute_fidelity's KID uses), by torch-fidelity's own KID code; the subset size is
+    capped at the smaller set, as compute_fidelity caps it. None for the scores when a set has
+    fewer than 2 items (an unbiased KID needs 2)."""
+    require_positive(kid_subset_size=kid_subset_size, kid_subsets=kid_subsets)
+    import torch_fidelity
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    subset = min(kid_subset_size, len(sample_features), len(reference_features))
+    if subset < 2:
+        return {"kid_mean": None, "kid_std": None, "kid_subset_size": subset}
+    metric = kid_features_to_metric(
+        sample_features,
+        reference_features,
+        kid_subset_size=subset,
+        kid_subsets=kid_subsets,
+        verbose=False,
+    )
+    return {
+        "kid_mean": float(metric[torch_fidelity.KEY_METRIC_KID_MEAN]),
+        "kid_std": float(metric[torch_fidelity.KEY_METRIC_KID_STD]),
+        "kid_subset_size": subset,
+    }
+
+
 def _spread_scores(
     sample_features: torch.Tensor,
     reference_features: torch.Tensor,

@@ -9,6 +9,7 @@ that generalises flags about that quantile of its samples, and a model that copi
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,21 +85,35 @@ def _space_report(
     return report, sample_distance, sample_nearest
 
 
-def memorization_report(
+@dataclass(frozen=True)
+class Memorization:
+    """What the memorization check measured: the metrics file's figures, the closest pairs,
+    which samples are too close (feature space), and the features it embedded (the per-class
+    evaluation scores in the same space without embedding the sets again)."""
+
+    report: dict[str, Any]
+    pairs: torch.Tensor  # (2 * num_pairs) uint8 images: sample, nearest training image, ...
+    flagged: torch.Tensor  # bool (N,): sample closer to a training image than the threshold
+    sample_features: torch.Tensor
+    test_features: torch.Tensor
+
+
+def measure_memorization(
     samples: torch.Tensor,
     train: torch.Tensor,
     test: torch.Tensor,
     embed: Embed,
     quantile: float = 0.05,
     num_pairs: int = 16,
-) -> tuple[dict[str, Any], torch.Tensor]:
-    """Figures for the metrics file, and (2 * num_pairs) uint8 images: the samples closest to
-    a training image (feature space), each followed by that training image."""
+) -> Memorization:
+    """The nearest training image of every sample, in features and pixels, against the
+    threshold calibrated on the test split (see the module's docstring)."""
     if not 0 < quantile < 1:
         raise ValueError(f"memorization quantile must be in (0, 1), got {quantile}")
     samples, train, test = (as_uint8_images(x) for x in (samples, train, test))
+    sample_features, test_features = embed(samples), embed(test)
     feature, feature_distance, feature_nearest = _space_report(
-        embed(samples), embed(train), embed(test), quantile
+        sample_features, embed(train), test_features, quantile
     )
     pixel, _, _ = _space_report(pixels(samples), pixels(train), pixels(test), quantile)
     order = feature_distance.argsort()[: min(num_pairs, len(samples))]
@@ -111,7 +126,27 @@ def memorization_report(
         "pixel": pixel,
         "pairs": int(len(order)),
     }
-    return report, pairs.flatten(0, 1)
+    return Memorization(
+        report=report,
+        pairs=pairs.flatten(0, 1),
+        flagged=feature_distance < feature["threshold"],
+        sample_features=sample_features,
+        test_features=test_features,
+    )
+
+
+def memorization_report(
+    samples: torch.Tensor,
+    train: torch.Tensor,
+    test: torch.Tensor,
+    embed: Embed,
+    quantile: float = 0.05,
+    num_pairs: int = 16,
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """Figures for the metrics file, and (2 * num_pairs) uint8 images: the samples closest to
+    a training image (feature space), each followed by that training image."""
+    measured = measure_memorization(samples, train, test, embed, quantile, num_pairs)
+    return measured.report, measured.pairs
 
 
 def check_memorization(
@@ -121,11 +156,12 @@ def check_memorization(
     test: Split,
     weights: str | None,
     provenance: dict[str, str],
-) -> dict[str, Any]:
-    """Memorization figures, and the grid of the closest sample / training-image pairs."""
+) -> tuple[dict[str, Any], Memorization]:
+    """Memorization figures, and the grid of the closest sample / training-image pairs; with
+    what was measured (per-sample flags and features) for the per-class evaluation."""
     settings = cfg.evaluate.memorization
     embed = fidelity_embedder(cfg.metrics.extractor, weights, cfg.evaluate.batch_size)
-    report, pairs = memorization_report(
+    measured = measure_memorization(
         samples,
         torch.from_numpy(train.images),
         torch.from_numpy(test.images),
@@ -134,9 +170,15 @@ def check_memorization(
         num_pairs=settings.pairs,
     )
     path = save_pairs_grid(
-        pairs, nearest_training_image(cfg.paths.metrics_dir, cfg.paths.run_name), provenance
+        measured.pairs,
+        nearest_training_image(cfg.paths.metrics_dir, cfg.paths.run_name),
+        provenance,
     )
-    return {**report, "extractor": cfg.metrics.extractor, "pairs_image": str(path)}
+    return {
+        **measured.report,
+        "extractor": cfg.metrics.extractor,
+        "pairs_image": str(path),
+    }, measured
 
 
 def save_pairs_grid(pairs: torch.Tensor, path: Path, provenance: Mapping[str, str]) -> Path:

@@ -16,6 +16,7 @@ from genlab.errors import StageInputError
 from genlab.evaluation.classifier_training import SUPERVISED_OBJECTIVE
 from genlab.evaluation.fidelity import check_weights_file
 from genlab.layout import classifier_report, stage_instance
+from genlab.models.standing_statistics import balanced_labels
 
 
 def extractor_weights(cfg: DictConfig) -> str | None:
@@ -84,6 +85,17 @@ def real_sample(images: np.ndarray, count: int, seed: int) -> np.ndarray:
     return images[np.sort(chosen)]
 
 
+def generator_classes(generator: torch.nn.Module) -> int:
+    """How many classes ``generator`` is conditioned on (0: unconditional)."""
+    return int(getattr(generator, "num_classes", 0) or 0)
+
+
+def sample_labels(generator: torch.nn.Module, count: int) -> torch.Tensor | None:
+    """The class each of ``count`` evaluation samples is drawn for (``balanced_labels``: i % C,
+    on the CPU), or None for an unconditional generator."""
+    return balanced_labels(count, generator_classes(generator))
+
+
 @torch.no_grad()
 def sample_images(
     generator: torch.nn.Module,
@@ -94,7 +106,9 @@ def sample_images(
     training_seed: int | None = None,
 ) -> torch.Tensor:
     """``count`` uint8 images (on the CPU) from fixed latents: the same seed always gives the
-    same samples, wherever the generator runs (the latents are drawn on the CPU).
+    same samples, wherever the generator runs (the latents are drawn on the CPU). A conditional
+    generator gets balanced labels (sample i is drawn for class i % C: ``sample_labels``), so
+    every class is scored alike; an unconditional one gets none.
 
     NaN/inf outputs fail here: converted to uint8 they would be scored as black pixels.
     ``model`` and ``training_seed`` name the run in that message.
@@ -103,9 +117,15 @@ def sample_images(
         count, generator.latent_dim, generator=torch.Generator().manual_seed(seed)
     )
     device = next(generator.parameters(), torch.empty(0)).device
+    chunks = latents.split(batch_size)
+    labels = sample_labels(generator, count)
+    label_chunks = [None] * len(chunks) if labels is None else labels.split(batch_size)
     batches = []
-    for chunk in latents.split(batch_size):
-        images = generator(chunk.to(device)).cpu()
+    for chunk, chunk_labels in zip(chunks, label_chunks, strict=True):
+        if chunk_labels is None:
+            images = generator(chunk.to(device)).cpu()
+        else:
+            images = generator(chunk.to(device), chunk_labels.to(device)).cpu()
         if not torch.isfinite(images).all():
             bad = int((~torch.isfinite(images)).flatten(1).any(1).sum())
             raise StageInputError(

@@ -15,15 +15,27 @@ from genlab import credentials
 from genlab.data.store import read_split
 from genlab.evaluation.fidelity import compute_fidelity
 from genlab.evaluation.memorization import check_memorization
+from genlab.evaluation.per_class import evaluate_per_class
 from genlab.evaluation.settings import (
     evaluation_options,
     extractor_objective,
     real_sample,
     sample_images,
+    sample_labels,
 )
 from genlab.io import write_json
 from genlab.layout import RunLayout, metrics_file
-from genlab.metric_keys import FID_INF, MANIFOLD_SCORES, REPORTED_SCORES, flat_scores
+from genlab.metric_keys import (
+    CLASS_ACCURACY,
+    CLASS_SUMMARY_SCORES,
+    FID_INF,
+    INTRA_CLASS_KID,
+    MANIFOLD_SCORES,
+    PER_CLASS,
+    REPORTED_SCORES,
+    WORST_CLASS,
+    flat_scores,
+)
 from genlab.models.generator_file import build_untrained, load_generator
 from genlab.provenance import RUN_KEYS
 from genlab.stages.entry import stage_main
@@ -59,10 +71,26 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     objective = extractor_objective(cfg)
     scores = score_against_test(cfg, samples, train, test, record, options, objective)
     provenance = {key: record[key] for key in RUN_KEYS} | {"model": cfg.model.name}
-    memorization = check_memorization(
+    memorization, measured = check_memorization(
         cfg, samples, train, test, options["weights_path"], provenance
     )
-    result = evaluation_record(cfg, record, scores, memorization, objective)
+    per_class, class_summary = evaluate_per_class(
+        cfg,
+        generator,
+        record,
+        samples,
+        sample_labels(generator, cfg.evaluate.num_samples),
+        test,
+        measured.flagged,
+        measured.sample_features,
+        measured.test_features,
+        provenance,
+    )
+    result = {
+        **evaluation_record(cfg, record, scores, memorization, objective),
+        **class_summary,
+        PER_CLASS: per_class,
+    }
     write_json(metrics_file(cfg.paths.metrics_dir, cfg.paths.run_name), result)
     log_to_existing_run(
         cfg.logger, layout.root, record["run_id"], wandb_summary(result), job_type="evaluate"
@@ -203,6 +231,13 @@ def wandb_summary(result: dict[str, Any]) -> dict[str, Any]:
         fraction = (memorization.get(space) or {}).get("fraction_below_threshold")
         if fraction is not None:
             summary[f"eval/memorization_{space}_fraction"] = fraction
+    for key in CLASS_SUMMARY_SCORES:
+        if result.get(key) is not None:
+            summary[f"eval/{key}"] = result[key]
+    for row in (result.get(PER_CLASS) or {}).get("rows") or []:
+        for key in ("kid_mean", "accuracy"):
+            if row.get(key) is not None:
+                summary[f"eval/class_{row['index']}_{key}"] = row[key]
     return summary
 
 
@@ -247,6 +282,15 @@ def headline(cfg: DictConfig, result: dict[str, Any]) -> str:
             f"  samples closer to a training image than {memorization['quantile']:.0%} of real "
             f"test images: {memorization['feature']['fraction_below_threshold']:.1%} "
             f"(features), {memorization['pixel']['fraction_below_threshold']:.1%} (pixels)"
+        )
+    per_class = result.get(PER_CLASS)
+    if per_class:
+        accuracy = result.get(CLASS_ACCURACY)
+        lines.append(
+            f"  per class ({len(per_class['rows'])} classes): intra-class KID "
+            f"{_number(result.get(INTRA_CLASS_KID))}"
+            + ("" if accuracy is None else f", classifier accuracy on samples {accuracy:.1%}")
+            + f", worst class {per_class.get(WORST_CLASS)}"
         )
     return "\n".join(lines)
 
