@@ -3,6 +3,11 @@ stage, the leaderboard, the config schema and the sweep objective."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from genlab.checks import MAX_CLASSES, as_mapping, class_names, finite_number
+
 # torch-fidelity's keys, as written to metrics/<run name>.json (model, floor and untrained)
 FIDELITY_SCORES = ("fid", "isc_mean", "isc_std", "kid_mean", "kid_std")
 # fidelity and diversity apart (k-NN manifolds in the same feature space as FID / KID)
@@ -123,19 +128,46 @@ WORST_CLASS = "worst_class"
 def worst_class(rows: list[dict]) -> str | None:
     """The worst class of per-class rows: the lowest sample accuracy when the rows have one (a
     conditional model), else the highest intra-class KID; None when no row has a number."""
-
-    def number(row: dict, key: str) -> float | None:
-        value = row.get(key)
-        return (
-            float(value)
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
-            else None
-        )
-
-    scored = [(number(row, "accuracy"), row) for row in rows]
-    if any(value is not None for value, _ in scored):
-        return min((v, r["class"]) for v, r in scored if v is not None)[1]
-    scored = [(number(row, "kid_mean"), row) for row in rows]
-    if any(value is not None for value, _ in scored):
-        return max((v, r["class"]) for v, r in scored if v is not None)[1]
+    for key, pick in (("accuracy", min), ("kid_mean", max)):
+        scored = [(finite_number(row.get(key)), row["class"]) for row in rows]
+        scored = [(value, name) for value, name in scored if value is not None]
+        if scored:
+            return pick(scored)[1]
     return None
+
+
+#: per-class row figures that are counts, and shares that lie in 0..1
+PER_CLASS_COUNTS = frozenset({"index", "samples", "test_images"})
+PER_CLASS_SHARES = frozenset({"accuracy", "memorized_fraction"})
+
+
+def checked_per_class_rows(section: Any) -> list[dict[str, Any]] | None:
+    """A metrics file's ``per_class`` rows checked field by field (someone else's file): each
+    row with PER_CLASS_ROW_KEYS, a figure that is not a number of its kind (a count, a share
+    in 0..1, a finite number) as None. None when the rows are not 1..MAX_CLASSES objects with
+    distinct printable class names (checks.class_names): the readers say "not recorded"."""
+    rows = as_mapping(section).get("rows")
+    if not isinstance(rows, list) or not 0 < len(rows) <= MAX_CLASSES:
+        return None
+    if not all(isinstance(row, Mapping) for row in rows):
+        return None
+    if class_names([row.get("class") for row in rows]) is None:
+        return None
+    return [
+        {
+            key: row["class"] if key == "class" else _row_figure(key, row.get(key))
+            for key in PER_CLASS_ROW_KEYS
+        }
+        for row in rows
+    ]
+
+
+def _row_figure(key: str, value: Any) -> float | int | None:
+    number = finite_number(value)
+    if number is None:
+        return None
+    if key in PER_CLASS_COUNTS:
+        return int(number) if number >= 0 and number == int(number) else None
+    if key in PER_CLASS_SHARES and not 0.0 <= number <= 1.0:
+        return None
+    return number

@@ -159,7 +159,7 @@ def test_old_and_malformed_per_class_are_notes_not_a_crash(tmp_path):
     assert "per-class:dcgan" in tables
     text = html.unescape(page)
     assert "vae: per-class figures not recorded" in text
-    assert "stylegan: per-class figures not recorded (`per_class.rows` class names" in text
+    assert "stylegan: per-class figures not recorded (malformed `per_class.rows`" in text
     assert "\x1b" not in page and "<i>1</i>" not in page
     header, *rows = tables["per-class-summary"]
     summary = {cells[0]: dict(zip(header[1], cells, strict=True)) for _, cells in rows}

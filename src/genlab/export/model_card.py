@@ -19,7 +19,6 @@ from omegaconf import OmegaConf
 
 from genlab.checks import (
     CONDITIONING,
-    MAX_CLASSES,
     as_mapping,
     class_names,
     finite_number,
@@ -35,7 +34,7 @@ from genlab.metric_keys import (
     INTERVAL_ENDS,
     INTRA_CLASS_KID,
     PER_CLASS,
-    PER_CLASS_ROW_KEYS,
+    checked_per_class_rows,
     worst_class,
 )
 
@@ -367,34 +366,6 @@ def _comparability(facts: Mapping[str, Any] | None) -> str | None:
     )
 
 
-def _class_rows(section: Any) -> list[dict[str, Any]] | None:
-    """A metrics file's per_class rows, each figure a finite number or None (someone else's
-    file); None when the rows are not 1..MAX_CLASSES objects with distinct printable class
-    names (checks.class_names)."""
-    rows = as_mapping(section).get("rows")
-    if not isinstance(rows, list) or not 0 < len(rows) <= MAX_CLASSES:
-        return None
-    if not all(isinstance(row, Mapping) for row in rows):
-        return None
-    if class_names([row.get("class") for row in rows]) is None:
-        return None
-    return [{key: _class_figure(key, row) for key in PER_CLASS_ROW_KEYS} for row in rows]
-
-
-def _class_figure(key: str, row: Mapping[str, Any]) -> Any:
-    """One cell of a per-class row: the class name (checked), else a finite number, a share
-    (accuracy, memorized_fraction) only within 0..1."""
-    if key == "class":
-        return row["class"]
-    number = finite_number(row.get(key))
-    if number is not None and key in _SHARES and not 0.0 <= number <= 1.0:
-        return None
-    return number
-
-
-_SHARES = frozenset({"accuracy", "memorized_fraction"})
-
-
 def _conditioning(info: Mapping[str, Any], section: Mapping[str, Any]) -> str | None:
     """ "class" or "none": the training config's model.conditioning, else what the per-class
     evaluation recorded; None when neither says."""
@@ -413,7 +384,7 @@ def _classes(info: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
     """Whether the model is class-conditional (and so whether `genlab generate --class`
     applies), its classes, the per-class figures of its evaluation and its worst class."""
     section = as_mapping(metrics.get(PER_CLASS))
-    rows = _class_rows(section)
+    rows = checked_per_class_rows(section)
     conditioning = _conditioning(info, section)
     names = class_names(info.get("class_names")) or (
         [row["class"] for row in rows] if rows else None

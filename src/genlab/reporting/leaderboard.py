@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from genlab.checks import MAX_CLASSES, as_mapping, class_names, finite_number, is_number, printable
+from genlab.checks import MAX_CLASSES, as_mapping, finite_number, is_number, printable
 from genlab.errors import StageInputError
 from genlab.io import read_json_object
 from genlab.layout import METRICS_DIR, class_grid, metrics_file, run_name, stage_instance
@@ -29,12 +29,12 @@ from genlab.metric_keys import (
     INTRA_CLASS_KID,
     MANIFOLD_SCORES,
     PER_CLASS,
-    PER_CLASS_ROW_KEYS,
     RANKABLE,
     REPORTED_SCORES,
     SEED_AGGREGATES,
     SEED_RANGE_RULE,
     WORST_CLASS,
+    checked_per_class_rows,
     display_exponent,
     flat_scores,
     intervals_overlap,
@@ -402,23 +402,6 @@ def build_leaderboard(
 
 # a per-class row's counts (non-negative integers) and its fractions (0..1); the rest of
 # PER_CLASS_ROW_KEYS but "class" are finite numbers (KID, an unbiased estimate, may be < 0)
-_ROW_COUNTS = ("index", "samples", "test_images")
-_ROW_FRACTIONS = ("accuracy", "memorized_fraction")
-
-
-def _row_value(key: str, value: Any) -> float | int | None:
-    """One per-class figure from someone else's file: a number of the right kind, else None
-    (shown "n/a")."""
-    number = finite_number(value)
-    if number is None:
-        return None
-    if key in _ROW_COUNTS:
-        return int(number) if number >= 0 and number == int(number) else None
-    if key in _ROW_FRACTIONS and not 0.0 <= number <= 1.0:
-        return None
-    return number
-
-
 def per_class_section(value: Any) -> tuple[dict[str, Any] | None, str | None]:
     """A metrics file's ``per_class`` section checked field by field (metrics files are
     someone else's files): ``({"conditional", "rows", "worst_class"}, None)``, each row
@@ -429,23 +412,12 @@ def per_class_section(value: Any) -> tuple[dict[str, Any] | None, str | None]:
     refuses (control characters, duplicates); the board then reads "not recorded"."""
     if value is None:
         return None, "not recorded"
-    rows = as_mapping(value).get("rows")
-    if not isinstance(rows, list) or not 0 < len(rows) <= MAX_CLASSES:
-        return None, f"not recorded (malformed `{PER_CLASS}.rows`)"
-    if not all(isinstance(row, Mapping) for row in rows):
-        return None, f"not recorded (a `{PER_CLASS}.rows` entry is not an object)"
-    if class_names([row.get("class") for row in rows]) is None:
+    clean = checked_per_class_rows(value)
+    if clean is None:
         return None, (
-            f"not recorded (`{PER_CLASS}.rows` class names are not {len(rows)} distinct "
-            "printable names)"
+            f"not recorded (malformed `{PER_CLASS}.rows`: 1..{MAX_CLASSES} objects with "
+            "distinct printable class names)"
         )
-    clean = [
-        {
-            key: row["class"] if key == "class" else _row_value(key, row.get(key))
-            for key in PER_CLASS_ROW_KEYS
-        }
-        for row in rows
-    ]
     conditional = as_mapping(value).get("conditional")
     return {
         "conditional": conditional if isinstance(conditional, bool) else None,
