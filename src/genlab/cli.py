@@ -28,9 +28,12 @@ from genlab.generate import (
     MAX_STEPS,
     MIN_STEPS,
     TRUST_FLAG,
+    ExportedGenerator,
+    check_per_class,
     check_psi,
     check_seed,
     check_steps,
+    class_folder,
     parse_seeds,
 )
 from genlab.layout import MULTIRUN_DIR, RUNS_PAGE
@@ -70,6 +73,8 @@ def seeds_value(text: str) -> list[int]:
 seed_value = _argument(int, check_seed, f"a seed (an integer in 0..{MAX_SEED})")
 steps_value = _argument(int, check_steps, f"an integer in {MIN_STEPS}..{MAX_STEPS}")
 psi_value = _argument(float, check_psi, "a finite number")
+per_class_value = _argument(int, check_per_class, f"an integer in 1..{MAX_SEEDS}")
+DEFAULT_SEEDS = "0-15"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,12 +89,36 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help=f"exports/<run>/generator.onnx (a TorchScript .pt needs {TRUST_FLAG})",
     )
-    generate.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
+    generate.add_argument(
+        "--out", type=Path, help="folder for the PNGs (required unless --list-classes)"
+    )
     generate.add_argument(
         "--seeds",
         type=seeds_value,
-        default="0-15",
-        help=f"e.g. 0-7 or 1,5,9: at most {MAX_SEEDS} per call, each in 0..{MAX_SEED}",
+        help=f"e.g. 0-7 or 1,5,9 (default {DEFAULT_SEEDS}): at most {MAX_SEEDS} per call, "
+        f"each in 0..{MAX_SEED}",
+    )
+    generate.add_argument(
+        "--class",
+        dest="class_",
+        metavar="CLASS",
+        help="class-conditional exports: generate this class (its name, or its index "
+        "0..num_classes-1; a name is matched first). Without it a conditional export "
+        "generates balanced classes: seed i of the list gets class i mod num_classes, and "
+        "--interpolate / --mix write one row per class",
+    )
+    generate.add_argument(
+        "--list-classes",
+        action="store_true",
+        help="print the export's classes (index and name) and exit",
+    )
+    generate.add_argument(
+        "--per-class",
+        type=per_class_value,
+        metavar="N",
+        help="class-conditional exports: N images of every class (seeds 0..N-1, the same "
+        "latents in each class), one sub-folder per class named <index>-<name> (the name "
+        "reduced to safe characters); with --class, of that class only. Replaces --seeds",
     )
     generate.add_argument(
         TRUST_FLAG,
@@ -230,46 +259,129 @@ def _runs_argument(name: str) -> Callable[[str], object]:
 
 def _generate(args: argparse.Namespace) -> int:
     """Each seed is generated and written in turn (one image in memory, plus the uint8 grid
-    when --grid asks for one); every grid's size is checked on its first image."""
-    from genlab.generate import ExportedGenerator, Grid, tiled
-    from genlab.provenance import save_png
-
+    when --grid asks for one); every grid's size is checked on its first image. Every PNG made
+    by one class records it (class, class_index)."""
     generator = ExportedGenerator.load(args.model, trust_torchscript=args.trust_torchscript)
+    if args.list_classes:
+        print(_class_listing(generator))
+        return EXIT_OK
+    label = None if args.class_ is None else generator.class_index(args.class_)
+    if args.per_class is not None:
+        generator.require_classes("--per-class")
+        if args.seeds is not None:
+            raise GenerateError(
+                "--per-class N writes seeds 0..N-1 of every class: leave --seeds out"
+            )
+        _check_image_count(args.per_class * (1 if label is not None else generator.num_classes))
     if args.psi is not None:
         generator.require_styles("--psi")
     if args.mix:
         generator.require_styles("--mix")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if args.per_class is not None:
+        classes = range(generator.num_classes) if label is None else [label]
+        for index in classes:
+            folder = out / class_folder(index, generator.class_names[index], generator.num_classes)
+            folder.mkdir(exist_ok=True)
+            seeds = list(range(args.per_class))
+            written += _write_seeds(args, generator, folder, seeds, [index] * len(seeds))
+    else:
+        seeds = args.seeds if args.seeds is not None else parse_seeds(DEFAULT_SEEDS)
+        written += _write_seeds(
+            args, generator, out, seeds, generator.default_labels(len(seeds), label)
+        )
+    written += _write_paths(args, generator, out, label)
+    print(f"genlab generate: wrote {len(written)} PNG files to {out}")
+    return EXIT_OK
+
+
+def _class_listing(generator: ExportedGenerator) -> str:
+    """--list-classes: ``<index>\t<name>`` per class (names escaped: they come from a file)."""
+    names = generator.class_names
+    if not names:
+        return f"{generator.source.name} is unconditional: it has no classes"
+    return "\n".join(f"{index}\t{printable(name, 100)}" for index, name in enumerate(names))
+
+
+def _check_image_count(count: int) -> None:
+    if count > MAX_SEEDS:
+        raise GenerateError(
+            f"--per-class asks for {count} images, at most {MAX_SEEDS} per call: ask for "
+            "fewer per class, or one --class at a time"
+        )
+
+
+def _write_seeds(
+    args: argparse.Namespace,
+    generator: ExportedGenerator,
+    out: Path,
+    seeds: list[int],
+    labels: list[int | None],
+) -> list[Path]:
+    """seed_<seed>.png per seed (and grid.png with --grid: balanced classes one per column)."""
+    from genlab.generate import Grid
+    from genlab.provenance import save_png
+
     psi_note = {} if args.psi is None else {"truncation_psi": str(args.psi)}
     written = []
     grid: Grid | None = None
-    for seed, image in zip(args.seeds, generator.images(args.seeds, psi=args.psi), strict=True):
+    one_class = len(set(labels)) == 1 and labels[0] is not None
+    nrow = None if one_class or labels[0] is None else min(generator.num_classes, len(seeds))
+    images = generator.images(seeds, psi=args.psi, labels=labels)
+    for seed, label, image in zip(seeds, labels, images, strict=True):
         if args.grid:
-            grid = grid or Grid(len(args.seeds), image.shape, "--grid")
+            grid = grid or Grid(len(seeds), image.shape, "--grid", nrow)
             grid.add(image)
-        provenance = generator.provenance(seed=str(seed), **psi_note)
+        provenance = generator.provenance(
+            seed=str(seed), **generator.class_provenance(label), **psi_note
+        )
         written.append(save_png(image, out / f"seed_{seed:06d}.png", provenance))
     if grid is not None:
-        seeds = ",".join(map(str, args.seeds))
-        written.append(save_png(grid.array, out / "grid.png", generator.provenance(seeds=seeds)))
+        note = generator.class_provenance(labels[0]) if one_class else {}
+        if nrow is not None:
+            note = {"classes": "balanced: seed i of the list has class i mod num_classes"}
+        provenance = generator.provenance(seeds=",".join(map(str, seeds)), **note)
+        written.append(save_png(grid.array, out / "grid.png", provenance))
+    return written
+
+
+def _write_paths(
+    args: argparse.Namespace, generator: ExportedGenerator, out: Path, label: int | None
+) -> list[Path]:
+    """--interpolate and --mix: the class stays fixed along each strip; a conditional export
+    without --class writes one strip per class, a row each."""
+    from genlab.generate import tiled
+    from genlab.provenance import save_png
+
+    rows: list[int | None] = (
+        [label]
+        if label is not None or not generator.num_classes
+        else list(range(generator.num_classes))
+    )
+    note = (
+        generator.class_provenance(label)
+        if len(rows) == 1
+        else {"classes": "one row per class, 0..num_classes-1"}
+    )
+    written = []
     if args.interpolate:
         a, b = args.interpolate
-        strip = tiled(
-            generator.interpolate(a, b, args.steps), args.steps, "--interpolate", args.steps
-        )
-        provenance = generator.provenance(interpolation=f"slerp seed {a} -> seed {b}")
+        strips = (image for row in rows for image in generator.interpolate(a, b, args.steps, row))
+        strip = tiled(strips, args.steps * len(rows), "--interpolate", args.steps)
+        provenance = generator.provenance(interpolation=f"slerp seed {a} -> seed {b}", **note)
         written.append(save_png(strip, out / f"interpolation_{a}_{b}.png", provenance))
     if args.mix:
         a, b = args.mix
         count = generator.mix_count
-        mixed = tiled(generator.mix(a, b, psi=args.psi), count, "--mix", count)
+        strips = (image for row in rows for image in generator.mix(a, b, psi=args.psi, label=row))
+        mixed = tiled(strips, count * len(rows), "--mix", count)
         provenance = generator.provenance(
-            style_mixing=f"image k: first k styles from seed {a}, the rest from seed {b}"
+            style_mixing=f"image k: first k styles from seed {a}, the rest from seed {b}", **note
         )
         written.append(save_png(mixed, out / f"mix_{a}_{b}.png", provenance))
-    print(f"genlab generate: wrote {len(written)} PNG files to {out}")
-    return EXIT_OK
+    return written
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -403,7 +515,10 @@ def _print_runs(args: argparse.Namespace, rows: list, every: list, workspace: Pa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "generate" and args.out is None and not args.list_classes:
+        parser.error("genlab generate: the following arguments are required: --out")
     commands = {"generate": _generate, "verify": _verify, "keys": _keys, "runs": _runs}
     try:
         return commands[args.command](args)

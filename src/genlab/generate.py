@@ -2,7 +2,9 @@
 
 No Lightning, Hydra or training code is imported: an exported folder is enough to generate,
 interpolate and (for StyleGAN-lite, whose mapping and synthesis halves are exported beside the
-generator) pick the truncation psi or mix the styles of two seeds.
+generator) pick the truncation psi or mix the styles of two seeds. A class-conditional export
+(its metadata names ``num_classes`` and ``class_names``) takes a class index beside each latent:
+one class asked for, or every class in turn (balanced, as the pipeline's own samples are).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,13 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from genlab.checks import MAX_LATENT_DIM, printable
+from genlab.checks import MAX_CLASSES, MAX_LATENT_DIM, class_names, printable
 from genlab.data.images import MAX_VERIFY_PIXELS
 from genlab.errors import GenerateError
 from genlab.layout import EXPORT_METADATA_ENTRY, EXPORT_ONNX, EXPORT_TORCHSCRIPT, stage_instance
-from genlab.provenance import RUN_KEYS
+from genlab.provenance import CLASS_KEYS, RUN_KEYS
 
-Run = Callable[[np.ndarray], np.ndarray]
+#: one graph's forward: its inputs in order (z or ws, then a conditional graph's labels) ->
+#: every output (a conditional mapping half has two: w and its class centre)
+Run = Callable[..., list[np.ndarray]]
 
 # -- what `genlab generate` accepts: far above any genlab model, far below what would allocate
 # or loop for hours. A file or request beyond these is refused with a message, not attempted.
@@ -127,12 +132,18 @@ def _load_onnx(path: Path) -> tuple[Run, dict[str, str]]:
     _check_onnx(model, path)
     metadata = {prop.key: prop.value for prop in model.metadata_props}
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
-    input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
+    input_names = [node.name for node in session.get_inputs()]
 
-    def run(x: np.ndarray) -> np.ndarray:
-        return session.run([output_name], {input_name: x.astype(np.float32)})[0]
+    def run(*inputs: np.ndarray) -> list[np.ndarray]:
+        feed = {name: _typed(x) for name, x in zip(input_names, inputs, strict=True)}
+        return list(session.run(None, feed))
 
     return run, metadata
+
+
+def _typed(x: np.ndarray) -> np.ndarray:
+    """Latents and styles as float32, class labels as int64: what every genlab graph takes."""
+    return x.astype(np.int64) if np.issubdtype(x.dtype, np.integer) else x.astype(np.float32)
 
 
 def _load_torchscript(path: Path) -> tuple[Run, dict[str, str]]:
@@ -140,9 +151,10 @@ def _load_torchscript(path: Path) -> tuple[Run, dict[str, str]]:
     module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files)
     metadata = torchscript_metadata(extra_files[EXPORT_METADATA_ENTRY], path)
 
-    def run(x: np.ndarray) -> np.ndarray:
+    def run(*inputs: np.ndarray) -> list[np.ndarray]:
         with torch.no_grad():
-            return module(torch.from_numpy(x.astype(np.float32))).numpy()
+            out = module(*(torch.from_numpy(_typed(x)) for x in inputs))
+        return [o.numpy() for o in (out if isinstance(out, (tuple, list)) else [out])]
 
     return run, metadata
 
@@ -307,6 +319,13 @@ def check_steps(steps: int) -> int:
     return steps
 
 
+def check_per_class(count: int) -> int:
+    """--per-class: 1..MAX_SEEDS images of each class."""
+    if not 1 <= count <= MAX_SEEDS:
+        raise GenerateError(f"--per-class must be an integer in 1..{MAX_SEEDS}, got {count}")
+    return count
+
+
 def check_psi(psi: float) -> float:
     """A finite truncation psi: NaN or inf would write NaN images."""
     if not math.isfinite(psi):
@@ -328,6 +347,36 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
 
 
+def metadata_classes(metadata: dict[str, str], path: Path) -> list[str]:
+    """The class names a conditional export's metadata declares ([] for an unconditional one,
+    which declares none): ``num_classes`` in 2..MAX_CLASSES and ``class_names``, a JSON list of
+    exactly that many valid names (genlab.checks.class_names: the file is someone else's)."""
+    if metadata.get("num_classes", "0").strip() == "0":
+        return []
+    count = metadata_int(metadata, "num_classes", path, 2, MAX_CLASSES)
+    value = metadata.get("class_names", "")
+    wanted = f"a JSON list of {count} distinct, short, printable class names"
+    if len(value) > MAX_METADATA_CHARS:
+        raise _bad_value(path, "class_names", value, wanted)
+    try:
+        names = class_names(json.loads(value))
+    except ValueError:
+        names = None
+    if names is None or len(names) != count:
+        raise _bad_value(path, "class_names", value, wanted)
+    return names
+
+
+def class_folder(index: int, name: str, num_classes: int) -> str:
+    """A per-class folder's name: the zero-padded index, then the name reduced to ASCII letters,
+    digits, ``-``, ``_`` and ``.`` (at most 40, no leading or trailing dot or dash): a class
+    name is text from someone else's file, never a path (``../x``, ``/etc``, ``con``: the
+    index prefix alone already keeps it inside the output folder). E.g. ``07-seven``."""
+    prefix = f"{index:0{len(str(num_classes - 1))}d}"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:40].strip("._-")
+    return f"{prefix}-{slug}" if slug else prefix
+
+
 @dataclass
 class ExportedGenerator:
     run: Run
@@ -336,6 +385,7 @@ class ExportedGenerator:
     mapping: Run | None = None
     synthesis: Run | None = None
     style: dict[str, Any] = field(default_factory=dict)
+    class_names: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, trust_torchscript: bool = False) -> ExportedGenerator:
@@ -344,7 +394,7 @@ class ExportedGenerator:
         path = Path(path)
         run, metadata = load_graph(path, trust_torchscript=trust_torchscript)
         metadata_int(metadata, "latent_dim", path, 1, MAX_LATENT_DIM)
-        generator = cls(run, metadata, path)
+        generator = cls(run, metadata, path, class_names=metadata_classes(metadata, path))
         mapping_file, synthesis_file = generator._file("mapping"), generator._file("synthesis")
         if mapping_file.is_file() and synthesis_file.is_file():
             generator.mapping, style_meta = load_graph(
@@ -352,7 +402,78 @@ class ExportedGenerator:
             )
             generator.synthesis, _ = load_graph(synthesis_file, trust_torchscript=trust_torchscript)
             generator.style = _style(style_meta, mapping_file)
+            if metadata_classes(style_meta, mapping_file) != generator.class_names:
+                raise GenerateError(
+                    f"{mapping_file} names other classes than {path.name}: the files come "
+                    f"from different exports; re-export the model (`dvc repro {EXPORT_STAGE}`)"
+                )
         return generator
+
+    @property
+    def num_classes(self) -> int:
+        """0 for an unconditional export."""
+        return len(self.class_names)
+
+    def class_list(self, limit: int = 200) -> str:
+        """The valid classes for a message, ``0 'zero', 1 'one', ...``, cut short if many."""
+        listed = ", ".join(f"{i} {_quoted(name)}" for i, name in enumerate(self.class_names))
+        return printable(listed, limit)
+
+    def require_classes(self, what: str) -> None:
+        """A GenerateError unless the export is class-conditional."""
+        if not self.num_classes:
+            raise GenerateError(
+                f"{what} needs a class-conditional export; {self.source.name} is an "
+                f"unconditional model: it has no classes"
+            )
+
+    def class_index(self, value: str) -> int:
+        """``--class``: a class name (matched exactly, first) or an index 0..num_classes-1."""
+        self.require_classes("--class")
+        if value in self.class_names:
+            return self.class_names.index(value)
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= 12:
+            if int(text) < self.num_classes:
+                return int(text)
+            raise GenerateError(
+                f"class index {text} is out of range for {self.source.name} "
+                f"({self.num_classes} classes): valid classes are {self.class_list()}"
+            )
+        raise GenerateError(
+            f"{self.source.name} has no class {_quoted(value)}: valid classes are "
+            f"{self.class_list()}"
+        )
+
+    def default_labels(self, count: int, label: int | None = None) -> list[int | None]:
+        """The class of each of ``count`` images: ``label`` for all when one is asked for,
+        else balanced (0, 1, ..., C-1, 0, ...; the rule of models/standing_statistics.
+        balanced_labels, which every sampler of the pipeline uses); None when unconditional."""
+        if not self.num_classes:
+            return [None] * count
+        return [label if label is not None else i % self.num_classes for i in range(count)]
+
+    def class_provenance(self, label: int | None) -> dict[str, str]:
+        """What a PNG made by one class records of it (nothing for an unconditional model)."""
+        if label is None:
+            return {}
+        name_key, index_key = CLASS_KEYS
+        return {name_key: printable(self.class_names[label], 200), index_key: str(label)}
+
+    def _labels(self, label: int | None) -> tuple[np.ndarray, ...]:
+        """The graph's extra input for one image: () unconditional, (int64 [label],) else."""
+        if not self.num_classes:
+            if label is not None:
+                raise GenerateError(
+                    f"{self.source.name} is an unconditional model: it takes no class"
+                )
+            return ()
+        if label is None or not 0 <= label < self.num_classes:
+            raise GenerateError(
+                f"{self.source.name} is class-conditional: pass a class in "
+                f"0..{self.num_classes - 1} (got {label})"
+            )
+        return (np.asarray([label], dtype=np.int64),)
 
     @property
     def latent_dim(self) -> int:
@@ -387,9 +508,11 @@ class ExportedGenerator:
         suffix = ".onnx" if self.source.suffix == ".onnx" else ".torchscript.pt"
         return self.source.parent / f"{part}{suffix}"
 
-    def _images(self, run: Run, x: np.ndarray, part: str) -> np.ndarray:
+    def _images(
+        self, run: Run, x: np.ndarray, part: str, labels: tuple[np.ndarray, ...] = ()
+    ) -> np.ndarray:
         """Run one graph and check what came out is a batch of images genlab can save."""
-        images = _run(run, x, self._file(part))
+        images = _run(run, (x, *labels), self._file(part))[0]
         shape = images.shape
         if (
             images.ndim != 4
@@ -408,49 +531,75 @@ class ExportedGenerator:
             )
         return images
 
-    def _ws(self, seed: int, psi: float) -> np.ndarray:
+    def _ws(self, seed: int, psi: float, label: int | None = None) -> np.ndarray:
+        """The seed's styles, truncated by ``psi`` towards w_avg, or for a conditional export
+        towards the class's own centre (the mapping half's second output, ``w_centre``)."""
         w_avg = self.style["w_avg"]
-        w = _run(self.mapping, latent(seed, self.latent_dim), self._file("mapping"))
-        if w.shape != (1, len(w_avg)):
+        where = self._file("mapping")
+        outputs = _run(self.mapping, (latent(seed, self.latent_dim), *self._labels(label)), where)
+        w, centre = outputs[0], (outputs[1] if self.num_classes and len(outputs) > 1 else w_avg)
+        if self.num_classes and len(outputs) < 2:
             raise GenerateError(
-                f"{self._file('mapping')}: the mapping outputs w of shape {w.shape}, "
+                f"{where}: a conditional mapping must also output its class centre (w_centre); "
+                f"re-export the model (`dvc repro {EXPORT_STAGE}`)"
+            )
+        if w.shape != (1, len(w_avg)) or np.shape(centre)[-1:] != (len(w_avg),):
+            raise GenerateError(
+                f"{where}: the mapping outputs w of shape {w.shape}, "
                 f"but its metadata says w_avg has {len(w_avg)} values; re-export the model"
             )
-        w = w_avg + check_psi(psi) * (w - w_avg)
-        return np.repeat(w[:, None, :], self.style["num_ws"], axis=1)
+        w = centre + check_psi(psi) * (w - centre)
+        return np.repeat(w[:, None, :], self.style["num_ws"], axis=1).astype(np.float32)
 
-    def image(self, seed: int, psi: float | None = None) -> np.ndarray:
-        """(C, H, W) in [-1, 1] for one seed: the same image whatever else is generated.
-        ``psi`` needs style controls."""
+    def image(self, seed: int, psi: float | None = None, label: int | None = None) -> np.ndarray:
+        """(C, H, W) in [-1, 1] for one seed (and, for a conditional export, one class): the
+        same image whatever else is generated. ``psi`` needs style controls."""
         check_seed(seed)
         if psi is None:
-            return self._images(self.run, latent(seed, self.latent_dim), "generator")[0]
+            z = latent(seed, self.latent_dim)
+            return self._images(self.run, z, "generator", self._labels(label))[0]
         self.require_styles("--psi")
-        return self._images(self.synthesis, self._ws(seed, psi), "synthesis")[0]
+        return self._images(self.synthesis, self._ws(seed, psi, label), "synthesis")[0]
 
-    def images(self, seeds: Sequence[int], psi: float | None = None) -> Iterator[np.ndarray]:
+    def images(
+        self,
+        seeds: Sequence[int],
+        psi: float | None = None,
+        labels: Sequence[int | None] | None = None,
+    ) -> Iterator[np.ndarray]:
         """:meth:`image` of each seed, one at a time: up to MAX_SEEDS images of up to
-        MAX_IMAGE_SIDE pixels a side are never all held at once."""
+        MAX_IMAGE_SIDE pixels a side are never all held at once. ``labels``: each seed's class
+        (default :meth:`default_labels`: balanced for a conditional export)."""
         check_seeds(seeds)
         if psi is not None:
             self.require_styles("--psi")
-        return (self.image(seed, psi) for seed in seeds)
+        labels = self.default_labels(len(seeds)) if labels is None else labels
+        if len(labels) != len(seeds):
+            raise GenerateError(f"{len(labels)} classes for {len(seeds)} seeds")
+        return (self.image(seed, psi, label) for seed, label in zip(seeds, labels, strict=True))
 
-    def interpolate(self, seed_a: int, seed_b: int, steps: int) -> Iterator[np.ndarray]:
-        """``steps`` images along the slerp path from seed_a's latent to seed_b's, one at a time."""
+    def interpolate(
+        self, seed_a: int, seed_b: int, steps: int, label: int | None = None
+    ) -> Iterator[np.ndarray]:
+        """``steps`` images along the slerp path from seed_a's latent to seed_b's, one at a
+        time; a conditional export keeps ``label``'s class all along the path."""
         check_seeds([seed_a, seed_b])
         check_steps(steps)
+        labels = self._labels(label)
         a, b = latent(seed_a, self.latent_dim), latent(seed_b, self.latent_dim)
         for t in np.linspace(0.0, 1.0, steps):
             z = slerp(a, b, t).astype(np.float32)
-            yield self._images(self.run, z, "generator")[0]
+            yield self._images(self.run, z, "generator", labels)[0]
 
-    def mix(self, seed_a: int, seed_b: int, psi: float | None = None) -> Iterator[np.ndarray]:
-        """One image per crossover 0..num_ws: the first k styles from seed_a, the rest from b."""
+    def mix(
+        self, seed_a: int, seed_b: int, psi: float | None = None, label: int | None = None
+    ) -> Iterator[np.ndarray]:
+        """One image per crossover 0..num_ws: the first k styles from seed_a, the rest from b
+        (a conditional export maps both seeds with ``label``: one class in every image)."""
         self.require_styles("--mix")
         check_seeds([seed_a, seed_b])
         psi = self.style["truncation_psi"] if psi is None else psi
-        ws_a, ws_b = self._ws(seed_a, psi), self._ws(seed_b, psi)
+        ws_a, ws_b = self._ws(seed_a, psi, label), self._ws(seed_b, psi, label)
         for crossover in range(self.style["num_ws"] + 1):
             ws = np.concatenate([ws_a[:, :crossover], ws_b[:, crossover:]], axis=1)
             yield self._images(self.synthesis, ws, "synthesis")[0]
@@ -536,12 +685,14 @@ def _style(metadata: dict[str, str], path: Path) -> dict[str, Any]:
     }
 
 
-def _run(run: Run, x: np.ndarray, path: Path) -> np.ndarray:
-    """One forward pass; a graph that fails on the inputs its metadata asks for is a bad file."""
+def _run(run: Run, inputs: tuple[np.ndarray, ...], path: Path) -> list[np.ndarray]:
+    """One forward pass, every output; a graph that fails on the inputs its metadata asks for
+    (a latent, and a class for a conditional one) is a bad file."""
     try:
-        return np.asarray(run(x))
+        return [np.asarray(output) for output in run(*inputs)]
     except Exception as error:  # onnxruntime and torch.jit raise many types
         kind = type(error).__name__
+        shapes = " and ".join(str(x.shape) for x in inputs)
         raise GenerateError(
-            f"{path} failed on an input of shape {x.shape} ({kind}: {printable(str(error), 200)})"
+            f"{path} failed on inputs of shape {shapes} ({kind}: {printable(str(error), 200)})"
         ) from error

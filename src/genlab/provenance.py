@@ -40,6 +40,9 @@ IPTC_EXT_NS = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 GENLAB_NS = "urn:genlab:provenance:1.0#"
 # What identifies the run that made an image or an export, in every record genlab writes
 RUN_KEYS = ("model", "run_id", "training_fingerprint", "code_version", "dataset_hash")
+#: What a generated image made by one class of a class-conditional model records of it: the
+#: class's name and its index (`genlab generate --class`, per-class folders, balanced seeds)
+CLASS_KEYS = ("class", "class_index")
 # The reproducible-builds convention: integer seconds since the epoch, the time outputs claim
 SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"
 _PNG_KEYWORD_MAX = 79  # PNG spec limit on text-chunk keywords

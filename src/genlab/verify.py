@@ -28,6 +28,7 @@ from genlab.checks import printable
 from genlab.data.images import MAX_VERIFY_PIXELS, open_image
 from genlab.errors import DatasetError
 from genlab.provenance import (
+    CLASS_KEYS,
     COMPOSITE_SOURCE_TYPE,
     DIGITAL_SOURCE_TYPE,
     RUN_KEYS,
@@ -332,7 +333,7 @@ def _signed_facts(found: dict[str, Any]) -> list[str]:
     if action.get("softwareAgent"):
         lines.append(f"    software agent: {_value(action['softwareAgent'])}")
     genlab = found.get("genlab") or {}
-    order = [*RUN_KEYS, "seed", "class", "created"]
+    order = [*RUN_KEYS, "seed", *CLASS_KEYS, "created"]
     keys = [k for k in order if k in genlab] + sorted(k for k in genlab if k not in order)
     for key in keys[:MAX_FIELDS_SHOWN]:
         lines.append(f"    {printable(key, 60)}: {printable(genlab[key])}")
@@ -356,7 +357,7 @@ def _unsigned_claims(report: dict[str, Any]) -> list[str]:
         lines.append(f"    IPTC label: {printable(report['digital_source_type'])}")
     else:
         lines.append("    no provenance metadata (never written, or stripped)")
-    for key in (*RUN_KEYS, "created", "seed"):
+    for key in (*RUN_KEYS, "created", "seed", *CLASS_KEYS):
         if key in report["provenance"]:
             lines.append(f"    {key}: {printable(report['provenance'][key])}")
     return lines

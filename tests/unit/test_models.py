@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import onnxruntime
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -96,6 +97,10 @@ def test_sampling_generator_exports_with_parity(compose_config, tmp_path, model)
     ts = export_torchscript(generator, module.latent_dim, tmp_path / "g.pt", parity_batch=4)
     onnx = export_onnx(generator, module.latent_dim, tmp_path / "g.onnx", parity_batch=4)
     assert ts["max_abs_diff"] < 1e-4 and onnx["max_abs_diff"] < 1e-4
+    # a conditional model (vae_class) exports its class input beside z, checked with labels
+    session = onnxruntime.InferenceSession(str(tmp_path / "g.onnx"))
+    inputs = [node.name for node in session.get_inputs()]
+    assert inputs == (["z", "label"] if module.num_classes else ["z"])
 
 
 @pytest.mark.parametrize("loss", [n for n in option_names("loss") if n != "none"])  # none: VAE

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,16 @@ from genlab.export.torchscript import (
     _batch_sizes,
     _check_parity,
     _eval_on_cpu,
-    _latents,
+    _inputs,
     _max_abs_diff,
     _quiet_torch,
+    num_classes_of,
 )
 from genlab.io import atomic_path
 
 INPUT_NAME = "z"
+#: a conditional generator's second input: int64 class indices, shape (batch,)
+LABEL_NAME = "label"
 OUTPUT_NAME = "images"
 
 
@@ -39,21 +42,28 @@ def export_onnx(
     atol: float = 1e-4,
     metadata: Mapping[str, str] | None = None,
     input_name: str = INPUT_NAME,
-    output_name: str = OUTPUT_NAME,
+    output_name: str | Sequence[str] = OUTPUT_NAME,
+    num_classes: int | None = None,
 ) -> dict[str, Any]:
     """Export ``generator`` (input ``z``, output ``images``, dynamic batch) to ONNX at ``path``.
 
-    ``metadata`` is stored as ONNX ``metadata_props`` so the file says where it came from.
-    Returns ``{"path", "max_abs_diff", "opset", "batch_sizes_checked"}``. Raises
-    :class:`ExportError` (leaving ``path`` untouched) on export, checker or parity failure.
+    A conditional generator (``num_classes``, default ``generator.num_classes``, > 0) gets a
+    second input ``label`` (int64 class indices, shape (batch,)) and is checked on batches of
+    mixed classes; ``output_name`` may name several outputs. ``metadata`` is stored as ONNX
+    ``metadata_props`` so the file says where it came from. Returns ``{"path",
+    "max_abs_diff", "opset", "batch_sizes_checked"}``. Raises :class:`ExportError` (leaving
+    ``path`` untouched) on export, checker or parity failure.
     """
     target = Path(path)
     sizes = _batch_sizes(parity_batch)
-    latents = _latents(input_shape, sizes, parity_seed)
+    conditional = num_classes_of(generator, num_classes) > 0
+    inputs = _inputs(input_shape, sizes, parity_seed, num_classes_of(generator, num_classes))
+    input_names = [input_name, LABEL_NAME] if conditional else [input_name]
+    output_names = [output_name] if isinstance(output_name, str) else list(output_name)
     with _eval_on_cpu(generator) as model, atomic_path(target) as tmp:
-        _export_graph(model, latents[0], tmp, opset, (input_name, output_name))
+        _export_graph(model, inputs[0], tmp, opset, (input_names, output_names))
         _stamp_and_check(tmp, metadata or {})
-        diff = _max_abs_diff(model, _ort_runner(tmp), latents)
+        diff = _max_abs_diff(model, _ort_runner(tmp), inputs)
         _check_parity("ONNX", diff, atol, target)
     return {
         "path": str(target),
@@ -70,20 +80,24 @@ def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 
 def _export_graph(
-    model: nn.Module, example: torch.Tensor, tmp: Path, opset: int, names: tuple[str, str]
+    model: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    tmp: Path,
+    opset: int,
+    names: tuple[list[str], list[str]],
 ) -> None:
-    input_name, output_name = names
+    input_names, output_names = names
     try:
         with _quiet_torch(), torch.no_grad():
             torch.onnx.export(
                 model,
-                (example,),
+                example,
                 str(tmp),
                 dynamo=False,
                 opset_version=opset,
-                input_names=[input_name],
-                output_names=[output_name],
-                dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes={name: {0: "batch"} for name in [*input_names, *output_names]},
             )
     except Exception as exc:  # torch raises many types here; callers only need ExportError
         raise ExportError(f"torch.onnx.export failed: {exc}") from exc
@@ -103,14 +117,15 @@ def _stamp_and_check(tmp: Path, metadata: Mapping[str, str]) -> None:
     onnx.save(model, str(tmp))
 
 
-def _ort_runner(tmp: Path) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A callable running the saved file in onnxruntime on CPU, like the eager generator."""
+def _ort_runner(tmp: Path) -> Callable[..., Any]:
+    """A callable running the saved file in onnxruntime on CPU, like the eager generator:
+    its inputs in the graph's order, one output as a tensor, several as a tuple."""
     session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+    input_names = [node.name for node in session.get_inputs()]
 
-    input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
-
-    def run(z: torch.Tensor) -> torch.Tensor:
-        (images,) = session.run([output_name], {input_name: z.numpy()})
-        return torch.from_numpy(images)
+    def run(*inputs: torch.Tensor) -> Any:
+        feed = {name: x.numpy() for name, x in zip(input_names, inputs, strict=True)}
+        outputs = [torch.from_numpy(array) for array in session.run(None, feed)]
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     return run

@@ -3,6 +3,10 @@
 The exported z -> image graph bakes in the configured truncation and no style mixing. Exporting
 the two halves lets `genlab generate` pick the truncation psi and mix the styles of two seeds
 with nothing but onnxruntime or torch.jit: w_avg, num_ws and w_dim travel in the metadata.
+
+A conditional generator's mapping half takes (z, label) and returns, beside w, ``w_centre``:
+the label's class centre that truncation pulls towards (the generator's ``w_centre``), so the
+per-class centres travel inside the graph, however many classes there are.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
+#: a conditional mapping half's outputs: w and the class centre truncation pulls it towards
+MAPPING_OUTPUTS = ("w", "w_centre")
+
 
 class MappingPart(nn.Module):
     """z (B, latent_dim) -> w (B, w_dim)."""
@@ -25,6 +32,19 @@ class MappingPart(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator.mapping(z)
+
+
+class ConditionalMappingPart(nn.Module):
+    """(z (B, latent_dim), label (B,)) -> (w (B, w_dim), w_centre (B, w_dim))."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+        self.num_classes = int(generator.num_classes)
+
+    def forward(self, z: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.generator.mapping(z, label)
+        return w, self.generator.w_centre(label).expand_as(w)
 
 
 class SynthesisPart(nn.Module):
@@ -63,12 +83,19 @@ def export_style_parts(
     generator.eval()
     meta = {**metadata, **style_metadata(generator)}
     w_dim, num_ws = int(meta["w_dim"]), int(meta["num_ws"])
+    if getattr(generator, "num_classes", 0):
+        mapping = (ConditionalMappingPart(generator), generator.latent_dim, ("z", MAPPING_OUTPUTS))
+    else:
+        mapping = (MappingPart(generator), generator.latent_dim, ("z", "w"))
     parts = {
-        "mapping": (MappingPart(generator), generator.latent_dim, ("z", "w")),
+        "mapping": mapping,
         "synthesis": (SynthesisPart(generator), (num_ws, w_dim), ("ws", "images")),
     }
     report: dict[str, Any] = {"num_ws": num_ws, "w_dim": w_dim}
     for name, (module, input_shape, (input_name, output_name)) in parts.items():
+        # eval, like the generator: the exporters hand a module back in the mode they found
+        # it, and a wrapper left in train mode would put the generator in train mode too
+        module.eval()
         part_meta = {**meta, "part": name}
         onnx_result = export_onnx(
             module,

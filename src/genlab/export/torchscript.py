@@ -60,24 +60,60 @@ def _latents(input_shape: InputShape, sizes: Sequence[int], seed: int) -> list[t
     return [torch.randn(n, *shape, generator=rng, dtype=torch.float32) for n in sizes]
 
 
+def num_classes_of(module: nn.Module, num_classes: int | None = None) -> int:
+    """``num_classes`` when given, else the module's own (0 for an unconditional network)."""
+    found = getattr(module, "num_classes", 0) if num_classes is None else num_classes
+    return int(found) if isinstance(found, int) else 0
+
+
+def _parity_labels(sizes: Sequence[int], seed: int, num_classes: int) -> list[torch.Tensor]:
+    """int64 class indices, one batch per size: distinct classes within a batch (cycling when
+    the batch is larger than the class count), so a graph that ignores or freezes the label
+    input is caught. An RNG of their own: the latents are those of an unconditional export."""
+    rng = torch.Generator().manual_seed(seed + 1)
+    return [torch.randperm(max(n, num_classes), generator=rng)[:n] % num_classes for n in sizes]
+
+
+def _inputs(
+    input_shape: InputShape, sizes: Sequence[int], seed: int, num_classes: int
+) -> list[tuple[torch.Tensor, ...]]:
+    """The parity inputs: ``(z,)`` per batch size, or ``(z, label)`` for a conditional network."""
+    latents = _latents(input_shape, sizes, seed)
+    if not num_classes:
+        return [(z,) for z in latents]
+    return list(zip(latents, _parity_labels(sizes, seed, num_classes), strict=True))
+
+
+def _as_outputs(value: Any) -> list[torch.Tensor]:
+    """One output or several (a tuple, as StyleGAN's conditional mapping half returns)."""
+    items = value if isinstance(value, (tuple, list)) else [value]
+    return [torch.as_tensor(item).detach().float().cpu() for item in items]
+
+
 def _max_abs_diff(
-    eager: nn.Module, exported: Callable[[torch.Tensor], Any], latents: Sequence[torch.Tensor]
+    eager: nn.Module,
+    exported: Callable[..., Any],
+    inputs: Sequence[torch.Tensor | tuple[torch.Tensor, ...]],
 ) -> float:
-    """Largest element-wise gap between eager and exported outputs over all latent batches."""
+    """Largest element-wise gap between eager and exported outputs over all input batches."""
     worst = 0.0
-    for z in latents:
+    for batch in inputs:
+        args = batch if isinstance(batch, tuple) else (batch,)
         with torch.no_grad():
-            want = eager(z).detach().float().cpu()
-            got = torch.as_tensor(exported(z)).detach().float().cpu()
-        if got.shape != want.shape:
-            raise ExportError(
-                f"exported output shape {tuple(got.shape)} != eager {tuple(want.shape)} "
-                f"for batch size {z.shape[0]}"
-            )
-        gap = (got - want).abs().max().item()
-        if math.isnan(gap):
-            return gap  # NaN fails the parity check
-        worst = max(worst, gap)
+            wanted = _as_outputs(eager(*args))
+            gotten = _as_outputs(exported(*args))
+        if len(gotten) != len(wanted):
+            raise ExportError(f"exported graph has {len(gotten)} outputs, eager {len(wanted)}")
+        for got, want in zip(gotten, wanted, strict=True):
+            if got.shape != want.shape:
+                raise ExportError(
+                    f"exported output shape {tuple(got.shape)} != eager {tuple(want.shape)} "
+                    f"for batch size {args[0].shape[0]}"
+                )
+            gap = (got - want).abs().max().item()
+            if math.isnan(gap):
+                return gap  # NaN fails the parity check
+            worst = max(worst, gap)
     return worst
 
 
@@ -99,21 +135,24 @@ def export_torchscript(
     parity_batch: int = 8,
     atol: float = 1e-4,
     metadata: Mapping[str, Any] | None = None,
+    num_classes: int | None = None,
 ) -> dict[str, Any]:
     """Trace ``generator`` to TorchScript at ``path``; publish only if the reloaded file matches.
 
     ``input_shape`` is one sample's input (the latent size for a generator). ``metadata`` is
     stored inside the file (``genlab.json``), read back by ``genlab.generate.torchscript_metadata``.
+    A conditional generator (``num_classes``, default ``generator.num_classes``, > 0) is traced
+    as ``forward(z, label)`` with int64 class indices, and checked on batches of mixed classes.
 
     Returns ``{"path", "max_abs_diff", "batch_sizes_checked"}``. Raises :class:`ExportError`
     (and leaves ``path`` untouched) when tracing fails or the parity check exceeds ``atol``.
     """
     target = Path(path)
     sizes = _batch_sizes(parity_batch)
-    latents = _latents(input_shape, sizes, parity_seed)
+    inputs = _inputs(input_shape, sizes, parity_seed, num_classes_of(generator, num_classes))
     extra_files = {METADATA_FILE: json.dumps(dict(metadata or {}), sort_keys=True)}
     with _eval_on_cpu(generator) as model, atomic_path(target) as tmp:
-        traced = _trace(model, latents[0])
+        traced = _trace(model, inputs[0])
         with _quiet_torch():
             # into a buffer, not the temporary file: its random name would name the archive
             tmp.write_bytes(
@@ -122,15 +161,16 @@ def export_torchscript(
                 )
             )
             reloaded = torch.jit.load(str(tmp), map_location="cpu")
-        diff = _max_abs_diff(model, reloaded, latents)
+        diff = _max_abs_diff(model, reloaded, inputs)
         _check_parity("TorchScript", diff, atol, target)
     return {"path": str(target), "max_abs_diff": diff, "batch_sizes_checked": list(sizes)}
 
 
-def _trace(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+def _trace(model: nn.Module, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
     """Trace without torch's own re-run check: the reloaded-file parity check is stricter."""
+    args: torch.Tensor | tuple[torch.Tensor, ...] = example[0] if len(example) == 1 else example
     try:
         with _quiet_torch(), torch.no_grad():
-            return torch.jit.trace(model, example, check_trace=False)
+            return torch.jit.trace(model, args, check_trace=False)
     except Exception as exc:  # torch raises many types here; callers only need ExportError
         raise ExportError(f"torch.jit.trace failed: {exc}") from exc

@@ -4,6 +4,7 @@ manifest beside every model file and a model card, written into the export folde
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from genlab.export.torchscript import export_torchscript
 from genlab.io import atomic_dir, file_digest, read_json_object, write_json
 from genlab.metric_keys import flat_scores
 from genlab.models.generator_file import load_generator
+from genlab.models.standing_statistics import balanced_labels
 from genlab.provenance import RUN_KEYS, claimed_time, save_grid
 from genlab.stages.entry import stage_main
 from genlab.tracking.wandb_setup import ModelArtifact, log_to_existing_run
@@ -50,7 +52,8 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
     identity = credentials.signing_identity()
     export_dir = Path(cfg.paths.export_dir)
     with atomic_dir(export_dir) as staging:
-        files = export_graphs(cfg, generator, staging, provenance)
+        classes = class_facts(generator, record)
+        files = export_graphs(cfg, generator, staging, provenance, classes)
         # each model file's last change was its parity-checked write: now they are final
         signed = sign_model_files(staging, provenance, identity)
         save_sample_grid(cfg, generator, staging / layout.EXPORT_SAMPLES, provenance)
@@ -62,6 +65,7 @@ def run_export(cfg: DictConfig) -> dict[str, Any]:
             "onnx": {**files["onnx"], "path": str(export_dir / layout.EXPORT_ONNX)},
             "samples": str(export_dir / layout.EXPORT_SAMPLES),
             "latent_dim": generator.latent_dim,
+            **classes,
             "style_controls": files["style_controls"],
             "provenance": provenance,
             "credentials": signed,
@@ -116,14 +120,48 @@ def read_metrics(cfg: DictConfig) -> dict[str, Any] | None:
     return read_json_object(path, redo) if path.is_file() else None
 
 
+def class_facts(generator: torch.nn.Module, record: dict[str, Any]) -> dict[str, Any]:
+    """What export.json says of the classes: ``conditioning`` ("none" or "class"),
+    ``num_classes`` (0 for an unconditional generator) and ``class_names`` (from the generator
+    file's record, as load_generator validated them; [] for an unconditional one)."""
+    num_classes = int(getattr(generator, "num_classes", 0))
+    return {
+        "conditioning": "class" if num_classes else "none",
+        "num_classes": num_classes,
+        "class_names": list(record.get("class_names") or []),
+    }
+
+
+def graph_metadata(classes: dict[str, Any]) -> dict[str, str]:
+    """The class facts as graph-file metadata (strings; the names as a JSON list), for a
+    conditional generator only: an unconditional export's files stay as they were."""
+    if not classes["num_classes"]:
+        return {}
+    return {
+        "conditioning": str(classes["conditioning"]),
+        "num_classes": str(classes["num_classes"]),
+        "class_names": json.dumps(classes["class_names"], ensure_ascii=True),
+    }
+
+
 def export_graphs(
-    cfg: DictConfig, generator: torch.nn.Module, staging: Path, provenance: dict[str, str]
+    cfg: DictConfig,
+    generator: torch.nn.Module,
+    staging: Path,
+    provenance: dict[str, str],
+    classes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """TorchScript and ONNX of the generator (and StyleGAN's mapping / synthesis halves), each
-    parity-checked against the eager network before it is written."""
+    parity-checked against the eager network before it is written. A conditional generator's
+    graphs take a second input, ``label`` (int64 class indices), and name their classes."""
     parity = dict(parity_seed=cfg.export.parity_seed, atol=cfg.export.parity_atol)
-    # What `genlab generate` needs besides the graph: where it came from and its input size.
-    file_metadata = {**provenance, "latent_dim": str(generator.latent_dim)}
+    # What `genlab generate` needs besides the graph: where it came from, its input size and,
+    # for a conditional generator, its classes.
+    file_metadata = {
+        **provenance,
+        "latent_dim": str(generator.latent_dim),
+        **graph_metadata(classes or {"num_classes": 0}),
+    }
     torchscript = export_torchscript(
         generator,
         generator.latent_dim,
@@ -190,13 +228,21 @@ def sign_model_files(
 def save_sample_grid(
     cfg: DictConfig, generator: torch.nn.Module, path: Path, provenance: dict[str, str]
 ) -> None:
+    """``export.grid_images`` samples; a conditional generator's are balanced over its classes,
+    one class per column (rounded up to whole rows of every class)."""
+    num_classes = int(getattr(generator, "num_classes", 0))
+    count = cfg.export.grid_images
+    if num_classes:
+        count = num_classes * max(1, -(-count // num_classes))
     latents = torch.randn(
-        cfg.export.grid_images,
-        generator.latent_dim,
-        generator=torch.Generator().manual_seed(cfg.export.parity_seed),
+        count, generator.latent_dim, generator=torch.Generator().manual_seed(cfg.export.parity_seed)
     )
+    labels = balanced_labels(count, num_classes)
     with torch.no_grad():
-        save_grid(generator(latents), path, provenance)
+        if labels is None:
+            save_grid(generator(latents), path, provenance)
+        else:
+            save_grid(generator(latents, labels), path, provenance, nrow=num_classes)
 
 
 def model_card_facts(
@@ -214,6 +260,7 @@ def model_card_facts(
         "code_version": record["code_version"],
         "config": record["config"],
         "data": record["data_meta"],
+        "class_names": summary["class_names"],
         "metrics": metrics,
         "export": summary,
         "train": record["train"],
