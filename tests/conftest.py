@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import shutil
 import tempfile
@@ -58,11 +59,36 @@ def tiny_model_overrides(model: str) -> list[str]:
 
 
 def compose_config_dir(*overrides: str):
-    """Compose conf/ with overrides, as a stage script would (without running Hydra's app)."""
+    """Compose conf/ with overrides, as a stage script would (without running Hydra's app).
+
+    A conditional model (``model.conditioning=class``, e.g. vae_class) takes its class count
+    from the fetched dataset's meta.json: unless the caller names ``data.dir``, it is pointed
+    at the digits fetched once for the session (``labelled_data_dir``), so composing it does
+    not depend on a ``data/`` folder in the checkout."""
     from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+        cfg = compose("config", overrides=list(overrides))
+        if OmegaConf.select(cfg, "model.conditioning") != "class" or any(
+            override.startswith(("data.dir=", "paths.data_dir=")) for override in overrides
+        ):
+            return cfg
+        return compose("config", overrides=[*overrides, f"data.dir={labelled_data_dir()}"])
+
+
+@functools.cache
+def labelled_data_dir() -> Path:
+    """The digits (ten classes) in the store format, fetched once per test process into a
+    temporary folder: the data.dir a conditional model composes against by default."""
+    from genlab.data.sources.digits import DigitsSource
+    from genlab.data.store import write_dataset
+
+    root = Path(tempfile.mkdtemp(prefix="genlab-test-digits-"))
+    atexit.register(shutil.rmtree, root, True)
+    source = DigitsSource(image_size=32, test_fraction=0.2, seed=0)
+    write_dataset(root / "digits", source.load(), source.meta())
+    return root / "digits"
 
 
 def pipeline_paths_under(root: Path) -> list[str]:

@@ -81,7 +81,10 @@ def _normalize_2nd_moment(x: torch.Tensor) -> torch.Tensor:
 
 
 def _same_batch(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two (B, *) tensors with the same batch size, a batch of one repeated to the other's."""
+    """Two (B, *) tensors with the same batch size, a batch of one repeated to the other's.
+    A traced export always passes equal batches (and comparing shapes there would warn)."""
+    if torch.jit.is_tracing() or a.shape[0] == b.shape[0]:
+        return a, b
     if a.shape[0] == 1 and b.shape[0] != 1:
         a = a.expand(b.shape[0], *a.shape[1:])
     elif b.shape[0] == 1 and a.shape[0] != 1:
