@@ -84,7 +84,7 @@ def test_metrics_have_intervals_manifold_scores_and_fid_inf(repo, model):
 def test_leaderboard_lists_every_model_beside_the_floor(repo):
     board = json.loads((repo / "leaderboard/leaderboard.json").read_text())
     assert sorted(board["ranking"]) == sorted(MODELS)
-    assert [board["models"][m]["rank"] for m in board["ranking"]] == [1, 2, 3]
+    assert [board["models"][m]["rank"] for m in board["ranking"]] == list(range(1, len(MODELS) + 1))
     kids = [board["models"][m]["kid_mean"] for m in board["ranking"]]
     assert kids == sorted(kids)
     table = (repo / "leaderboard/leaderboard.md").read_text()
@@ -122,14 +122,20 @@ def test_exports_load_and_match(repo, model):
     generator, record = load_generator(files.run.generator)
     assert not record["code_version"].endswith("-dirty"), record["train"]["code_changes"]
     z = torch.randn(3, generator.latent_dim, generator=torch.Generator().manual_seed(7))
-    expected = generator(z).detach().numpy()
+    inputs = {"z": z}
+    if generator.num_classes:  # vae_class: a label input, the digits' class names
+        assert summary["class_names"] == record["class_names"] == [str(d) for d in range(10)]
+        inputs["label"] = torch.tensor([7, 0, 3])
+    expected = generator(*inputs.values()).detach().numpy()
     scripted = torch.jit.load(str(export / "generator.torchscript.pt"))
-    np.testing.assert_allclose(scripted(z).detach().numpy(), expected, atol=1e-4)
+    np.testing.assert_allclose(scripted(*inputs.values()).detach().numpy(), expected, atol=1e-4)
     session = onnxruntime.InferenceSession(str(export / "generator.onnx"))
-    np.testing.assert_allclose(session.run(None, {"z": z.numpy()})[0], expected, atol=1e-4)
+    feeds = {name: value.numpy() for name, value in inputs.items()}
+    np.testing.assert_allclose(session.run(None, feeds)[0], expected, atol=1e-4)
     card = (export / "MODEL_CARD.md").read_text()
     assert record["run_id"] in card and "Intended use" in card
     assert "## Memorization" in card and "Samples closer than threshold" in card
+    assert "## Classes" in card
     assert (export / "samples.png").is_file()
     grids = sorted(p.name for p in files.run.samples.glob("step_*.png"))
     assert grids == [files.run.sample_grid(20).name, files.run.sample_grid(40).name]
@@ -145,6 +151,8 @@ def test_generate_then_verify_each_exported_model(repo, model, tmp_path):
     """The acceptance a new user tries: generate from the export, then verify the images."""
     out = tmp_path / model
     extra = ["--psi", "0.7", "--mix", "1", "2"] if model == "stylegan" else []
+    export = json.loads((run_files(model, root=repo).export / "export.json").read_text())
+    extra += ["--class", "7"] if export["num_classes"] else []
     run(
         [
             "genlab",
@@ -166,6 +174,8 @@ def test_generate_then_verify_each_exported_model(repo, model, tmp_path):
     assert len(images) == 4 + 2 + (1 if model == "stylegan" else 0)
     verified = run(["genlab", "verify", *map(str, images)], repo).stdout
     assert verified.count("verdict: Trusted") == len(images), verified
+    if export["num_classes"]:  # each image records the class that made it
+        assert verified.count("class_index: 7") >= len(images), verified
     assert run_files(model, root=repo).run.last_checkpoint.is_file()
 
 
