@@ -95,3 +95,58 @@ def test_other_ranks_wait_for_rank_zero_to_prepare_the_folder(tmp_path):
     decided = prepare_checkpoint_dir(folder, "fp", True, 100, is_global_zero=True)
     waiting.join(timeout=10)
     assert seen["rank1"] == decided == (False, (folder / "run_id").read_text().strip())
+
+
+def test_labels_shard_with_their_images_under_ddp(tmp_path, digits_dir):
+    """A conditional DCGAN on two ranks: both finish, the generator is conditional, and every
+    (image, label) pair each rank trained on is one of the dataset's."""
+    import hashlib
+    import subprocess
+
+    from genlab.data.store import read_split
+    from genlab.models.generator_file import load_generator
+
+    from .test_resume import PROJECT_ROOT
+
+    extra_conf, seen = tmp_path / "my_conf", tmp_path / "seen"
+    (extra_conf / "callbacks").mkdir(parents=True)
+    (extra_conf / "callbacks/with_labels.yaml").write_text(
+        "defaults:\n  - default\n  - _self_\nlabels:\n"
+        "  _target_: tests.support.planted.RecordBatchLabels\n  _partial_: true\n"
+        f"  out_dir: {seen}\n"
+    )
+    command = train_command(
+        tmp_path,
+        digits_dir,
+        *DDP,
+        "model.conditioning=class",
+        f"hydra.searchpath=[file://{extra_conf}]",
+        "callbacks=with_labels",
+        steps=8,
+    )
+    result = subprocess.run(
+        command,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "run/train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["replica_max_abs_diff"] == 0.0
+    generator, record = load_generator(tmp_path / "run/generator.safetensors")
+    assert generator.num_classes == 10 and record["class_names"] == [str(d) for d in range(10)]
+
+    train = read_split(digits_dir, "train")
+    labels_of: dict[str, set[int]] = {}
+    for image, label in zip(train.images, train.labels.tolist(), strict=True):
+        labels_of.setdefault(hashlib.sha256(image.tobytes()).hexdigest(), set()).add(label)
+    ranks = [json.loads((seen / f"rank_{r}.json").read_text()) for r in (0, 1)]
+    assert [rank["world_size"] for rank in ranks] == [2, 2]
+    for rank in ranks:
+        assert len(rank["pairs"]) == 8 * 16  # 8 steps of the per-device batch
+        for digest, label in rank["pairs"]:
+            assert label in labels_of[digest], f"image {digest[:12]} came with label {label}"
+    # the ranks train on different shards of the same data order
+    assert {d for d, _ in ranks[0]["pairs"]} != {d for d, _ in ranks[1]["pairs"]}

@@ -14,12 +14,17 @@ from safetensors.torch import load_file
 from ..conftest import MODEL_NAMES, fit_for_steps, tiny_model_overrides
 from .test_resume import run_to_end, sigterm_after_first_grid, train_command
 
-MODELS = MODEL_NAMES
+# every model conf/ ships (vae_class among them: conditional), and the conditional GANs
+MODELS = [*MODEL_NAMES, "dcgan+class", "stylegan+class"]
 
 
 def trained_weights(compose_config, digits_dir, model: str, seed: int) -> dict[str, torch.Tensor]:
+    """``model`` "<name>+class" is <name> with model.conditioning=class (labels from the data)."""
     pl.seed_everything(seed)
-    module = instantiate(compose_config(f"model={model}", *tiny_model_overrides(model)).model)
+    name, _, conditioning = model.partition("+")
+    extra = [f"model.conditioning={conditioning}", f"data.dir={digits_dir}"] if conditioning else []
+    module = instantiate(compose_config(f"model={name}", *tiny_model_overrides(name), *extra).model)
+    assert (module.num_classes > 0) == (module.conditioning == "class")
     fit_for_steps(module, digits_dir, steps=6, seed=seed)
     return module.sampling_generator().state_dict()
 
@@ -46,6 +51,8 @@ RESUME_CASES = {
     "dcgan": ["augment=diffaugment"],
     # StyleGAN draws noise and style-mixing cut points, and runs the lazy R1 by step count.
     "stylegan": tiny_model_overrides("stylegan")[1:],
+    # Labels ride with the images in the resumed data order; fakes are drawn for them.
+    "dcgan+class": ["model.conditioning=class", "augment=diffaugment"],
 }
 
 
@@ -53,8 +60,9 @@ RESUME_CASES = {
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("model", sorted(RESUME_CASES))
 def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, digits_dir, model):
-    extra = [f"model={model}", *RESUME_CASES[model], "train.checkpoint_every_n_steps=1000"]
-    if model == "stylegan":  # train_command's dcgan widths already set base_channels=8
+    name = model.partition("+")[0]
+    extra = [f"model={name}", *RESUME_CASES[model], "train.checkpoint_every_n_steps=1000"]
+    if name == "stylegan":  # train_command's dcgan widths already set base_channels=8
         extra = [e for e in extra if "base_channels" not in e]
     uninterrupted_dir, interrupted_dir = tmp_path / "uninterrupted", tmp_path / "interrupted"
     for directory in (uninterrupted_dir, interrupted_dir):
@@ -72,6 +80,8 @@ def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, digits
         generator_weights(uninterrupted_dir / "run"),
         generator_weights(interrupted_dir / "run"),
     )
+    if model.endswith("+class"):  # cBN's per-class scales: the generator is conditional
+        assert any(key.endswith("scale.weight") for key in expected), sorted(expected)
     for key in expected:
         assert torch.equal(expected[key], resumed[key]), (
             f"{model}: {key} differs after resuming from step {summary['resumed_from_step']}"

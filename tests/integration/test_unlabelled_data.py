@@ -69,3 +69,36 @@ def test_unlabelled_folder_with_fail_says_what_to_do(tmp_path):
     run_fetch(cfg)
     with pytest.raises(StageInputError, match="metrics.classifier.unlabelled=self_supervised"):
         run_train_classifier(cfg)
+
+
+def test_conditioning_on_an_unlabelled_folder_is_refused_at_train_time(tmp_path):
+    """model.conditioning=class needs the classes the dataset names: an unlabelled folder is
+    refused by the train script with one line naming the setting, before any training."""
+    import subprocess
+    import sys
+
+    from ..conftest import PROJECT_ROOT
+
+    cfg = unlabelled_config(tmp_path)
+    run_fetch(cfg)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "pipelines/train.py"),
+            "data=folder",
+            f"data.dir={cfg.data.dir}",
+            f"paths.run_dir={tmp_path / 'run'}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+            "model.conditioning=class",
+            "logger=csv",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "model.conditioning" in lines[0] and "names no classes" in lines[0], lines[0]
+    assert not (tmp_path / "run/generator.safetensors").exists()

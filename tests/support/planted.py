@@ -53,3 +53,27 @@ class RecordRun(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.out_file.write_text(json.dumps({"run_id": self.run_id, "iterations": self.iterations}))
+
+
+class RecordBatchLabels(pl.Callback):
+    """Writes every (image, label) pair the rank trained on to ``out_dir/rank_<r>.json`` as
+    [sha256 of the image's uint8 bytes, label]: checks that labels travel with their images
+    (under DDP each rank gets its own shard of both)."""
+
+    def __init__(self, context, out_dir: str):
+        self.out_dir = Path(out_dir)
+        self.pairs: list[tuple[str, int]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        import hashlib
+
+        from genlab.data.datamodule import to_uint8
+
+        images, labels = batch
+        for image, label in zip(to_uint8(images.cpu()), labels.tolist(), strict=True):
+            self.pairs.append((hashlib.sha256(image.numpy().tobytes()).hexdigest(), label))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        rank_file = self.out_dir / f"rank_{trainer.global_rank}.json"
+        rank_file.write_text(json.dumps({"world_size": trainer.world_size, "pairs": self.pairs}))

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from safetensors import safe_open
 
+from genlab.errors import StageInputError
 from genlab.layout import stage_instance
 from genlab.models.generator_file import (
     ARGUMENTS,
@@ -57,15 +58,62 @@ def test_every_model_family_round_trips_to_identical_samples(compose_config, tmp
                 buffer.add_(torch.rand_like(buffer))
     config = OmegaConf.to_container(cfg.model[module.sampling_network_key], resolve=True)
     path = tmp_path / "generator.safetensors"
-    save_generator(path, network, config, {"model": model, "run_id": "r"})
+    classes = [str(index) for index in range(module.num_classes)]  # [] when unconditional
+    record = {"model": model, "run_id": "r", "data_meta": {"classes": classes}}
+    save_generator(path, network, config, record)
     loaded, record = load_generator(path, model=model)
     assert type(loaded) is type(network) and not loaded.training
-    assert record["generator_config"] == config
+    assert record["generator_config"] == config and record["class_names"] == classes
+    assert getattr(loaded, "num_classes", 0) == module.num_classes
     z = torch.randn(3, network.latent_dim, generator=torch.Generator().manual_seed(0))
+    labels = module.sample_labels(3)  # None when unconditional
     with torch.no_grad():
-        assert torch.equal(loaded(z), network(z))
+        if labels is None:
+            assert torch.equal(loaded(z), network(z))
+        else:
+            assert torch.equal(loaded(z, labels), network(z, labels))
+            assert not torch.equal(loaded(z, labels), loaded(z, labels.flip(0)))
     untrained = build_untrained(config, seed=0)
     assert type(untrained) is type(network)
+
+
+CONDITIONAL = {**CONFIG, "num_classes": 3}
+
+
+@pytest.mark.parametrize(
+    "data_meta",
+    [
+        {},  # no classes recorded
+        {"classes": []},
+        {"classes": ["a", "b"]},  # fewer than the network's
+        {"classes": ["a", "b", "c", "d"]},  # more
+        {"classes": ["a", "b", "a"]},  # duplicates
+        {"classes": ["a", "b", "c\x1b[2J"]},  # a terminal escape
+        {"classes": ["a", "b\nERROR: fake", "c"]},  # a line break
+        {"classes": ["a", "b", "x" * 65]},  # too long
+        {"classes": "abc"},
+        {"classes": [1, 2, 3]},
+        "not an object",
+    ],
+)
+def test_a_conditional_generator_without_valid_class_names_is_refused(tmp_path, data_meta):
+    generator = DCGANGenerator(**{k: v for k, v in CONDITIONAL.items() if k != "_target_"})
+    path = tmp_path / "generator.safetensors"
+    save_generator(path, generator, CONDITIONAL, {"model": "dcgan", "data_meta": data_meta})
+    with pytest.raises(StageInputError, match="conditioned on 3 classes") as caught:
+        load_generator(path)
+    assert "\x1b" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_conditional_generator_loads_with_its_class_names(tmp_path):
+    generator = DCGANGenerator(**{k: v for k, v in CONDITIONAL.items() if k != "_target_"})
+    path = tmp_path / "generator.safetensors"
+    names = ["cat", "dog", "fox"]
+    save_generator(
+        path, generator, CONDITIONAL, {"model": "dcgan", "data_meta": {"classes": names}}
+    )
+    loaded, record = load_generator(path)
+    assert loaded.num_classes == 3 and record["class_names"] == names
 
 
 def test_identical_weights_and_metadata_give_identical_bytes(tmp_path):

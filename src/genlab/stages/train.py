@@ -191,6 +191,9 @@ def training_summary(
     return {
         "run_id": context.run_id,
         "model": context.cfg.model.name,
+        # what the generator is conditioned on (0: unconditional), beside the run's config
+        "conditioning": module.conditioning,
+        "num_classes": module.num_classes,
         "steps": module.training_steps,
         "resumed": resume,
         "resumed_from_step": module.start_step,
