@@ -331,6 +331,7 @@ def test_write_dataset_refuses_bad_classes_naming_the_dataset(tmp_path, classes,
 # --- a conditional model draws the class it is asked for --------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_briefly_trained_cvae_draws_the_asked_class(digits_dir, tmp_path):
     """vae_class (narrowed to base_channels=16), 200 steps of batch 32 on the digits with
