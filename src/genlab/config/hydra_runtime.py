@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.checks import CONDITIONING, class_names
+from genlab.checks import CONDITIONING, MAX_CLASS_NAME, MAX_CLASSES, class_names
 from genlab.errors import ConfigError
 from genlab.io import read_json_object
 from genlab.layout import DATA_META_FILE, RUNS_DIR, SWEEP_JOB_RUN_DIR, run_name
@@ -94,7 +94,15 @@ def dataset_num_classes(conditioning: str, data_dir: str) -> int:
             f"run the fetch stage first (`dvc repro fetch` or `python pipelines/fetch.py`)"
         )
     meta = read_json_object(path, fix="re-run the fetch stage to write it again")
-    names = class_names(meta.get("classes"))
+    listed = meta.get("classes")
+    names = class_names(listed)
+    if names is None and isinstance(listed, list) and listed:
+        raise ConfigError(
+            f"model.conditioning=class needs class names genlab can carry into its files, but "
+            f"{path} lists {len(listed)} that are not 1..{MAX_CLASSES} distinct printable names "
+            f"of at most {MAX_CLASS_NAME} characters: rename the class folders, or set "
+            f"model.conditioning=none"
+        )
     if names is None:
         raise ConfigError(
             f"model.conditioning=class needs a labelled dataset, but {path} names no classes "

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from genlab.checks import MAX_CLASS_NAME, MAX_CLASSES, class_names, printable
+from genlab.checks import printable
 from genlab.errors import DatasetError
 from genlab.io import atomic_dir, file_digest, write_json
 from genlab.layout import DATA_META_FILE, SPLIT_FILE
@@ -75,28 +75,24 @@ def write_dataset(
 def _class_count(splits: dict[str, Split], meta: dict[str, Any]) -> int:
     """The number of classes: the length of the source's ``classes`` list when it names them
     (a class no image shows is still a class a conditional model is built for), checked
-    against every label; else one more than the largest label (0 when unlabelled)."""
-    name = printable(str(meta.get("name", "the dataset")))
+    against every label (each in 0..C-1: a labelled dataset has no unlabelled image); else
+    one more than the largest label (0 when unlabelled). The names themselves are checked
+    where they are used (conditioning, per-class evaluation), so an unusual folder name never
+    stops an unconditional model's fetch."""
     listed = meta.get("classes")
-    if listed is None or listed == []:
+    if not isinstance(listed, list) or not listed:
         return int(max(int(s.labels.max(initial=-1)) for s in splits.values()) + 1)
-    names = class_names(listed)
-    if names is None:
-        raise DatasetError(
-            f"dataset {name!r}: its classes must be a list of 1 to {MAX_CLASSES} distinct, "
-            f"non-empty, printable names of at most {MAX_CLASS_NAME} characters, got "
-            f"{printable(repr(listed))}; fix the source's class names (folder names)"
-        )
     for split_name, split in splits.items():
         labels = split.labels
-        bad = labels[(labels < -1) | (labels >= len(names))]
+        bad = labels[(labels < 0) | (labels >= len(listed))]
         if bad.size:
+            name = printable(str(meta.get("name", "the dataset")))
             raise DatasetError(
                 f"dataset {name!r}: the {split_name} split has label {int(bad[0])}, but the "
-                f"dataset names {len(names)} classes (labels 0..{len(names) - 1}, or -1 for "
-                f"an unlabelled image); fix the source's labels or its class list"
+                f"dataset names {len(listed)} classes (labels 0..{len(listed) - 1}); fix the "
+                f"source's labels or its class list"
             )
-    return len(names)
+    return len(listed)
 
 
 def read_split(directory: str | os.PathLike, split: str) -> Split:
