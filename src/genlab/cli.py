@@ -36,7 +36,7 @@ from genlab.generate import (
     class_folder,
     parse_seeds,
 )
-from genlab.layout import MULTIRUN_DIR, RUNS_PAGE
+from genlab.layout import GENERATED_DIR, MULTIRUN_DIR, RUNS_PAGE
 
 T = TypeVar("T")
 _RUNS_PAGE_IN_WORKSPACE = object()  # `genlab runs --html` without a PATH (argparse converts
@@ -77,6 +77,14 @@ per_class_value = _argument(int, check_per_class, f"an integer in 1..{MAX_SEEDS}
 DEFAULT_SEEDS = "0-15"
 
 
+def default_out(model: Path) -> Path:
+    """Where `genlab generate` writes without --out: ``generated/<the export folder's name>``
+    under the current directory (``exports/vae_class-seed0/generator.onnx`` ->
+    ``generated/vae_class-seed0``), so the runs of two exports never mix."""
+    folder = model.resolve().parent.name
+    return Path(GENERATED_DIR) / (folder or "export")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genlab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -90,7 +98,10 @@ def _parser() -> argparse.ArgumentParser:
         help=f"exports/<run>/generator.onnx (a TorchScript .pt needs {TRUST_FLAG})",
     )
     generate.add_argument(
-        "--out", type=Path, help="folder for the PNGs (required unless --list-classes)"
+        "--out",
+        type=Path,
+        help=f"folder for the PNGs (default: {GENERATED_DIR}/<the export folder's name>, "
+        f"e.g. {GENERATED_DIR}/vae_class-seed0, under the current directory)",
     )
     generate.add_argument(
         "--seeds",
@@ -277,7 +288,7 @@ def _generate(args: argparse.Namespace) -> int:
         generator.require_styles("--psi")
     if args.mix:
         generator.require_styles("--mix")
-    out: Path = args.out
+    out: Path = args.out if args.out is not None else default_out(args.model)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if args.per_class is not None:
@@ -517,8 +528,6 @@ def _print_runs(args: argparse.Namespace, rows: list, every: list, workspace: Pa
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "generate" and args.out is None and not args.list_classes:
-        parser.error("genlab generate: the following arguments are required: --out")
     commands = {"generate": _generate, "verify": _verify, "keys": _keys, "runs": _runs}
     try:
         return commands[args.command](args)

@@ -25,7 +25,9 @@ import torch
 from genlab.checks import MAX_CLASSES, MAX_LATENT_DIM, class_names, printable
 from genlab.data.images import MAX_VERIFY_PIXELS
 from genlab.errors import GenerateError
+from genlab.export.torchscript import MAX_METADATA_CHARS  # what an export may write
 from genlab.layout import EXPORT_METADATA_ENTRY, EXPORT_ONNX, EXPORT_TORCHSCRIPT, stage_instance
+from genlab.models.standing_statistics import balanced_labels
 from genlab.provenance import CLASS_KEYS, RUN_KEYS
 
 #: one graph's forward: its inputs in order (z or ws, then a conditional graph's labels) ->
@@ -40,7 +42,6 @@ MAX_IMAGE_SIDE = 4096  # pixels per side of one generated image
 MAX_SEEDS = 10_000  # seeds per call; more is several calls
 MAX_SEED = 2**32 - 1  # the usual seed range (NumPy's); torch takes it as is
 MIN_STEPS, MAX_STEPS = 2, 256  # images along --interpolate
-MAX_METADATA_CHARS = 64 * MAX_LATENT_DIM  # w_avg as JSON: ~20 characters per float
 #: pixels of one --grid, interpolation or mixing PNG: what `genlab verify` reads back
 MAX_GRID_PIXELS = MAX_VERIFY_PIXELS
 GRID_PADDING = 2  # pixels between tiles, as torchvision's make_grid (save_grid) lays them out
@@ -447,11 +448,15 @@ class ExportedGenerator:
 
     def default_labels(self, count: int, label: int | None = None) -> list[int | None]:
         """The class of each of ``count`` images: ``label`` for all when one is asked for,
-        else balanced (0, 1, ..., C-1, 0, ...; the rule of models/standing_statistics.
-        balanced_labels, which every sampler of the pipeline uses); None when unconditional."""
+        else balanced (0, 1, ..., C-1, 0, ...: models/standing_statistics.balanced_labels, the
+        rule every sampler of the pipeline uses); None when unconditional."""
         if not self.num_classes:
             return [None] * count
-        return [label if label is not None else i % self.num_classes for i in range(count)]
+        if label is not None:
+            return [label] * count
+        balanced = balanced_labels(count, self.num_classes)
+        assert balanced is not None  # a conditional export
+        return balanced.tolist()
 
     def class_provenance(self, label: int | None) -> dict[str, str]:
         """What a PNG made by one class records of it (nothing for an unconditional model)."""

@@ -101,6 +101,9 @@ METRICS_FILE = "{run}.json"  # {run}: run_name(model, seed)
 NEAREST_TRAINING_IMAGE = "{run}_nearest_training.png"
 CLASS_GRID = "{run}_classes.png"  # a row per class, a column per latent seed (same z per column)
 
+# -- `genlab generate` without --out: generated/<the export folder's name> ---------------------
+GENERATED_DIR = "generated"
+
 # -- the export folder (paths.export_dir) -------------------------------------------------------
 EXPORT_TORCHSCRIPT = "generator.torchscript.pt"
 EXPORT_ONNX = "generator.onnx"

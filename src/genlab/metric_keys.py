@@ -123,17 +123,55 @@ INTRA_CLASS_KID = "intra_class_kid"
 CLASS_SUMMARY_SCORES = (CLASS_ACCURACY, INTRA_CLASS_KID)
 #: In the per_class section: the class the model does worst on (the model card flags it).
 WORST_CLASS = "worst_class"
+#: In the per_class section: how many classes have at least MIN_CLASS_SAMPLES samples (an
+#: unconditional model: the classes it was seen to draw). A class with fewer has no intra-class
+#: KID, so intra_class_kid is the mean over the drawn classes only: readers show "k of C classes
+#: drawn" beside it when k < C.
+CLASSES_DRAWN = "classes_drawn"
+MIN_CLASS_SAMPLES = 2  # an unbiased KID needs two samples
 
 
 def worst_class(rows: list[dict]) -> str | None:
-    """The worst class of per-class rows: the lowest sample accuracy when the rows have one (a
-    conditional model), else the highest intra-class KID; None when no row has a number."""
+    """The worst class of per-class rows: a class with fewer than MIN_CLASS_SAMPLES samples
+    first (the fewest first: a class the model hardly ever draws is its worst, though it has
+    no KID), else the lowest sample accuracy when the rows have one (a conditional model), else
+    the highest intra-class KID; None when no row has a number."""
+    missing = [
+        (count, index, row["class"])
+        for index, row in enumerate(rows)
+        for count in [finite_number(row.get("samples"))]
+        if count is not None and count < MIN_CLASS_SAMPLES
+    ]
+    if missing:
+        return min(missing)[2]
     for key, pick in (("accuracy", min), ("kid_mean", max)):
         scored = [(finite_number(row.get(key)), row["class"]) for row in rows]
         scored = [(value, name) for value, name in scored if value is not None]
         if scored:
             return pick(scored)[1]
     return None
+
+
+def classes_drawn(rows: list[dict]) -> int:
+    """How many of the rows' classes have at least MIN_CLASS_SAMPLES samples."""
+    return sum(1 for row in rows if (finite_number(row.get("samples")) or 0) >= MIN_CLASS_SAMPLES)
+
+
+def checked_classes_drawn(section: Any, num_classes: int) -> int | None:
+    """A metrics file's ``per_class.classes_drawn`` (someone else's file): an integer in
+    0..num_classes, else None (not recorded, or not a count of these classes)."""
+    value = as_mapping(section).get(CLASSES_DRAWN)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= num_classes:
+        return value
+    return None
+
+
+def classes_drawn_note(drawn: int | None, num_classes: int) -> str | None:
+    """``"3 of 10 classes drawn"`` when a model drew fewer classes than there are (the figures
+    over classes leave the others out), else None."""
+    if drawn is None or drawn >= num_classes:
+        return None
+    return f"{drawn} of {num_classes} classes drawn"
 
 
 #: per-class row figures that are counts, and shares that lie in 0..1

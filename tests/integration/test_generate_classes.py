@@ -246,3 +246,20 @@ def test_a_class_the_model_does_not_have_is_a_one_line_error(
     if which == "conditional":
         assert "9 'nine'" in line
     assert not (tmp_path / "o").exists(), "nothing is written"
+
+
+def test_the_issues_command_without_out_writes_under_generated(
+    export_dir, tmp_path, capsys, monkeypatch
+):
+    """`genlab generate exports/<run>/generator.onnx --class 7 --seeds 0-15 --grid`, as the
+    issue writes it: no --out, so generated/<the export folder's name> under the current
+    directory, named in the output."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["generate", str(export_dir / "generator.onnx"), "--class", "7", "--seeds", "0-15"]
+    code, out, err = run_cli([*argv, "--grid"], capsys)
+    assert code == 0, err
+    folder = Path("generated") / export_dir.name
+    assert str(folder) in out
+    written = sorted(p.name for p in (tmp_path / folder).iterdir() if p.suffix == ".png")
+    assert written == sorted([*(f"seed_{s:06d}.png" for s in range(16)), "grid.png"])
+    assert read_provenance(tmp_path / folder / "seed_000003.png")["class_index"] == "7"

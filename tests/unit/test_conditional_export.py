@@ -168,3 +168,62 @@ def test_class_metadata_from_a_hostile_file_is_refused(tmp_path):
         with pytest.raises(Exception, match="class_names") as caught:
             ExportedGenerator.load(Path(path))
         assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("family", ["dcgan", "vae", "stylegan"])
+def test_an_out_of_range_label_gives_non_finite_images_from_both_exports(family, tmp_path):
+    """ONNX's OneHot wraps -1 to the last class and gives a "no class" row for labels >= C: a
+    plausible wrong image. The exported graphs must instead give NaN / inf for such a label (a
+    caller outside genlab sees the bad input) and the right image for the others."""
+    network = tiny(family, num_classes=3)
+    export_onnx(network, LATENT, tmp_path / "g.onnx", parity_batch=4)
+    export_torchscript(network, LATENT, tmp_path / "g.pt", parity_batch=4)
+    session = onnxruntime.InferenceSession(str(tmp_path / "g.onnx"))
+    script = torch.jit.load(str(tmp_path / "g.pt"))
+    z = np.repeat(latent(5, LATENT), 5, axis=0)
+    labels = np.array([-1, 3, 99, 2, 0], dtype=np.int64)
+    want = eager(network, z[3:], [2, 0])
+    with torch.no_grad():
+        script_out = script(torch.from_numpy(z), torch.from_numpy(labels)).numpy()
+    for out in (session.run(None, {"z": z, "label": labels})[0], script_out):
+        for row in out[:3]:
+            assert not np.isfinite(row).all()
+        assert np.isfinite(out[3:]).all() and np.abs(out[3:] - want).max() < 1e-4
+
+
+@pytest.mark.parametrize("family", ["dcgan", "vae", "stylegan"])
+def test_an_out_of_range_label_is_refused_eagerly_naming_the_range(family):
+    network = tiny(family, num_classes=3)
+    z = torch.randn(2, LATENT)
+    for bad in ([0, 3], [-1, 0]):
+        with pytest.raises(ValueError, match=r"0\.\.2"):
+            network(z, torch.tensor(bad))
+
+
+def test_metadata_longer_than_generate_reads_is_refused_at_export(tmp_path):
+    """1000 class names of 64 non-ASCII letters (6 characters each in JSON) are valid names, but
+    as metadata more than `genlab generate` reads: the exporters refuse to write such a file,
+    while 1000 long ASCII names still export and load."""
+    network = tiny("dcgan")
+
+    def metadata(names: list[str]) -> dict[str, str]:
+        return {
+            "latent_dim": str(LATENT),
+            "num_classes": str(len(names)),
+            "class_names": json.dumps(names, ensure_ascii=True),
+        }
+
+    too_long = metadata([f"{i:03d}" + "é" * 61 for i in range(1000)])
+    for export, name in ((export_onnx, "g.onnx"), (export_torchscript, "g.pt")):
+        with pytest.raises(ExportError, match="class_names.*shorten the dataset's class names"):
+            export(network, LATENT, tmp_path / name, metadata=too_long, parity_batch=2)
+        assert not (tmp_path / name).exists()
+
+    names = [f"{i:03d}" + "x" * 61 for i in range(1000)]
+    export_onnx(network, LATENT, tmp_path / "ok.onnx", metadata=metadata(names), parity_batch=2)
+    export_torchscript(
+        network, LATENT, tmp_path / "ok.pt", metadata=metadata(names), parity_batch=2
+    )
+    assert ExportedGenerator.load(tmp_path / "ok.onnx").class_names == names
+    loaded = ExportedGenerator.load(tmp_path / "ok.pt", trust_torchscript=True)
+    assert loaded.class_names == names

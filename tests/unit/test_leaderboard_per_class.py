@@ -21,6 +21,7 @@ from genlab.checks import MAX_CLASSES
 from genlab.layout import class_grid, metrics_file, run_name
 from genlab.metric_keys import (
     CLASS_ACCURACY,
+    CLASSES_DRAWN,
     INTRA_CLASS_KID,
     PER_CLASS,
     PER_CLASS_ROW_KEYS,
@@ -281,3 +282,44 @@ def test_a_metrics_file_from_before_per_class_still_ranks(tmp_path):
     assert summary["uncond"]["worst class"] == "two"
     csv_rows = list(csv.DictReader(io.StringIO((tmp_path / "leaderboard/scores.csv").read_text())))
     assert csv_rows[0][INTRA_CLASS_KID] == "" and csv_rows[1][INTRA_CLASS_KID] != ""
+
+
+def _undrawn(drawn) -> dict:
+    """An unconditional seed-0 record whose model never drew class "two" (1 sample, no KID)."""
+    body = record("uncond", 0, 40.0)
+    rows = body[PER_CLASS]["rows"]
+    rows[2].update(samples=1, kid_mean=None, kid_std=None)
+    body[PER_CLASS][CLASSES_DRAWN] = drawn
+    body[INTRA_CLASS_KID] = statistics.fmean([rows[0]["kid_mean"], rows[1]["kid_mean"]])
+    return body
+
+
+def test_a_class_the_model_does_not_draw_is_named_and_counted(tmp_path):
+    metrics = tmp_path / "metrics"
+    write(metrics, "cond", 0, record("cond", 0, 20.0))
+    write(metrics, "uncond", 0, _undrawn(2))
+    board = compare(tmp_path, ["cond", "uncond"], [0])
+    section = board["models"]["uncond"][PER_CLASS]
+    assert section[CLASSES_DRAWN] == 2 and section[WORST_CLASS] == "two"
+    saved = json.loads((tmp_path / "leaderboard" / "leaderboard.json").read_text())
+    assert saved["models"]["uncond"][PER_CLASS][CLASSES_DRAWN] == 2
+    markdown = (tmp_path / "leaderboard" / "leaderboard.md").read_text()
+    summary = {row["model"]: row for row in table(markdown, 2)}
+    assert summary["uncond"]["intra-class KID x 1"].endswith("(2 of 3 classes drawn)")
+    assert summary["uncond"]["worst class"] == "two"
+    assert "classes drawn" not in summary["cond"]["intra-class KID x 1"]
+    assert "Only 2 of 3 classes drawn" in markdown.split("### uncond")[1]
+
+
+@pytest.mark.parametrize("drawn", [True, 4, -1, "2", 2.5, None, [2]])
+def test_a_hostile_classes_drawn_is_not_shown(tmp_path, drawn):
+    metrics = tmp_path / "metrics"
+    write(metrics, "cond", 0, record("cond", 0, 20.0))
+    write(metrics, "uncond", 0, _undrawn(drawn))
+    board = compare(tmp_path, ["cond", "uncond"], [0])
+    assert board["models"]["uncond"][PER_CLASS][CLASSES_DRAWN] is None
+    markdown = (tmp_path / "leaderboard" / "leaderboard.md").read_text()
+    summary = {row["model"]: row for row in table(markdown, 2)}
+    assert "classes drawn" not in summary["uncond"]["intra-class KID x 1"]
+    assert "Only" not in markdown.split("### uncond")[1]
+    assert summary["uncond"]["worst class"] == "two", "from the rows, never from the file"

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from genlab.export.model_card import NOT_RECORDED, render_model_card
-from genlab.metric_keys import CLASS_ACCURACY, INTRA_CLASS_KID, PER_CLASS
+from genlab.metric_keys import CLASS_ACCURACY, CLASSES_DRAWN, INTRA_CLASS_KID, PER_CLASS
 
 from .test_leaderboard_per_class import per_class
 
@@ -118,3 +118,33 @@ def test_figures_from_the_file_are_text_never_markup():
     rows = table_rows(text)
     assert rows[1][4] == NOT_RECORDED and rows[0][5] == NOT_RECORDED
     assert re.search(r"Worst class: .*x.* \(accuracy 0\.50\)", text)
+
+
+def test_an_unconditional_model_that_never_draws_a_class_is_flagged_for_it():
+    kid = [40.0, 95.5, 60.0]
+    config = {"model": {"name": "m", "conditioning": "none"}}
+    record = per_class([None] * 3, kid, False, names=NAMES[:3])
+    record["rows"][2].update(samples=0, kid_mean=None, kid_std=None)
+    record[CLASSES_DRAWN] = 2
+    metrics = {PER_CLASS: record, INTRA_CLASS_KID: (40.0 + 95.5) / 2}
+    text = section(render_model_card({"model_name": "m", "config": config, "metrics": metrics}))
+    assert "- **Mean intra-class KID:** 67.75 (over the drawn classes only: 2 of 3 classes" in text
+    assert "Worst class: 2 (0 of the evaluated samples): the model hardly ever draws 2" in text
+    assert [row[0] for row in table_rows(text)] == ["0", "1", "**2** (worst)"]
+    for hostile in (3, 4, -1, True, "2"):  # not a count of these classes: not shown
+        record[CLASSES_DRAWN] = hostile
+        text = section(render_model_card({"model_name": "m", "config": config, "metrics": metrics}))
+        assert "drawn classes" not in text
+
+
+def test_a_conditional_exports_section_says_what_label_takes():
+    export = {"onnx": {"path": "g.onnx", "max_abs_diff": 0.0}, "num_classes": 10}
+    card = render_model_card({"model_name": "m", "export": export})
+    exports = card.split("## Exports\n\n")[1].split("\n## ")[0]
+    assert "`label` (int64, batch): class indices in 0..9" in exports
+    assert "outside 0..9 gives images of NaN" in exports
+    for unconditional in (0, None, "10", True):
+        card = render_model_card(
+            {"model_name": "m", "export": {**export, "num_classes": unconditional}}
+        )
+        assert "`label`" not in card.split("## Exports")[1].split("\n## ")[0]

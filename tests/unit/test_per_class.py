@@ -5,6 +5,8 @@ per-class section; conditional generators are sampled with balanced labels."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -19,12 +21,21 @@ from genlab.evaluation.per_class import (
     class_summary,
     classify,
     evaluate_per_class,
+    grid_latents,
     grouped_grid,
     per_class_section,
 )
 from genlab.evaluation.settings import sample_images, sample_labels
+from genlab.generate import ExportedGenerator, latent
 from genlab.layout import class_grid
-from genlab.metric_keys import CLASS_ACCURACY, INTRA_CLASS_KID, PER_CLASS_ROW_KEYS
+from genlab.metric_keys import (
+    CLASS_ACCURACY,
+    CLASSES_DRAWN,
+    INTRA_CLASS_KID,
+    PER_CLASS_ROW_KEYS,
+    worst_class,
+)
+from genlab.models.standing_statistics import balanced_labels
 from genlab.networks.dcgan import DCGANGenerator
 from genlab.provenance import read_provenance
 
@@ -215,3 +226,54 @@ def test_unlabelled_data_gets_no_per_class_section_and_one_grid_row(tmp_path, di
         assert image.height == 32 + 2 * 2  # one row of tiles (padding 2)
         assert image.width == GRID_SEEDS * (32 + 2) + 2
     assert read_provenance(grid)["content"].startswith("samples at latent seeds")
+
+
+def test_an_unconditional_model_that_never_draws_a_class_names_it_worst(scored):
+    """Classes 2..9 never drawn, class 0 once: they have no KID, so the mean intra-class KID is
+    over class 1 only; the section says 1 of 10 classes was drawn and the worst class is one
+    the model never draws (the fewest samples first), not the worst of the drawn ones."""
+    classes = torch.full((SCORED,), 1)
+    classes[0] = 0
+    rows = rows_for(scored, classes, conditional=False)
+    section = per_class_section(rows, False, "x_classes.png")
+    assert section[CLASSES_DRAWN] == 1
+    assert section["worst_class"] == "2"  # 0 samples (class 0 has 1): the first of the fewest
+    assert class_summary(rows, False)[INTRA_CLASS_KID] == pytest.approx(rows[1]["kid_mean"])
+
+    every = rows_for(scored, scored["labels"], conditional=False)
+    section = per_class_section(every, False, "x_classes.png")
+    assert section[CLASSES_DRAWN] == 10
+    assert section["worst_class"] == max(every, key=lambda row: row["kid_mean"])["class"]
+
+
+def test_worst_class_takes_an_undrawn_class_before_accuracy_and_kid():
+    def row(name, samples, accuracy, kid):
+        return {"class": name, "samples": samples, "accuracy": accuracy, "kid_mean": kid}
+
+    rows = [row("a", 50, 0.2, 9.0), row("b", 1, None, None), row("c", 50, 0.9, 1.0)]
+    assert worst_class(rows) == "b"
+    assert worst_class([rows[0], rows[2]]) == "a"
+    rows = [row("a", 1, None, None), row("b", 0, None, None), row("c", 3, None, 1.0)]
+    assert worst_class(rows) == "b"
+
+
+def test_the_class_grid_latents_are_those_of_genlab_generate_seeds():
+    """The class grid's column s is what `genlab generate --seed s` draws: the two spell the
+    same rule (a generator seeded with s), so this pins them together."""
+    for dim in (8, 64):
+        grid = grid_latents(dim)
+        assert grid.shape == (GRID_SEEDS, dim)
+        for seed in range(GRID_SEEDS):
+            assert torch.equal(grid[seed], torch.from_numpy(latent(seed, dim))[0])
+
+
+def test_generate_default_labels_are_the_pipelines_balanced_labels():
+    for classes, count in ((3, 7), (10, 25), (2, 1)):
+        exported = ExportedGenerator(
+            run=lambda *inputs: [],
+            metadata={},
+            source=Path("g.onnx"),
+            class_names=[f"c{i}" for i in range(classes)],
+        )
+        assert exported.default_labels(count) == balanced_labels(count, classes).tolist()
+        assert exported.default_labels(count, 1) == [1] * count

@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from genlab.layout import class_grid, run_name
-from genlab.metric_keys import CLASS_ACCURACY, INTRA_CLASS_KID, PER_CLASS
+from genlab.metric_keys import CLASS_ACCURACY, CLASSES_DRAWN, INTRA_CLASS_KID, PER_CLASS
 from genlab.reporting import build_report
 
 from .test_leaderboard_per_class import per_class
@@ -187,3 +187,19 @@ def test_a_hostile_leaderboard_json_per_class_is_checked_again(tmp_path):
     assert "<script>x" not in page and "passwd" not in page
     stylegan = tables["per-class:stylegan"]
     assert stylegan[1][1][stylegan[0][1].index("accuracy")] == "n/a"
+
+
+def test_a_model_that_does_not_draw_every_class_says_so(tmp_path):
+    records = results()
+    rows = records["dcgan"][PER_CLASS]["rows"]
+    rows[1].update(samples=0, kid_mean=None, kid_std=None)
+    records["dcgan"][PER_CLASS][CLASSES_DRAWN] = 2
+    page, _ = build(tmp_path, records)
+    tables = parsed(page).tables
+    header, *summary_rows = tables["per-class-summary"]
+    summary = {cells[0]: dict(zip(header[1], cells, strict=True)) for _, cells in summary_rows}
+    assert summary["dcgan"]["intra-class KID x 1"].endswith("(2 of 3 classes drawn)")
+    assert summary["dcgan"]["worst class"] == "<b>one</b>", "the class never drawn"
+    assert "classes drawn" not in summary["vae"]["intra-class KID x 1"]
+    assert "dcgan: only 2 of 3 classes drawn" in html.unescape(page)
+    assert "vae: only" not in html.unescape(page)

@@ -8,7 +8,6 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from genlab.checks import class_names
 from genlab.data.sampling import ResumableShuffleSampler
 from genlab.data.store import read_meta, read_split
 from genlab.errors import DatasetError
@@ -68,14 +67,6 @@ class ImageDataModule(pl.LightningDataModule):
             )
         images = to_unit_range(torch.from_numpy(split.images))
         self.train_set = TensorDataset(images, torch.from_numpy(split.labels))
-
-    @property
-    def class_names(self) -> list[str]:
-        """The dataset's class names from its meta.json (label i is ``class_names[i]``), or
-        ``[]`` when it names none (unlabelled images): what a conditional model is built for.
-        Batches stay ``(images, labels)`` either way."""
-        names = class_names(read_meta(self.directory).get("classes"))
-        return names or []
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"

@@ -28,9 +28,11 @@ from genlab.evaluation.fidelity import as_uint8_images, kid_from_features
 from genlab.layout import class_grid
 from genlab.metric_keys import (
     CLASS_ACCURACY,
+    CLASSES_DRAWN,
     INTRA_CLASS_KID,
     PER_CLASS_ROW_KEYS,
     WORST_CLASS,
+    classes_drawn,
     worst_class,
 )
 from genlab.networks.classifier import DomainClassifier, to_classifier_input
@@ -116,7 +118,9 @@ def _mean(values: list[Any]) -> float | None:
 
 def class_summary(rows: list[dict[str, Any]], conditional: bool) -> dict[str, float | None]:
     """The flat top-level keys: mean per-class accuracy (None unconditional) and mean
-    intra-class KID over the classes that have one."""
+    intra-class KID over the classes that have one (the drawn classes: the per_class section's
+    ``classes_drawn`` says how many, so a reader can tell a mean over every class from one
+    that leaves out the classes an unconditional model never draws)."""
     return {
         CLASS_ACCURACY: _mean([row["accuracy"] for row in rows]) if conditional else None,
         INTRA_CLASS_KID: _mean([row["kid_mean"] for row in rows]),
@@ -126,8 +130,15 @@ def class_summary(rows: list[dict[str, Any]], conditional: bool) -> dict[str, fl
 def per_class_section(
     rows: list[dict[str, Any]], conditional: bool, grid: str | None
 ) -> dict[str, Any]:
-    """metrics/<run>.json's ``per_class`` section."""
-    return {"conditional": conditional, "rows": rows, WORST_CLASS: worst_class(rows), "grid": grid}
+    """metrics/<run>.json's ``per_class`` section: the rows, the worst class (a class drawn
+    fewer than twice first) and how many classes were drawn at least twice."""
+    return {
+        "conditional": conditional,
+        "rows": rows,
+        WORST_CLASS: worst_class(rows),
+        CLASSES_DRAWN: classes_drawn(rows),
+        "grid": grid,
+    }
 
 
 def grid_latents(latent_dim: int, seeds: int = GRID_SEEDS) -> torch.Tensor:

@@ -33,8 +33,11 @@ from genlab.metric_keys import (
     HIGHER_IS_BETTER,
     INTERVAL_ENDS,
     INTRA_CLASS_KID,
+    MIN_CLASS_SAMPLES,
     PER_CLASS,
+    checked_classes_drawn,
     checked_per_class_rows,
+    classes_drawn_note,
     worst_class,
 )
 
@@ -410,6 +413,11 @@ def _classes(info: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
         kind = NOT_RECORDED
     accuracy = _percent(finite_number(metrics.get(CLASS_ACCURACY)))
     kid = _score(finite_number(metrics.get(INTRA_CLASS_KID)))
+    drawn = (
+        classes_drawn_note(checked_classes_drawn(section, len(rows)), len(rows)) if rows else None
+    )
+    if drawn:
+        kid += f" (over the drawn classes only: {drawn})"
     lines = [  # the card's own Markdown; the class names were made plain text above
         "\n".join(
             [
@@ -450,6 +458,11 @@ def _worst_sentence(rows: list[dict[str, Any]], worst: str | None) -> str:
         return f"Worst class: {NOT_RECORDED} (no per-class accuracy or intra-class KID)."
     row = next(r for r in rows if r["class"] == worst)
     name = plain_text(worst)
+    if row["samples"] is not None and row["samples"] < MIN_CLASS_SAMPLES:
+        return (
+            f"Worst class: {name} ({_count(row['samples'])} of the evaluated samples): the model "
+            f"hardly ever draws {name}, so it has no intra-class KID for it."
+        )
     if row["accuracy"] is not None:
         return (
             f"Worst class: {name} (accuracy {row['accuracy']:.2f}): samples asked for {name} "
@@ -501,7 +514,17 @@ def _exports(export: Mapping[str, Any]) -> str:
     for fmt, label in (("onnx", "ONNX"), ("torchscript", "TorchScript")):
         entry = export.get(fmt) or {}
         rows.append(f"| {label} | {_fmt(entry.get('path'))} | {_fmt(entry.get('max_abs_diff'))} |")
-    return "\n".join(rows)
+    num_classes = export.get("num_classes")
+    if not (is_number(num_classes) and num_classes == int(num_classes) and num_classes > 0):
+        return "\n".join(rows)
+    top = int(num_classes) - 1
+    inputs = (
+        f"Inputs: `z` (float32, batch x latent size) and `label` (int64, batch): class indices "
+        f"in 0..{top}, in the order of the class list above. A label outside 0..{top} gives "
+        f"images of NaN (a wrong label never gives a plausible image of another class); "
+        f"`genlab generate --class` refuses it before running the graph."
+    )
+    return "\n\n".join(["\n".join(rows), inputs])
 
 
 def _credentials(run_name: Any, signed: Mapping[str, Any] | None) -> str:

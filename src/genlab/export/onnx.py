@@ -21,6 +21,7 @@ from genlab.export.torchscript import (
     _inputs,
     _max_abs_diff,
     _quiet_torch,
+    metadata_json,
     num_classes_of,
 )
 from genlab.io import atomic_path
@@ -55,6 +56,7 @@ def export_onnx(
     ``path`` untouched) on export, checker or parity failure.
     """
     target = Path(path)
+    metadata_json(metadata)  # no larger than `genlab generate` reads, checked before exporting
     sizes = _batch_sizes(parity_batch)
     conditional = num_classes_of(generator, num_classes) > 0
     inputs = _inputs(input_shape, sizes, parity_seed, num_classes_of(generator, num_classes))

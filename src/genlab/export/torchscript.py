@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from genlab.checks import require_positive
+from genlab.checks import MAX_LATENT_DIM, require_positive
 from genlab.errors import ExportError
 from genlab.io import atomic_path, torch_archive
 from genlab.layout import EXPORT_METADATA_ENTRY
@@ -51,6 +51,33 @@ def _batch_sizes(parity_batch: int) -> tuple[int, ...]:
 
 InputShape = int | Sequence[int]
 METADATA_FILE = EXPORT_METADATA_ENTRY
+#: The most characters of metadata an export may carry: a TorchScript file's genlab.json
+#: entry, an ONNX file's metadata as JSON. `genlab generate` refuses more (genlab.generate
+#: imports this), so the export stage refuses to write it. w_avg as JSON is ~20 characters per
+#: float of up to MAX_LATENT_DIM; class names take the rest.
+MAX_METADATA_CHARS = 64 * MAX_LATENT_DIM
+
+
+def metadata_json(metadata: Mapping[str, Any] | None) -> str:
+    """``metadata`` as the JSON text a TorchScript export stores (keys sorted), refused with an
+    ExportError when it is longer than `genlab generate` reads (MAX_METADATA_CHARS): better no
+    export than one that every `genlab generate` refuses."""
+    text = json.dumps(dict(metadata or {}), sort_keys=True)
+    if len(text) > MAX_METADATA_CHARS:
+        sizes = {str(key): len(json.dumps(value)) for key, value in (metadata or {}).items()}
+        largest = max(sizes, key=sizes.__getitem__)
+        raise ExportError(
+            f"the export metadata is {len(text):,} characters as JSON, more than genlab "
+            f"generate reads ({MAX_METADATA_CHARS:,}); the largest entry is {largest!r} "
+            f"({sizes[largest]:,} characters): "
+            + (
+                'shorten the dataset\'s class names (meta.json "classes"; non-ASCII letters '
+                "take 6 characters each) or use fewer classes, then re-train and export"
+                if largest == "class_names"
+                else "export a smaller model"
+            )
+        )
+    return text
 
 
 def _latents(input_shape: InputShape, sizes: Sequence[int], seed: int) -> list[torch.Tensor]:
@@ -150,7 +177,7 @@ def export_torchscript(
     target = Path(path)
     sizes = _batch_sizes(parity_batch)
     inputs = _inputs(input_shape, sizes, parity_seed, num_classes_of(generator, num_classes))
-    extra_files = {METADATA_FILE: json.dumps(dict(metadata or {}), sort_keys=True)}
+    extra_files = {METADATA_FILE: metadata_json(metadata)}
     with _eval_on_cpu(generator) as model, atomic_path(target) as tmp:
         traced = _trace(model, inputs[0])
         with _quiet_torch():

@@ -10,7 +10,6 @@ concatenates them as they are. An unconditional network (``num_classes == 0``) t
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from genlab.checks import MAX_CLASSES
@@ -54,7 +53,29 @@ def class_weights(
         return labels.to(dtype)
     if labels.dim() != 1:
         raise ValueError(f"class-index labels must be (batch,), got {tuple(labels.shape)}")
-    return F.one_hot(labels.long(), num_classes).to(dtype)
+    return one_hot_or_nan(labels, num_classes, dtype)
+
+
+def one_hot_or_nan(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """Class indices as one-hot rows; a label outside 0..num_classes-1 is a ValueError when
+    called eagerly, and a row of NaN in a traced graph (ONNX, TorchScript).
+
+    Not ``F.one_hot``: in ONNX it becomes OneHot, which wraps -1 to the last class and gives an
+    all-zero row ("no class") for a label >= num_classes, so a caller of the exported file would
+    get a plausible image of the wrong class. Here nothing wraps, and dividing each row by its
+    sum (1 for a valid label, 0 for an invalid one) turns an invalid row into NaN, which poisons
+    that sample's image instead."""
+    labels = labels.long()
+    if not torch.jit.is_tracing() and labels.numel():
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_classes:
+            bad = low if low < 0 else high
+            raise ValueError(
+                f"class label {bad} is out of range: labels must be class indices in "
+                f"0..{num_classes - 1}"
+            )
+    rows = (labels[:, None] == torch.arange(num_classes, device=labels.device)).to(dtype)
+    return rows / rows.sum(dim=1, keepdim=True)
 
 
 class ClassEmbedding(nn.Module):

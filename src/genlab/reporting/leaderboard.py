@@ -21,6 +21,7 @@ from genlab.layout import METRICS_DIR, class_grid, metrics_file, run_name, stage
 from genlab.metric_keys import (
     CLASS_ACCURACY,
     CLASS_SUMMARY_SCORES,
+    CLASSES_DRAWN,
     FID_INF,
     FLAT_SCORE_KEYS,
     HIGHER_IS_BETTER,
@@ -34,7 +35,9 @@ from genlab.metric_keys import (
     SEED_AGGREGATES,
     SEED_RANGE_RULE,
     WORST_CLASS,
+    checked_classes_drawn,
     checked_per_class_rows,
+    classes_drawn_note,
     display_exponent,
     flat_scores,
     intervals_overlap,
@@ -423,6 +426,7 @@ def per_class_section(value: Any) -> tuple[dict[str, Any] | None, str | None]:
         "conditional": conditional if isinstance(conditional, bool) else None,
         "rows": clean,
         WORST_CLASS: worst_class(clean),
+        CLASSES_DRAWN: checked_classes_drawn(value, len(clean)),
     }, None
 
 
@@ -836,7 +840,9 @@ PER_CLASS_SENTENCE = (
     "*intra-class KID*: that class's samples against that class's test images (an "
     "unconditional model's samples are sorted into classes by the classifier); *too close*: "
     "share of the class's samples nearer to a training image than the memorization "
-    "threshold. The worst class: the lowest accuracy, else the highest intra-class KID."
+    "threshold. The worst class: one drawn fewer than twice (no intra-class KID), else the "
+    "lowest accuracy, else the highest intra-class KID; the means over classes leave out the "
+    'classes a model does not draw ("k of C classes drawn").'
 )
 
 
@@ -915,14 +921,27 @@ def class_summary_rows(board: Mapping[str, Any]) -> list[dict[str, str]]:
                 "conditional": {True: "yes", False: "no"}.get(conditional, "n/a"),
                 "class accuracy": format_percent(finite_number(row.get(CLASS_ACCURACY))),
                 "class accuracy over seeds": _percent_mean_std(seeds.get(CLASS_ACCURACY)),
-                "intra-class KID": format_number(
-                    scaled(finite_number(row.get(INTRA_CLASS_KID)), kid)
+                "intra-class KID": _with_drawn(
+                    format_number(scaled(finite_number(row.get(INTRA_CLASS_KID)), kid)), section
                 ),
                 "intra-class KID over seeds": mean_std(seeds.get(INTRA_CLASS_KID), 4, kid),
                 "worst class": class_name_text(worst) if worst is not None else note or "n/a",
             }
         )
     return rows
+
+
+def drawn_note(section: Mapping[str, Any] | None) -> str | None:
+    """``"3 of 10 classes drawn"`` for a checked per-class section whose model drew fewer
+    classes than there are (metric_keys.classes_drawn_note), else None."""
+    if section is None:
+        return None
+    return classes_drawn_note(section.get(CLASSES_DRAWN), len(section["rows"]))
+
+
+def _with_drawn(text: str, section: Mapping[str, Any] | None) -> str:
+    note = drawn_note(section)
+    return f"{text} ({note})" if note else text
 
 
 def _percent_mean_std(aggregate: Any) -> str:
@@ -962,6 +981,8 @@ def per_class_markdown(board: dict[str, Any], link_from: Path | None = None) -> 
         if section is None:
             lines.append(f"Per-class figures: {note}.")
             continue
+        if drawn_note(section):
+            lines += [f"Only {drawn_note(section)}: the others have no intra-class KID.", ""]
         lines += _markdown_table(PER_CLASS_COLUMNS, headers)
         for cells in per_class_rows(board, model):
             cells = {**cells, "class": markdown_text(cells["class"])}

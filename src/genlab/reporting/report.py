@@ -58,6 +58,7 @@ from genlab.reporting.leaderboard import (
     board_per_class,
     class_summary_rows,
     column_headers,
+    drawn_note,
     format_number,
     leaderboard_rows,
     per_class_headers,
@@ -496,8 +497,9 @@ def _per_class(board: dict[str, Any], runs: dict[str, FirstRun], metrics_dir: Pa
     ]
     for model in board["ranking"]:
         run = runs[model]
-        _, note = board_per_class(board["models"][model])
+        section, note = board_per_class(board["models"][model])
         rows = per_class_rows(board, model)
+        drawn = drawn_note(section)
         table = (
             _html_table(
                 f'<table class="per-class" data-model="{html.escape(model)}">',
@@ -508,6 +510,8 @@ def _per_class(board: dict[str, Any], runs: dict[str, FirstRun], metrics_dir: Pa
             if rows
             else note_html(f"{model}: per-class figures {note}")
         )
+        if rows and drawn:
+            table = note_html(f"{model}: only {drawn}: the others have no intra-class KID") + table
         parts.append(
             f'<div class="model-classes" data-model="{html.escape(model)}">'
             f"<h3>{html.escape(model)} <small>(run {html.escape(run.name)})</small></h3>"
