@@ -325,6 +325,22 @@ def test_write_dataset_refuses_labels_outside_the_classes(tmp_path, classes, lab
     assert not (tmp_path / "d").exists()  # nothing half-written
 
 
+def test_a_pulled_dataset_with_a_label_outside_its_classes_is_refused_before_training(tmp_path):
+    """data/ someone else wrote (dvc pull) never went through write_dataset's check: the
+    datamodule checks the labels against meta.json's classes before the first step."""
+    import json
+
+    split = Split(np.zeros((4, 1, 8, 8), np.uint8), np.array([0, 1, 0, 1]))
+    write_dataset(tmp_path / "d", {"train": split, "test": split}, {"classes": ["a", "b"]})
+    np.savez(tmp_path / "d/train.npz", images=split.images, labels=np.array([0, 1, -1, 1]))
+    module = ImageDataModule(tmp_path / "d", batch_size=2)
+    with pytest.raises(DatasetError, match="label -1, but the dataset names 2 classes"):
+        module.setup()
+    meta = json.loads((tmp_path / "d/meta.json").read_text())
+    (tmp_path / "d/meta.json").write_text(json.dumps({**meta, "classes": []}))
+    ImageDataModule(tmp_path / "d", batch_size=2).setup()  # unlabelled: -1 is fine
+
+
 @pytest.mark.parametrize(
     "classes",
     [["a", "a"], ["a", "b\x1b[2J"], ["", "b"], ["x" * 65, "b"], [1, 2]],

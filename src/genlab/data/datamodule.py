@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from genlab.data.sampling import ResumableShuffleSampler
-from genlab.data.store import read_meta, read_split
+from genlab.data.store import check_labels, read_meta, read_split
 from genlab.errors import DatasetError
 
 
@@ -65,6 +65,9 @@ class ImageDataModule(pl.LightningDataModule):
                 f"data.batch_size={self.batch_size} is larger than the {len(split.labels)} "
                 f"training images in {self.directory}; lower data.batch_size"
             )
+        listed = meta.get("classes")
+        if isinstance(listed, list) and listed:
+            check_labels(split.labels, len(listed), f"{self.directory}/train")
         images = to_unit_range(torch.from_numpy(split.images))
         self.train_set = TensorDataset(images, torch.from_numpy(split.labels))
 

@@ -82,17 +82,23 @@ def _class_count(splits: dict[str, Split], meta: dict[str, Any]) -> int:
     listed = meta.get("classes")
     if not isinstance(listed, list) or not listed:
         return int(max(int(s.labels.max(initial=-1)) for s in splits.values()) + 1)
+    name = printable(str(meta.get("name", "the dataset")))
     for split_name, split in splits.items():
-        labels = split.labels
-        bad = labels[(labels < 0) | (labels >= len(listed))]
-        if bad.size:
-            name = printable(str(meta.get("name", "the dataset")))
-            raise DatasetError(
-                f"dataset {name!r}: the {split_name} split has label {int(bad[0])}, but the "
-                f"dataset names {len(listed)} classes (labels 0..{len(listed) - 1}); fix the "
-                f"source's labels or its class list"
-            )
+        check_labels(split.labels, len(listed), f"dataset {name!r}: the {split_name} split")
     return len(listed)
+
+
+def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
+    """A labelled split's labels all lie in 0..num_classes-1 (the classes its meta.json
+    lists; no -1): at fetch, and again when training reads a dataset someone else wrote (a
+    pulled ``data/``), so a bad label is a clear error before any step, not a crash in one."""
+    bad = labels[(labels < 0) | (labels >= num_classes)]
+    if bad.size:
+        raise DatasetError(
+            f"{where} has label {int(bad[0])}, but the dataset names {num_classes} classes "
+            f"(labels 0..{num_classes - 1}); fix the source's labels or its class list and "
+            f"re-run the fetch stage"
+        )
 
 
 def read_split(directory: str | os.PathLike, split: str) -> Split:
