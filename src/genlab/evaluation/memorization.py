@@ -135,20 +135,6 @@ def measure_memorization(
     )
 
 
-def memorization_report(
-    samples: torch.Tensor,
-    train: torch.Tensor,
-    test: torch.Tensor,
-    embed: Embed,
-    quantile: float = 0.05,
-    num_pairs: int = 16,
-) -> tuple[dict[str, Any], torch.Tensor]:
-    """Figures for the metrics file, and (2 * num_pairs) uint8 images: the samples closest to
-    a training image (feature space), each followed by that training image."""
-    measured = measure_memorization(samples, train, test, embed, quantile, num_pairs)
-    return measured.report, measured.pairs
-
-
 def check_memorization(
     cfg: DictConfig,
     samples: torch.Tensor,
