@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from genlab.config.validate import validate_config
 
-from ..conftest import PROJECT_ROOT
+from ..conftest import PROJECT_ROOT, labelled_data_dir
 
 CONF = PROJECT_ROOT / "conf"
 DATA = sorted(path.stem for path in (CONF / "data").glob("*.yaml"))
@@ -46,6 +46,8 @@ def _cases():
 def test_set_param_changes_exactly_that_value(tmp_path, relative, key, value, choice):
     conf = tmp_path / "conf"
     shutil.copytree(CONF, conf)
+    if relative.startswith("model/"):  # a conditional model reads its classes from the data
+        choice = [*choice, f"data.dir={labelled_data_dir()}"]
     expected = _composed(conf, *choice)
     assert OmegaConf.select(expected, key) != value
     OmegaConf.update(expected, key, value)
