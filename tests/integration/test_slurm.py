@@ -172,8 +172,15 @@ def test_sweep_runs_each_job_as_its_own_slurm_job(slurm, tmp_path, digits_dir):
     # Both went through SLURM: an array of two tasks, both COMPLETED in the controller's books.
     slurm_ids = slurm_job_ids(sweep_dir)
     assert len(slurm_ids) == 2
-    states = slurm.jobs()
-    assert {states[slurm_id] for slurm_id in slurm_ids} == {"COMPLETED"}
+    # submitit hands back a job's result before its process has exited: the controller may
+    # list a task RUNNING for a moment after the sweep returns, so wait for its books to settle.
+    deadline = time.monotonic() + 60
+    while True:
+        states = {slurm.jobs().get(slurm_id) for slurm_id in slurm_ids}
+        if not states & {"RUNNING", "COMPLETING"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert states == {"COMPLETED"}
 
 
 def test_two_nodes_train_one_ddp_run(slurm, tmp_path, digits_dir):
