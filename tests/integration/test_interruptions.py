@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
 
-from .test_resume import run_to_end, sigterm_after_first_grid, train_command
+from .test_resume import (
+    run_to_end,
+    sigterm_after_first_grid,
+    start_training,
+    train_command,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -40,6 +48,71 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_resumes_from_it(tmp_path, digi
     assert summary["resumed"] is True and summary["resumed_from_step"] == stopped_at
     assert summary["run_id"] == run_id, "the resumed run continues the same W&B run"
     assert summary["steps"] == 300
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, as SLURM's process tracking finds a job's processes
+    (wandb-core runs in its own session, so a process-group signal would miss it)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in map(int, (task / "children").read_text().split()):
+            found += [child, *descendants(child)]
+    return found
+
+
+def process_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except FileNotFoundError:  # exited between the listing and now
+        return ""
+
+
+def running(pid: int) -> bool:
+    """Not exited: a process its parent has not reaped yet (a zombie) has exited."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_sigterm_to_every_process_of_the_job_still_saves_a_checkpoint(tmp_path, digits_dir):
+    """SLURM's pre-emption signals a job's every process: W&B's service (wandb-core) exits at
+    once, and the training's next metric or grid meets a dead socket. Here the service goes
+    first, on purpose, and the training a moment later: logging to W&B must stop, not the run."""
+    command = train_command(
+        tmp_path,
+        digits_dir,
+        "train.checkpoint_every_n_steps=1000",
+        "train.sample_every_n_steps=5",  # a grid logged to W&B every 5 steps
+        "trainer.log_every_n_steps=1",  # and metrics at every step
+    )
+    process = start_training(command, tmp_path)
+    wait_until(lambda: any((tmp_path / "run/samples").glob("step_*.png")), process)
+    services = [pid for pid in descendants(process.pid) if process_name(pid) == "wandb-core"]
+    assert services, "an offline W&B run has a wandb-core process"
+    for pid in services:
+        os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not any(map(running, services)), process)
+    grids = len(list((tmp_path / "run/samples").glob("step_*.png")))
+    wait_until(  # training goes on without W&B: more grids, each one a failed W&B call before
+        lambda: len(list((tmp_path / "run/samples").glob("step_*.png"))) >= grids + 3, process
+    )
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 143, stderr[-3000:]
+    assert "stopped by SIGTERM at training step" in stderr and "Traceback" not in stderr
+    stopped_at = int(stderr.split("stopped by SIGTERM at training step ")[1].split(";")[0])
+    assert checkpoint_step(tmp_path / "run/checkpoints/last.ckpt") == stopped_at
+    training_log = (tmp_path / "hydra/train.log").read_text()
+    assert "W&B's service process is gone (ConnectionResetError" in training_log
+    assert "was not closed (its service process had stopped)" in training_log
+
+    run_id = (tmp_path / "run/checkpoints/run_id").read_text().strip()
+    summary = run_to_end([*command, "train.sample_every_n_steps=100"], tmp_path)
+    assert summary["resumed"] is True and summary["resumed_from_step"] == stopped_at
+    assert summary["steps"] == 300
+    assert summary["run_id"] == run_id, "the resumed run continues the same W&B run"
 
 
 def test_disk_full_keeps_the_last_good_checkpoint(tmp_path, digits_dir, monkeypatch, capsys):

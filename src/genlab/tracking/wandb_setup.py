@@ -7,6 +7,10 @@ credentials and a server that answers, otherwise offline, and says once how to s
 W&B keeps what it is given for good, so it gets no URL secrets: the config is redacted, and so
 is the command line it records as the run's ``args`` (a ``data.source.url=...`` override may
 carry a token).
+
+Logging never ends a run, at its start or later: when W&B's service process dies mid-run (SLURM's
+pre-emption signals every process of a job, wandb-core included), W&B logging stops with one
+warning and training goes on to its SIGTERM checkpoint (:class:`WandbLoggerSurvivingItsService`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
+
+from pytorch_lightning.loggers import WandbLogger
 
 from genlab.config.hydra_runtime import sweep_name
 from genlab.config.redaction import redact_config, redact_text
@@ -48,6 +54,47 @@ class ModelArtifact:
     files: Sequence[Path]
     description: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class WandbLoggerSurvivingItsService(WandbLogger):
+    """Lightning's WandbLogger, except that losing W&B's service process stops W&B logging with
+    one warning instead of failing the training step that was logging.
+
+    The Python side talks to wandb-core over a local socket, so a ``ConnectionError`` there
+    means that process is gone, not the network (wandb-core owns retries online). SLURM signals
+    every process of a job on pre-emption (``scontrol requeue``, ``scancel``), and wandb-core
+    exits at once: the next metric or sample grid would raise ``ConnectionResetError`` mid-batch,
+    before Lightning reaches the SIGTERM checkpoint the requeued job resumes from. Everything
+    still reaches the CSV log; the requeued job logs to the same W&B run id again.
+    """
+
+    service_lost: str | None = None  # why W&B logging stopped, once it has
+
+    def log_metrics(self, *args: Any, **kwargs: Any) -> None:
+        self._unless_service_lost(super().log_metrics, *args, **kwargs)
+
+    def log_hyperparams(self, *args: Any, **kwargs: Any) -> None:
+        self._unless_service_lost(super().log_hyperparams, *args, **kwargs)
+
+    def after_save_checkpoint(self, *args: Any, **kwargs: Any) -> None:
+        self._unless_service_lost(super().after_save_checkpoint, *args, **kwargs)
+
+    def finalize(self, *args: Any, **kwargs: Any) -> None:
+        self._unless_service_lost(super().finalize, *args, **kwargs)
+
+    def _unless_service_lost(self, call: Any, *args: Any, **kwargs: Any) -> None:
+        if self.service_lost:
+            return
+        try:
+            call(*args, **kwargs)
+        except ConnectionError as error:
+            self.service_lost = f"{type(error).__name__}: {error}"
+            log.warning(
+                "W&B's service process is gone (%s): W&B logging stops here and training goes "
+                "on; every metric is still in the CSV log. A pre-empted SLURM job loses it to "
+                "the same signal; the resumed run logs to the same W&B run.",
+                self.service_lost,
+            )
 
 
 def has_credentials() -> bool:
@@ -139,7 +186,6 @@ def make_wandb_logger(
 ):
     """A started WandbLogger, or None when W&B is disabled. Online failures fall back offline.
     The W&B group: logger.group when set, else the sweep's name, else ``group``."""
-    from pytorch_lightning.loggers import WandbLogger
     from pytorch_lightning.utilities import rank_zero_only
 
     mode, reason = resolve_mode(logger_cfg.mode, logger_cfg.init_timeout)
@@ -153,7 +199,7 @@ def make_wandb_logger(
     def start(chosen_mode: str) -> WandbLogger:
         import wandb
 
-        wandb_logger = WandbLogger(
+        wandb_logger = WandbLoggerSurvivingItsService(
             project=logger_cfg.project,
             entity=logger_cfg.entity,
             group=logger_cfg.group or sweep_name() or group,  # a sweep's runs share its name
@@ -212,8 +258,6 @@ def wandb_logger_for_run(context: RunContext):
 def wandb_run_url(loggers: list[Any]) -> str | None:
     """The W&B page of the run these loggers logged to, when it was online (an offline run has
     none until `wandb sync`): the report links each run's id to it."""
-    from pytorch_lightning.loggers import WandbLogger
-
     for logger in loggers:
         if isinstance(logger, WandbLogger) and getattr(logger, "_experiment", None) is not None:
             run = logger.experiment
@@ -224,14 +268,32 @@ def wandb_run_url(loggers: list[Any]) -> str | None:
 
 def finish_wandb_runs(loggers: list[Any], succeeded: bool) -> None:
     """Close the W&B runs these loggers started (exit code 1 for a failed job)."""
-    from pytorch_lightning.loggers import WandbLogger
-
     for logger in loggers:
         if isinstance(logger, WandbLogger) and getattr(logger, "_experiment", None) is not None:
+            if getattr(logger, "service_lost", None):
+                _forget_lost_service(logger)
+                continue
             try:
                 logger.experiment.finish(exit_code=0 if succeeded else 1)
             except Exception as error:  # closing a log must never fail the run
                 log.warning("W&B run did not close cleanly: %s", error)
+
+
+def _forget_lost_service(logger: WandbLogger) -> None:
+    """A run whose service died cannot be closed; drop W&B's connection to it instead, so the
+    process exits without W&B's own exit hook failing on it with a traceback."""
+    import wandb
+
+    run_dir = Path(logger.experiment.dir).parent
+    log.warning(
+        "W&B run %s was not closed (its service process had stopped); what it wrote is in %s",
+        logger.experiment.id,
+        run_dir,
+    )
+    try:
+        wandb.teardown()
+    except ConnectionError as error:  # the connection is the one known to be gone
+        log.debug("wandb.teardown after losing the service: %s", error)
 
 
 def _reset_wandb_service() -> None:
