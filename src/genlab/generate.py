@@ -25,6 +25,7 @@ import torch
 from genlab.checks import MAX_CLASSES, MAX_LATENT_DIM, class_names, printable
 from genlab.data.images import MAX_VERIFY_PIXELS
 from genlab.errors import GenerateError
+from genlab.export.graph_metadata import CLASS_NAMES, LATENT_DIM, NUM_CLASSES
 from genlab.export.torchscript import MAX_METADATA_CHARS  # what an export may write
 from genlab.layout import EXPORT_METADATA_ENTRY, EXPORT_ONNX, EXPORT_TORCHSCRIPT, stage_instance
 from genlab.models.standing_statistics import balanced_labels
@@ -352,19 +353,19 @@ def metadata_classes(metadata: dict[str, str], path: Path) -> list[str]:
     """The class names a conditional export's metadata declares ([] for an unconditional one,
     which declares none): ``num_classes`` in 2..MAX_CLASSES and ``class_names``, a JSON list of
     exactly that many valid names (genlab.checks.class_names: the file is someone else's)."""
-    if metadata.get("num_classes", "0").strip() == "0":
+    if metadata.get(NUM_CLASSES, "0").strip() == "0":
         return []
-    count = metadata_int(metadata, "num_classes", path, 2, MAX_CLASSES)
-    value = metadata.get("class_names", "")
+    count = metadata_int(metadata, NUM_CLASSES, path, 2, MAX_CLASSES)
+    value = metadata.get(CLASS_NAMES, "")
     wanted = f"a JSON list of {count} distinct, short, printable class names"
     if len(value) > MAX_METADATA_CHARS:
-        raise _bad_value(path, "class_names", value, wanted)
+        raise _bad_value(path, CLASS_NAMES, value, wanted)
     try:
         names = class_names(json.loads(value))
     except ValueError:
         names = None
     if names is None or len(names) != count:
-        raise _bad_value(path, "class_names", value, wanted)
+        raise _bad_value(path, CLASS_NAMES, value, wanted)
     return names
 
 
@@ -394,7 +395,7 @@ class ExportedGenerator:
         declare is range-checked here, before it sizes a tensor or a loop."""
         path = Path(path)
         run, metadata = load_graph(path, trust_torchscript=trust_torchscript)
-        metadata_int(metadata, "latent_dim", path, 1, MAX_LATENT_DIM)
+        metadata_int(metadata, LATENT_DIM, path, 1, MAX_LATENT_DIM)
         generator = cls(run, metadata, path, class_names=metadata_classes(metadata, path))
         mapping_file, synthesis_file = generator._file("mapping"), generator._file("synthesis")
         if mapping_file.is_file() and synthesis_file.is_file():
@@ -482,7 +483,7 @@ class ExportedGenerator:
 
     @property
     def latent_dim(self) -> int:
-        return int(self.metadata["latent_dim"])
+        return int(self.metadata[LATENT_DIM])
 
     @property
     def has_style_controls(self) -> bool:

@@ -227,3 +227,26 @@ def test_metadata_longer_than_generate_reads_is_refused_at_export(tmp_path):
     assert ExportedGenerator.load(tmp_path / "ok.onnx").class_names == names
     loaded = ExportedGenerator.load(tmp_path / "ok.pt", trust_torchscript=True)
     assert loaded.class_names == names
+
+
+def test_graph_metadata_round_trips_through_what_generate_reads(tmp_path):
+    """The export writes its class facts with graph_metadata; generate reads them back with
+    metadata_classes: one set of key names, so the two cannot drift apart."""
+    from genlab.export.graph_metadata import balanced_grid_size, class_facts, graph_metadata
+    from genlab.generate import metadata_classes
+
+    provenance = {"run_id": "abc", "model": "dcgan"}
+    conditional = class_facts(tiny("dcgan"), {"class_names": NAMES})
+    assert conditional == {"conditioning": "class", "num_classes": CLASSES, "class_names": NAMES}
+    written = graph_metadata(provenance, LATENT, conditional)
+    assert metadata_classes(written, tmp_path / "g.onnx") == NAMES
+    assert written["latent_dim"] == str(LATENT) and written["run_id"] == "abc"
+
+    unconditional = class_facts(tiny("dcgan", num_classes=0), {})
+    assert unconditional == {"conditioning": "none", "num_classes": 0, "class_names": []}
+    plain = graph_metadata(provenance, LATENT, unconditional)
+    assert plain == {**provenance, "latent_dim": str(LATENT)}, "no class keys when unconditional"
+    assert metadata_classes(plain, tmp_path / "g.onnx") == []
+
+    assert balanced_grid_size(64, 0) == 64
+    assert balanced_grid_size(64, 10) == 70 and balanced_grid_size(5, 10) == 10

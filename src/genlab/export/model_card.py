@@ -25,6 +25,7 @@ from genlab.checks import (
     is_number,
 )
 from genlab.credentials import TRAINED as IPTC_TRAINED
+from genlab.export.graph_metadata import NUM_CLASSES
 from genlab.io import write_text
 from genlab.layout import stage_instance
 from genlab.metric_keys import (
@@ -514,7 +515,7 @@ def _exports(export: Mapping[str, Any]) -> str:
     for fmt, label in (("onnx", "ONNX"), ("torchscript", "TorchScript")):
         entry = export.get(fmt) or {}
         rows.append(f"| {label} | {_fmt(entry.get('path'))} | {_fmt(entry.get('max_abs_diff'))} |")
-    num_classes = export.get("num_classes")
+    num_classes = export.get(NUM_CLASSES)
     if not (is_number(num_classes) and num_classes == int(num_classes) and num_classes > 0):
         return "\n".join(rows)
     top = int(num_classes) - 1

@@ -16,6 +16,7 @@ from torch import nn
 
 from genlab.checks import MAX_LATENT_DIM, require_positive
 from genlab.errors import ExportError
+from genlab.export.graph_metadata import CLASS_NAMES
 from genlab.io import atomic_path, torch_archive
 from genlab.layout import EXPORT_METADATA_ENTRY
 
@@ -73,7 +74,7 @@ def metadata_json(metadata: Mapping[str, Any] | None) -> str:
             + (
                 'shorten the dataset\'s class names (meta.json "classes"; non-ASCII letters '
                 "take 6 characters each) or use fewer classes, then re-train and export"
-                if largest == "class_names"
+                if largest == CLASS_NAMES
                 else "export a smaller model"
             )
         )

@@ -4,7 +4,6 @@ manifest beside every model file and a model card, written into the export folde
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,12 @@ from omegaconf import DictConfig
 
 from genlab import credentials, layout
 from genlab.errors import CredentialsError
+from genlab.export.graph_metadata import (
+    CLASS_NAMES,
+    balanced_grid_size,
+    class_facts,
+    graph_metadata,
+)
 from genlab.export.model_card import write_model_card
 from genlab.export.onnx import export_onnx
 from genlab.export.style_parts import export_style_parts, has_style_controls
@@ -120,30 +125,6 @@ def read_metrics(cfg: DictConfig) -> dict[str, Any] | None:
     return read_json_object(path, redo) if path.is_file() else None
 
 
-def class_facts(generator: torch.nn.Module, record: dict[str, Any]) -> dict[str, Any]:
-    """What export.json says of the classes: ``conditioning`` ("none" or "class"),
-    ``num_classes`` (0 for an unconditional generator) and ``class_names`` (from the generator
-    file's record, as load_generator validated them; [] for an unconditional one)."""
-    num_classes = int(getattr(generator, "num_classes", 0))
-    return {
-        "conditioning": "class" if num_classes else "none",
-        "num_classes": num_classes,
-        "class_names": list(record.get("class_names") or []),
-    }
-
-
-def graph_metadata(classes: dict[str, Any]) -> dict[str, str]:
-    """The class facts as graph-file metadata (strings; the names as a JSON list), for a
-    conditional generator only: an unconditional export's files stay as they were."""
-    if not classes["num_classes"]:
-        return {}
-    return {
-        "conditioning": str(classes["conditioning"]),
-        "num_classes": str(classes["num_classes"]),
-        "class_names": json.dumps(classes["class_names"], ensure_ascii=True),
-    }
-
-
 def export_graphs(
     cfg: DictConfig,
     generator: torch.nn.Module,
@@ -157,11 +138,7 @@ def export_graphs(
     parity = dict(parity_seed=cfg.export.parity_seed, atol=cfg.export.parity_atol)
     # What `genlab generate` needs besides the graph: where it came from, its input size and,
     # for a conditional generator, its classes.
-    file_metadata = {
-        **provenance,
-        "latent_dim": str(generator.latent_dim),
-        **graph_metadata(classes or {"num_classes": 0}),
-    }
+    file_metadata = graph_metadata(provenance, generator.latent_dim, classes)
     torchscript = export_torchscript(
         generator,
         generator.latent_dim,
@@ -231,9 +208,7 @@ def save_sample_grid(
     """``export.grid_images`` samples; a conditional generator's are balanced over its classes,
     one class per column (rounded up to whole rows of every class)."""
     num_classes = int(getattr(generator, "num_classes", 0))
-    count = cfg.export.grid_images
-    if num_classes:
-        count = num_classes * max(1, -(-count // num_classes))
+    count = balanced_grid_size(cfg.export.grid_images, num_classes)
     latents = torch.randn(
         count, generator.latent_dim, generator=torch.Generator().manual_seed(cfg.export.parity_seed)
     )
@@ -260,7 +235,7 @@ def model_card_facts(
         "code_version": record["code_version"],
         "config": record["config"],
         "data": record["data_meta"],
-        "class_names": summary["class_names"],
+        "class_names": summary[CLASS_NAMES],
         "metrics": metrics,
         "export": summary,
         "train": record["train"],
