@@ -67,7 +67,8 @@ MAX_LATENT_DIM = 4096
 #: model.conditioning: "class" trains on the dataset's labels (conf/model/shape/ wires the
 #: class count into the networks through the ``genlab_num_classes`` resolver), "none" ignores
 #: them.
-CONDITIONING = ("none", "class")
+UNCONDITIONAL, CLASS_CONDITIONAL = "none", "class"
+CONDITIONING = (UNCONDITIONAL, CLASS_CONDITIONAL)
 
 #: The most classes a dataset, a generator file or an export may name: far above any dataset
 #: genlab reads (CIFAR-100, ImageNet's 1,000), small enough that a class count taken from

@@ -9,7 +9,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.checks import CONDITIONING, MAX_CLASS_NAME, MAX_CLASSES, class_names
+from genlab.checks import (
+    CONDITIONING,
+    MAX_CLASS_NAME,
+    MAX_CLASSES,
+    UNCONDITIONAL,
+    class_names,
+)
 from genlab.errors import ConfigError
 from genlab.io import read_json_object
 from genlab.layout import DATA_META_FILE, RUNS_DIR, SWEEP_JOB_RUN_DIR, run_name
@@ -85,7 +91,7 @@ def dataset_num_classes(conditioning: str, data_dir: str) -> int:
         raise ConfigError(
             f"model.conditioning={conditioning!r} is not one of {', '.join(CONDITIONING)}"
         )
-    if conditioning == "none":
+    if conditioning == UNCONDITIONAL:
         return 0
     path = project_root() / data_dir / DATA_META_FILE
     if not path.is_file():

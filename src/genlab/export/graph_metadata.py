@@ -13,13 +13,12 @@ from typing import Any
 
 from torch import nn
 
+from genlab.checks import CLASS_CONDITIONAL, UNCONDITIONAL
+
 LATENT_DIM = "latent_dim"
-CONDITIONING = "conditioning"  # "class" or "none"
+CONDITIONING = "conditioning"  # checks.CONDITIONING: "class" or "none"
 NUM_CLASSES = "num_classes"  # 0 for an unconditional generator
 CLASS_NAMES = "class_names"
-
-CONDITIONED_ON_CLASS = "class"
-UNCONDITIONAL = "none"
 
 
 def class_facts(generator: nn.Module, record: dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +26,7 @@ def class_facts(generator: nn.Module, record: dict[str, Any]) -> dict[str, Any]:
     generator file's record (as load_generator validated them; [] when unconditional)."""
     num_classes = int(getattr(generator, "num_classes", 0))
     return {
-        CONDITIONING: CONDITIONED_ON_CLASS if num_classes else UNCONDITIONAL,
+        CONDITIONING: CLASS_CONDITIONAL if num_classes else UNCONDITIONAL,
         NUM_CLASSES: num_classes,
         CLASS_NAMES: list(record.get(CLASS_NAMES) or []),
     }

@@ -18,7 +18,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from genlab.checks import (
+    CLASS_CONDITIONAL,
     CONDITIONING,
+    UNCONDITIONAL,
     as_mapping,
     class_names,
     finite_number,
@@ -377,7 +379,9 @@ def _conditioning(info: Mapping[str, Any], section: Mapping[str, Any]) -> str | 
     if isinstance(given, str) and given in CONDITIONING:
         return given
     recorded = section.get("conditional")
-    return None if not isinstance(recorded, bool) else "class" if recorded else "none"
+    if not isinstance(recorded, bool):
+        return None
+    return CLASS_CONDITIONAL if recorded else UNCONDITIONAL
 
 
 def _count(value: Any) -> str:
@@ -400,12 +404,12 @@ def _classes(info: Mapping[str, Any], metrics: Mapping[str, Any]) -> str:
             f"and evaluate it (`dvc repro {stage}`) for its classes and per-class figures."
         )
     listed = ", ".join(plain_text(name) for name in names) if names else NOT_RECORDED
-    if conditioning == "class":
+    if conditioning == CLASS_CONDITIONAL:
         kind = (
             "yes: `genlab generate --class <name or index>` draws samples of one class; "
             "without it, samples cycle through the classes"
         )
-    elif conditioning == "none":
+    elif conditioning == UNCONDITIONAL:
         kind = (
             "no (model.conditioning=none): `--class` does not apply to this model; train a "
             "class-conditional variant (model.conditioning=class) to choose a sample's class"

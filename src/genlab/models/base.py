@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from genlab.checks import CONDITIONING
+from genlab.checks import CLASS_CONDITIONAL, CONDITIONING
 from genlab.errors import NonFiniteLossError
 from genlab.models.standing_statistics import balanced_labels, with_standing_statistics
 
@@ -37,7 +37,7 @@ class GenerativeModule(pl.LightningModule):
         (conf/model/shape/ wires the dataset's class count in), all 0 for "none"."""
         for key, network in networks.items():
             classes = getattr(network, "num_classes", 0)
-            if (classes > 0) != (self.conditioning == "class"):
+            if (classes > 0) != (self.conditioning == CLASS_CONDITIONAL):
                 raise ValueError(
                     f"model.conditioning={self.conditioning} but model.{key}.num_classes="
                     f"{classes}; leave num_classes to conf/model/shape/ (it follows "

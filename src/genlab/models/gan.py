@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from genlab.checks import CLASS_CONDITIONAL
 from genlab.errors import NonFiniteLossError
 from genlab.models.base import GenerativeModule
 from genlab.models.diagnostics import sample_diversity
@@ -91,7 +92,7 @@ class GANModule(GenerativeModule):
         real, labels = batch
         # A conditional GAN draws its fakes for the reals' classes: the class mix follows the
         # data, and real and fake halves of every D step (and R1 / GP) see the same labels.
-        labels = labels if self.conditioning == "class" else None
+        labels = labels if self.conditioning == CLASS_CONDITIONAL else None
         opt_g, opt_d = self.optimizers()
         z = torch.randn(real.shape[0], self.latent_dim, device=self.device)
         fake = self.generator(z) if labels is None else self.generator(z, labels)

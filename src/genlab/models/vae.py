@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from genlab.checks import CLASS_CONDITIONAL
 from genlab.models.base import GenerativeModule
 from genlab.networks.vae import ConvDecoder, ConvEncoder
 
@@ -69,7 +70,8 @@ class VAEModule(GenerativeModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         images, labels = batch
-        labels = labels if self.conditioning == "class" else None  # a CVAE: q(z|x,y), p(x|z,y)
+        # a CVAE: q(z|x,y), p(x|z,y)
+        labels = labels if self.conditioning == CLASS_CONDITIONAL else None
         mean, log_variance = self.encoder(images, labels)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_variance)  # reparameterization
         nll = self.likelihood.nll(self.decoder.decode(z, labels), images)
